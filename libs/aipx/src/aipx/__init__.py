@@ -1,0 +1,1 @@
+"""AIPX shared library: contracts (aipx.v1), settings, topics, serialization, Kafka, logging, metrics."""

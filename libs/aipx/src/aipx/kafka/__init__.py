@@ -1,0 +1,21 @@
+"""Kafka client setup: producer/consumer factories, a typed publisher, the topic bootstrap."""
+
+from aipx.kafka.clients import (
+    DeadLetterPublisher,
+    Publisher,
+    client_config,
+    consumer_config,
+    create_consumer,
+    create_producer,
+    producer_config,
+)
+
+__all__ = [
+    "DeadLetterPublisher",
+    "Publisher",
+    "client_config",
+    "consumer_config",
+    "create_consumer",
+    "create_producer",
+    "producer_config",
+]

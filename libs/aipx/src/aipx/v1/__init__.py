@@ -1,0 +1,1 @@
+"""Generated from proto/aipx/v1 by scripts/gen_proto.py. Do not edit."""
