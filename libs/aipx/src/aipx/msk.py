@@ -11,7 +11,7 @@ the exact event from records it consumed). Event shape::
 
 A partial batch response names each failed record as
 ``{"itemIdentifier": {"partition": "<topic>-<partition>", "offset": <offset>}}`` (what powertools'
-BatchProcessor(EventType.Kafka) returns); the mapping then retries from the lowest failed offset per partition.
+BatchProcessor(EventType.Kafka) returns); the mapping retries from the lowest failed offset per partition.
 """
 
 from __future__ import annotations
