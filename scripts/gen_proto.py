@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 p.unlink()
         shutil.rmtree(out_dir / "__pycache__", ignore_errors=True)
     written = generate(args.out)
-    print(f"generated {len(written)} files into {out_dir.relative_to(ROOT)}")
+    print(f"generated {len(written)} files into {out_dir}")
     return 0
 
 
