@@ -16,7 +16,7 @@ async def test_kafka_stop_and_start_keeps_records(
 ) -> None:
     if stack.mode == "external":
         pytest.fail("this test needs a stack aipx-stack controls; got AIPX_STACK_MODE=external")
-    topic = new_topic(1)
+    topic = await new_topic(1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:

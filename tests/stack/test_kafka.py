@@ -30,7 +30,7 @@ async def test_catalogue_topics_exist_with_their_partition_counts(kafka_bootstra
 
 
 async def test_new_topic_carries_records_per_key(kafka_bootstrap: str, new_topic: TopicFactory) -> None:
-    topic = new_topic(3)
+    topic = await new_topic(3)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
@@ -54,7 +54,7 @@ async def test_new_topic_carries_records_per_key(kafka_bootstrap: str, new_topic
 
 
 async def test_new_topic_has_the_requested_partitions(kafka_bootstrap: str, new_topic: TopicFactory) -> None:
-    topic = new_topic(4, config={"retention.ms": "60000"})
+    topic = await new_topic(4, config={"retention.ms": "60000"})
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
@@ -63,7 +63,7 @@ async def test_new_topic_has_the_requested_partitions(kafka_bootstrap: str, new_
     finally:
         await admin.close()
     with pytest.raises(ValueError, match="at least one partition"):
-        new_topic(0)
+        await new_topic(0)
 
 
 def test_session_exports_the_endpoints_for_aipx_settings(stack: Stack, stack_endpoints: Endpoints) -> None:

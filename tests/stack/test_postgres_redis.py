@@ -27,7 +27,7 @@ async def test_postgres_round_trip_in_the_shared_database(postgres_dsn: str) -> 
 
 
 async def test_new_database_is_private_and_keeps_exact_numerics(new_database: DatabaseFactory) -> None:
-    dsn = new_database()
+    dsn = await new_database()
     name = dsn.rsplit("/", 1)[1]
     conn = await asyncpg.connect(dsn)
     try:
@@ -42,12 +42,18 @@ async def test_new_database_is_private_and_keeps_exact_numerics(new_database: Da
         await conn.close()
 
 
-async def test_new_database_is_dropped_after_use(new_database: DatabaseFactory, postgres_dsn: str) -> None:
-    name = new_database().rsplit("/", 1)[1]
-    new_database.cleanup()
+async def test_new_database_sync_form_and_cleanup_drop(
+    new_database: DatabaseFactory, postgres_dsn: str
+) -> None:
+    # .sync() also works inside a running loop (it runs on a private loop in a worker thread).
+    name = new_database.sync("custom prefix").rsplit("/", 1)[1]
+    assert name.startswith("custom_prefix_")
     conn = await asyncpg.connect(postgres_dsn)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name) == 0
+        count = "SELECT count(*) FROM pg_database WHERE datname = $1"
+        assert await conn.fetchval(count, name) == 1
+        new_database.cleanup()
+        assert await conn.fetchval(count, name) == 0
     finally:
         await conn.close()
     new_database.created.clear()

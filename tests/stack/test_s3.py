@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 pytestmark = pytest.mark.integration
 
 
-def test_object_round_trip_in_a_new_bucket(s3_endpoint: S3Endpoint, new_bucket: BucketFactory) -> None:
-    bucket = new_bucket()
+async def test_object_round_trip_in_a_new_bucket(s3_endpoint: S3Endpoint, new_bucket: BucketFactory) -> None:
+    bucket = await new_bucket()
     client = s3_endpoint.client()
     body = os.urandom(256 * 1024)
     client.put_object(Bucket=bucket, Key="raw/2026/11/22/part-0.bin", Body=body)

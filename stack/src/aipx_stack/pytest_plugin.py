@@ -7,11 +7,12 @@ Per test: `new_topic`, `new_database`, `new_bucket` (unique names, removed after
 The stack is started idempotently and shared: it is left running after the session (several engineers and
 sessions use it) unless this session started it and AIPX_STACK_TEARDOWN=1. A component that cannot be
 provided FAILS the tests that need it, with what is missing and how to install it; nothing is skipped.
-The factories are plain callables: they work from sync and async tests alike.
+The factories are awaited in async tests (`topic = await new_topic(3)`); sync tests call `.sync(...)`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import uuid
@@ -94,26 +95,33 @@ def s3_endpoint(stack: Stack) -> S3Endpoint:
 
 
 class TopicFactory:
-    """`new_topic(partitions=1, *, prefix=None, config=None) -> name`: a fresh topic, deleted afterwards."""
+    """`await new_topic(partitions=1, *, prefix=None, config=None) -> name`: a fresh topic (replication 1).
+
+    Deleted after the test. Sync tests call `new_topic.sync(...)`.
+    """
 
     def __init__(self, bootstrap: str, slug: str) -> None:
         self.bootstrap = bootstrap
         self.slug = slug
         self.created: list[str] = []
 
-    def __call__(
+    async def __call__(
         self, partitions: int = 1, *, prefix: str | None = None, config: Mapping[str, str] | None = None
     ) -> str:
         if partitions < 1:
             raise ValueError(f"a topic needs at least one partition, got {partitions}")
         name = f"{prefix or 'test-' + self.slug}-{uuid.uuid4().hex[:10]}"
-        run_sync(lambda: self._create(name, partitions, dict(config or {})))
+        await self._create(name, partitions, dict(config or {}))
         self.created.append(name)
         return name
 
-    async def _create(self, name: str, partitions: int, config: dict[str, str]) -> None:
-        import asyncio
+    def sync(
+        self, partitions: int = 1, *, prefix: str | None = None, config: Mapping[str, str] | None = None
+    ) -> str:
+        """The same for sync code."""
+        return run_sync(lambda: self(partitions, prefix=prefix, config=config))
 
+    async def _create(self, name: str, partitions: int, config: dict[str, str]) -> None:
         from aiokafka.admin import NewTopic
 
         admin = kafka_admin(self.bootstrap, request_timeout_ms=15000)
@@ -158,22 +166,23 @@ def new_topic(stack: Stack, request: pytest.FixtureRequest) -> Iterator[TopicFac
 
 
 class DatabaseFactory:
-    """`new_database(prefix=None) -> dsn`: a fresh, empty PostgreSQL database, dropped after the test."""
+    """`await new_database(prefix=None) -> dsn`: a fresh, empty database, dropped afterwards (`.sync()`)."""
 
     def __init__(self, endpoints: Endpoints, slug: str) -> None:
         self.endpoints = endpoints
         self.slug = slug
         self.created: list[str] = []
 
-    def __call__(self, prefix: str | None = None) -> str:
+    async def __call__(self, prefix: str | None = None) -> str:
         base = re.sub(r"[^a-z0-9_]+", "_", (prefix or f"t_{self.slug}").lower())[:50]
         name = f"{base}_{uuid.uuid4().hex[:10]}"
-        self._run(f'CREATE DATABASE "{name}"')
+        await self._execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
         return self.endpoints.postgres_dsn_for(name)
 
-    def _run(self, sql: str) -> None:
-        run_sync(lambda: self._execute(sql))
+    def sync(self, prefix: str | None = None) -> str:
+        """The same for sync code."""
+        return run_sync(lambda: self(prefix))
 
     async def _execute(self, sql: str) -> None:
         import asyncpg
@@ -184,10 +193,13 @@ class DatabaseFactory:
         finally:
             await conn.close()
 
+    def _drop(self, name: str) -> None:
+        run_sync(lambda: self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
     def cleanup(self) -> None:
         for name in self.created:
             try:
-                self._run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                self._drop(name)
             except Exception as exc:
                 warnings.warn(f"could not drop test database {name}: {exc}", stacklevel=1)
 
@@ -201,7 +213,7 @@ def new_database(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Datab
 
 
 class BucketFactory:
-    """`new_bucket(prefix=None) -> name`: a fresh bucket, emptied and deleted afterwards."""
+    """`await new_bucket(prefix=None) -> name`: a fresh bucket, emptied and deleted afterwards (`.sync()`)."""
 
     def __init__(self, s3: S3Endpoint, slug: str) -> None:
         self.s3 = s3
@@ -215,7 +227,11 @@ class BucketFactory:
             self._client = self.s3.client()
         return self._client
 
-    def __call__(self, prefix: str | None = None) -> str:
+    async def __call__(self, prefix: str | None = None) -> str:
+        return await asyncio.to_thread(self.sync, prefix)
+
+    def sync(self, prefix: str | None = None) -> str:
+        """The same for sync code."""
         base = re.sub(r"[^a-z0-9-]+", "-", (prefix or f"t-{self.slug}").lower()).strip("-")[:50] or "t"
         name = f"{base}-{uuid.uuid4().hex[:10]}"
         kwargs: dict[str, Any] = {"Bucket": name}
