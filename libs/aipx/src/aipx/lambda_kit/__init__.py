@@ -1,0 +1,81 @@
+"""Common machinery for AIPX Lambda functions on Kafka (MSK event source mappings).
+
+USAGE NOTE (for function authors) -- the handler recipe::
+
+    # lambdas/<fn>/src/aipx_<fn>/handler.py -- module-level powertools objects, thin handler
+    from typing import Any
+    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from aipx.lambda_kit import KafkaBatch, MskRecord, RecordIdempotency
+    from aipx.topics import TRADING_SIGNALS
+    from aipx.v1.signals_pb2 import TradingSignal
+    from aipx_<fn> import domain
+
+    logger = Logger(service="<fn>")                    # JSON logs; correlation id set per record
+    metrics = Metrics(namespace="AIPX", service="<fn>") # CloudWatch EMF, flushed by log_metrics
+    batch = KafkaBatch("<fn>", logger=logger, metrics=metrics,
+                       idempotency=RecordIdempotency("<fn>"))   # Redis from AIPX_REDIS_URL
+
+    @batch.on(TRADING_SIGNALS, TradingSignal, idempotent=True)
+    def on_signal(signal: TradingSignal, record: MskRecord) -> None:
+        domain.assess(signal)                          # plain domain code does the work
+
+    @logger.inject_lambda_context
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return batch.process(event, context)           # {"batchItemFailures": [...]}
+
+What `batch.process` guarantees:
+- records are parsed with `aipx.msk.MskRecord` and decoded into the typed protobuf class of the route
+  (the message type must match the topic catalogue's payload; checked at registration);
+- an undecodable record (aipx.serde.DecodeError) goes to the topic's DLQ (catalogue `dlq_for`) with the
+  aipx-dlq-* error headers and counts as handled; the batch goes on;
+- any other exception fails only that record: it is listed in `batchItemFailures` as
+  {"itemIdentifier": {"partition": "<topic>-<partition>", "offset": N}} and retried by the mapping;
+- `idempotent=True` routes run at most once per key (the `aipx-event-id` header, else
+  topic-partition-offset) through powertools idempotency on Redis; the callback's return value must then be
+  JSON-serializable (return None if you have nothing to keep);
+- logs carry the correlation id (`aipx-trace-id`, else `aipx-event-id`, else the record coordinates).
+
+Async work (publishing, Redis) from a sync handler: `default_runtime().run(coro)` executes on one
+persistent event loop per process, so clients started once are reused across warm invocations;
+`await runtime.publisher()` / `await runtime.producer()` give the shared, lazily-started Kafka producer
+(settings from AIPX_KAFKA_*). Tests: call the handler with `aipx.msk.build_event([...])` and
+`FakeLambdaContext("<fn>")`; point the default runtime elsewhere with
+`set_default_runtime(AsyncRuntime(...))`.
+
+A handler serves one invocation at a time per process (as in Lambda): `KafkaBatch` and powertools' Metrics
+keep per-invocation state; the local runner (lambdas/runner) invokes each function from one worker thread.
+"""
+
+from aipx.lambda_kit.batch import (
+    DeadLettered,
+    KafkaBatch,
+    PartialBatchResponse,
+    Route,
+    UnroutedTopicError,
+    correlation_id,
+    dead_letter,
+)
+from aipx.lambda_kit.context import FakeLambdaContext
+from aipx.lambda_kit.idempotency import RecordIdempotency, idempotency_key, redis_persistence
+from aipx.lambda_kit.runtime import AsyncRuntime, default_runtime, set_default_runtime
+from aipx.msk import MskRecord
+
+__all__ = [
+    "AsyncRuntime",
+    "DeadLettered",
+    "FakeLambdaContext",
+    "KafkaBatch",
+    "MskRecord",
+    "PartialBatchResponse",
+    "RecordIdempotency",
+    "Route",
+    "UnroutedTopicError",
+    "correlation_id",
+    "dead_letter",
+    "default_runtime",
+    "idempotency_key",
+    "redis_persistence",
+    "set_default_runtime",
+]
