@@ -1,0 +1,1 @@
+"""Adapters of the strategy function: Redis state store."""
