@@ -1,0 +1,1 @@
+"""AIPX market-data ingestion: exchange WebSocket feeds -> normalized protobuf envelopes -> Kafka."""

@@ -1,0 +1,1 @@
+"""AIPX exchange simulator: Binance and Bybit v5 public market-data feeds with fault injection."""

@@ -1,0 +1,485 @@
+"""The simulator: WebSocket feeds (Binance combined streams, Bybit v5 public), the Binance REST depth
+snapshot, and a control API for fault injection and statistics.
+
+WebSocket paths: /binance/stream (or /stream; `?streams=a/b` subscribes at connect), /binance/ws (raw
+frames), /bybit/v5/public/spot and /bybit/v5/public/linear. REST: GET /api/v3/depth, /api/v3/exchangeInfo,
+/api/v3/ping. Control: POST /control/{drop,duplicate,malformed,disconnect,stall,snapshot_failures,rate,clear}
+with a JSON body, GET /control/stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from aiohttp import web
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from aipx_exchange_sim import binance, bybit
+from aipx_exchange_sim.faults import Faults, malformed_frames
+from aipx_exchange_sim.market import SymbolMarket
+from aipx_exchange_sim.settings import SimSettings
+
+log = logging.getLogger(__name__)
+
+_conn_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Client:
+    """One connected WebSocket client with its subscriptions and outgoing queue."""
+
+    venue: str
+    ws: ServerConnection
+    raw: bool
+    queue: asyncio.Queue[str]
+    subscriptions: set[str] = field(default_factory=set)
+    conn_id: str = field(default_factory=lambda: f"sim-{next(_conn_ids)}")
+
+
+class ExchangeSimulator:
+    """Serves simulated venue feeds; `start()` binds the ports (0 = any free port), `stop()` closes."""
+
+    def __init__(self, settings: SimSettings | None = None) -> None:
+        self.settings = settings or SimSettings()
+        self.rng = random.Random(self.settings.seed)
+        self.markets: dict[str, SymbolMarket] = {}
+        for symbol in self.settings.symbols:
+            base, quote = symbol.split("-")
+            market = SymbolMarket.create(base, quote, self.rng, self.settings.book_levels)
+            self.markets[market.venue_symbol] = market
+        self._market_list = list(self.markets.values())
+        self.rate = self.settings.rate
+        self.faults = Faults()
+        self.stats: Counter[str] = Counter()
+        self.clients: set[Client] = set()
+        self._subscribers: dict[str, set[Client]] = {}
+        self._bybit_ids: dict[str, int] = {}  # topic -> last update id pushed
+        self._malformed = {v: malformed_frames(v) for v in (binance.VENUE, bybit.VENUE)}
+        self._canned: dict[str, bytes] = {}
+        self._ws_server: Server | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ws_port = 0
+        self.rest_port = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        self._ws_server = await serve(
+            self._serve_client, s.host, s.ws_port, compression=None, max_size=2**20, ping_interval=20
+        )
+        self.ws_port = next(iter(self._ws_server.sockets)).getsockname()[1]
+        app = web.Application()
+        app.router.add_get("/api/v3/depth", self._depth)
+        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
+        app.router.add_get("/api/v3/ping", self._ping)
+        app.router.add_get("/control/stats", self._stats)
+        app.router.add_post("/control/{action}", self._control)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.host, s.rest_port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.rest_port = sockets[0].getsockname()[1] if sockets else s.rest_port
+        if s.replay_file:
+            self._tasks.append(asyncio.create_task(self._replay(Path(s.replay_file)), name="sim-replay"))
+        else:
+            self._tasks.append(asyncio.create_task(self._generate(), name="sim-generate"))
+            self._tasks.append(asyncio.create_task(self._push_depth(), name="sim-depth"))
+            self._tasks.append(asyncio.create_task(self._push_klines(), name="sim-klines"))
+        log.info(
+            "exchange simulator on ws://%s:%d (REST %d), %d symbols, rate %s/s",
+            s.host,
+            self.ws_port,
+            self.rest_port,
+            len(self.markets),
+            self.rate or "max",
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._ws_server is not None:
+            self._ws_server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ws_server.wait_closed(), 5)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.settings.host}:{self.ws_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.settings.host}:{self.rest_port}"
+
+    # -- clients -----------------------------------------------------------------------------------------
+
+    async def _serve_client(self, ws: ServerConnection) -> None:
+        target = urlsplit(ws.request.path if ws.request else "/")
+        path = target.path.rstrip("/")
+        if path.startswith("/bybit/"):
+            venue, raw = bybit.VENUE, False
+        elif path in ("/binance/stream", "/stream", "/binance/ws", "/ws") or path.startswith("/ws/"):
+            venue, raw = binance.VENUE, path.endswith("/ws") or path.startswith("/ws/")
+        else:
+            await ws.close(1008, f"unknown path {path[:50]}")
+            return
+        client = Client(venue, ws, raw, asyncio.Queue(self.settings.client_queue))
+        self.clients.add(client)
+        self.stats[f"{venue}.connections"] += 1
+        if venue == binance.VENUE:
+            streams = parse_qs(target.query).get("streams", [""])[0]
+            for stream in filter(None, streams.split("/")):
+                self._subscribe(client, stream)
+        writer = asyncio.create_task(self._write(client))
+        try:
+            async for message in ws:
+                self._on_request(client, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            writer.cancel()
+            self.clients.discard(client)
+            for stream in client.subscriptions:
+                self._subscribers.get(stream, set()).discard(client)
+
+    async def _write(self, client: Client) -> None:
+        queue, ws = client.queue, client.ws
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.send(await queue.get())
+
+    def _subscribe(self, client: Client, stream: str) -> None:
+        client.subscriptions.add(stream)
+        self._subscribers.setdefault(stream, set()).add(client)
+
+    def _on_request(self, client: Client, message: str | bytes) -> None:
+        if client.venue == binance.VENUE:
+            reply, added, removed = binance.handle_request(message, client.subscriptions)
+        else:
+            reply, added, removed = bybit.handle_request(message, client.subscriptions, client.conn_id)
+        self._enqueue(client, reply)
+        for stream in removed:
+            self._subscribers.get(stream, set()).discard(client)
+        for stream in added:
+            self._subscribe(client, stream)
+            if client.venue == bybit.VENUE and stream.startswith("orderbook."):
+                self._bybit_snapshot(client, stream)
+
+    def _enqueue(self, client: Client, frame: str) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # replies are few; a client this far behind is stuck
+            client.queue.put_nowait(frame)
+
+    def _bybit_snapshot(self, client: Client, topic: str) -> None:
+        _, depth_text, symbol = topic.split(".", 2)
+        market = self.markets.get(symbol)
+        if market is None or not depth_text.isdigit():
+            return
+        depth = int(depth_text)
+        bids, asks = market.top(depth)
+        update_id = self._bybit_ids.setdefault(topic, 1)
+        msg = bybit.book(
+            market, depth, "snapshot", update_id, levels=(bids, asks), now_ms=int(time.time() * 1000)
+        )
+        # Enqueued in the same step as the subscription: no delta can slip in before the snapshot.
+        self._enqueue(client, bybit.frame(msg))
+
+    # -- publishing --------------------------------------------------------------------------------------
+
+    async def _publish(self, venue: str, stream: str, build: Callable[..., str], *args: Any) -> None:
+        """Send build(*args) to the subscribers of `stream` (built only if anyone listens), with faults."""
+        clients = self._subscribers.get(stream)
+        if not clients:
+            return
+        copies = self.faults.copies(venue, stream) if self.faults.active else 1
+        if copies == 0:
+            self.stats[f"{venue}.dropped"] += 1
+            return
+        frame = build(*args)
+        if copies == 2:
+            self.stats[f"{venue}.duplicated"] += 1
+        for client in list(clients):
+            for _ in range(copies):
+                if client.queue.full():
+                    await client.queue.put(frame)  # backpressure from a slow client
+                else:
+                    client.queue.put_nowait(frame)
+        self.stats[f"{venue}.frames"] += len(clients) * copies
+
+    async def _inject_malformed(self) -> None:
+        for venue in (binance.VENUE, bybit.VENUE):
+            count = self.faults.take_malformed(venue)
+            frames = self._malformed[venue]
+            for _ in range(count):
+                frame = next(frames)
+                for client in [c for c in self.clients if c.venue == venue]:
+                    await client.queue.put(frame)
+                self.stats[f"{venue}.malformed"] += 1
+
+    async def _publish_trade(self, market: SymbolMarket, now_ms: int) -> None:
+        trade, top_changed = market.step_trade(now_ms)
+        streams = binance.streams(market)
+        await self._publish(
+            binance.VENUE,
+            streams["trade"],
+            lambda: binance.combined(streams["trade"], binance.trade(market, trade, now_ms)),
+        )
+        await self._publish(
+            binance.VENUE,
+            streams["aggTrade"],
+            lambda: binance.combined(streams["aggTrade"], binance.agg_trade(market, trade, now_ms)),
+        )
+        topic = f"publicTrade.{market.venue_symbol}"
+        await self._publish(
+            bybit.VENUE, topic, lambda: bybit.frame(bybit.public_trade(market, trade, now_ms))
+        )
+        if top_changed:
+            await self._publish_top(market, now_ms)
+
+    async def _publish_top(self, market: SymbolMarket, now_ms: int) -> None:
+        stream = f"{market.venue_symbol.lower()}@bookTicker"
+        await self._publish(
+            binance.VENUE, stream, lambda: binance.combined(stream, binance.book_ticker(market))
+        )
+        topic = f"orderbook.1.{market.venue_symbol}"
+        if self._subscribers.get(topic):
+            update_id = self._bybit_ids[topic] = self._bybit_ids.get(topic, 1) + 1
+            bid, ask = market.best_bid, market.best_ask
+            levels = ([(bid, market.bids.get(bid, 0))], [(ask, market.asks.get(ask, 0))])
+            msg = bybit.book(market, 1, "delta", update_id, levels=levels, now_ms=now_ms)
+            await self._publish(bybit.VENUE, topic, bybit.frame, msg)
+
+    async def step(self, now_ms: int) -> None:
+        """One market event on a random symbol: a trade (45%) or a book change."""
+        market = self._market_list[self.rng.randrange(len(self._market_list))]
+        if self.rng.random() < 0.45:
+            await self._publish_trade(market, now_ms)
+        elif market.step_book():
+            await self._publish_top(market, now_ms)
+        self.stats["events"] += 1
+
+    async def _generate(self) -> None:
+        started = time.monotonic()
+        produced = 0
+        while True:
+            if (stall := self.faults.stalled()) > 0:
+                await asyncio.sleep(stall)
+                started, produced = time.monotonic(), 0
+                continue
+            if self.faults.malformed:
+                await self._inject_malformed()
+            if self.rate <= 0:
+                due = 64
+            else:
+                due = min(int((time.monotonic() - started) * self.rate) - produced, 1_000)
+                if due <= 0:
+                    await asyncio.sleep(max(0.001, min(0.05, 1 / self.rate)))
+                    continue
+            now_ms = int(time.time() * 1000)
+            for _ in range(due):
+                await self.step(now_ms)
+            produced += due
+            if self.rate <= 0:
+                await asyncio.sleep(0)
+
+    async def _push_depth(self) -> None:
+        interval = self.settings.depth_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            if self.faults.stalled():
+                continue
+            now_ms = int(time.time() * 1000)
+            for market in self._market_list:
+                diff = market.take_diff(now_ms)
+                if diff is None:
+                    continue
+                stream = f"{market.venue_symbol.lower()}@depth@100ms"
+                await self._publish(
+                    binance.VENUE, stream, _binance, stream, binance.depth_update, market, diff
+                )
+                topic = f"orderbook.{bybit.BOOK_DEPTH}.{market.venue_symbol}"
+                if self._subscribers.get(topic):
+                    update_id = self._bybit_ids[topic] = self._bybit_ids.get(topic, 1) + 1
+                    levels = (diff.bids, diff.asks)
+                    msg = bybit.book(
+                        market, bybit.BOOK_DEPTH, "delta", update_id, levels=levels, now_ms=now_ms
+                    )
+                    await self._publish(bybit.VENUE, topic, bybit.frame, msg)
+
+    async def _push_klines(self) -> None:
+        interval = self.settings.kline_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            if self.faults.stalled():
+                continue
+            now_ms = int(time.time() * 1000)
+            for market in self._market_list:
+                candle, closed = market.current_candle(now_ms)
+                stream = f"{market.venue_symbol.lower()}@kline_1m"
+                args = (market, candle, closed, now_ms)
+                await self._publish(binance.VENUE, stream, _binance, stream, binance.kline, *args)
+                await self._publish(bybit.VENUE, f"kline.1.{market.venue_symbol}", _bybit, bybit.kline, *args)
+
+    async def _replay(self, path: Path) -> None:
+        """Replay a JSON-lines recording: {"venue", "stream", "frame" (object or text), "delay_ms"}; lines
+        with "rest" and "body" register canned REST answers (e.g. "/api/v3/depth?symbol=BTCUSDT")."""
+        speed = self.settings.replay_speed
+        with path.open("rb") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = orjson.loads(line)
+                    if "rest" in entry:
+                        self._canned[str(entry["rest"])] = orjson.dumps(entry["body"])
+                        continue
+                    venue, stream, frame = str(entry["venue"]), entry.get("stream"), entry["frame"]
+                except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                    log.warning("replay %s:%d skipped: %s", path, number, exc)
+                    continue
+                delay = float(entry.get("delay_ms", 0)) / 1000
+                if delay and speed:
+                    await asyncio.sleep(delay / speed)
+                text = frame if isinstance(frame, str) else orjson.dumps(frame).decode()
+                if stream is None:
+                    for client in [c for c in self.clients if c.venue == venue]:
+                        await client.queue.put(text)
+                else:
+                    await self._publish(venue, str(stream), str, text)
+                self.stats["replayed"] += 1
+        log.info("replay of %s finished (%d frames)", path, self.stats["replayed"])
+
+    # -- faults ------------------------------------------------------------------------------------------
+
+    async def disconnect(self, venue: str | None = None, *, abort: bool = False) -> int:
+        """Close every client connection (of `venue`); abort=True drops TCP without a close handshake."""
+        victims = [c for c in self.clients if venue is None or c.venue == venue]
+        for client in victims:
+            if abort:
+                client.ws.transport.abort()
+            else:
+                await client.ws.close(1001, "simulator disconnect")
+        self.stats["disconnects"] += len(victims)
+        return len(victims)
+
+    # -- REST --------------------------------------------------------------------------------------------
+
+    async def _depth(self, request: web.Request) -> web.Response:
+        canned = self._canned.get(request.path_qs)
+        if canned is not None:
+            return web.Response(body=canned, content_type="application/json")
+        symbol = request.query.get("symbol", "")
+        market = self.markets.get(symbol)
+        if market is None:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        if self.faults.snapshot_failures > 0:
+            self.faults.snapshot_failures -= 1
+            return web.json_response(
+                {"code": -1003, "msg": "Too many requests."}, status=429, headers={"Retry-After": "1"}
+            )
+        try:
+            limit = min(5000, max(1, int(request.query.get("limit", "100"))))
+        except ValueError:
+            return web.json_response(
+                {"code": -1100, "msg": "Illegal characters in parameter 'limit'."}, status=400
+            )
+        self.stats["snapshots"] += 1
+        return web.Response(body=binance.depth_snapshot(market, limit), content_type="application/json")
+
+    async def _exchange_info(self, _: web.Request) -> web.Response:
+        symbols = [
+            {
+                "symbol": m.venue_symbol,
+                "status": "TRADING",
+                "baseAsset": m.base,
+                "quoteAsset": m.quote,
+                "baseAssetPrecision": 8,
+                "quoteAssetPrecision": 8,
+                "orderTypes": ["LIMIT", "MARKET"],
+                "isSpotTradingAllowed": True,
+                "permissions": ["SPOT"],
+                "filters": [],
+            }
+            for m in self._market_list
+        ]
+        return web.json_response(
+            {
+                "timezone": "UTC",
+                "serverTime": int(time.time() * 1000),
+                "symbols": symbols,
+                "rateLimits": [],
+                "exchangeFilters": [],
+            }
+        )
+
+    async def _ping(self, _: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def _stats(self, _: web.Request) -> web.Response:
+        return web.json_response({**self.stats, "clients": len(self.clients), "rate": self.rate})
+
+    async def _control(self, request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        try:
+            body: dict[str, Any] = await request.json() if request.can_read_body else {}
+            if not isinstance(body, dict):
+                raise TypeError("body must be a JSON object")
+            result = await self.control(action, body)
+        except (ValueError, TypeError, KeyError) as exc:
+            return web.json_response({"ok": False, "error": f"{type(exc).__name__}: {exc}"}, status=400)
+        return web.json_response({"ok": True, **result})
+
+    async def control(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply a control action (the HTTP API calls this; tests may call it directly)."""
+        venue = body.get("venue")
+        stream = body.get("stream")
+        if action == "drop":
+            self.faults.drop(int(body.get("count", 1)), venue, stream)
+        elif action == "duplicate":
+            self.faults.duplicate(int(body.get("count", 1)), venue, stream)
+        elif action == "malformed":
+            for v in [venue] if venue else [binance.VENUE, bybit.VENUE]:
+                self.faults.add_malformed(int(body.get("count", 1)), v)
+        elif action == "disconnect":
+            return {"disconnected": await self.disconnect(venue, abort=bool(body.get("abort", False)))}
+        elif action == "stall":
+            self.faults.stall(float(body["seconds"]))
+        elif action == "snapshot_failures":
+            self.faults.snapshot_failures += int(body.get("count", 1))
+        elif action == "rate":
+            rate = float(body["rate"])
+            if rate < 0:
+                raise ValueError("rate must be >= 0")
+            self.rate = rate
+        elif action == "clear":
+            self.faults.clear()
+        else:
+            raise KeyError(f"unknown action {action!r}")
+        return {}
+
+
+def _binance(stream: str, build: Callable[..., dict[str, Any]], *args: Any) -> str:
+    return binance.combined(stream, build(*args))
+
+
+def _bybit(build: Callable[..., dict[str, Any]], *args: Any) -> str:
+    return bybit.frame(build(*args))

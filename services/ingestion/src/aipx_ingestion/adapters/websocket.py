@@ -1,0 +1,251 @@
+"""WebSocket connection management for one venue connection (a fixed set of streams).
+
+- reconnect with exponential backoff, jitter and a cap (domain.backoff);
+- WebSocket ping/pong keepalive (the library answers the venue's pings; ours detect dead peers), plus the
+  venue's application-level ping where it needs one (Bybit);
+- a stale-feed watchdog: no frame at all for `stale_after_s` while the reader is not held back by our own
+  backpressure -> the connection is dropped and reopened;
+- proactive rotation before the venue's connection lifetime (Binance: 24 h): make-before-break, the new
+  connection is opened and subscribed before the old one is closed (the normalizer drops the overlap);
+- staggered subscribe requests (venues limit incoming messages per second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from aipx_ingestion.domain.backoff import backoff_delay
+from aipx_ingestion.metrics import IngestionMetrics
+from aipx_ingestion.venues.base import FeedAdapter
+
+log = logging.getLogger(__name__)
+
+FrameHandler = Callable[[str | bytes, int], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPolicy:
+    """Timing rules of a connection (from IngestionSettings)."""
+
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    open_timeout_s: float = 10.0
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 60.0
+    stale_after_s: float = 30.0
+    rotate_after_s: float | None = None
+    subscribe_interval_s: float = 0.25
+    max_frame_bytes: int = 8 * 1024 * 1024
+
+
+class _Session:
+    """One open WebSocket with its reader, pinger and watchdog."""
+
+    def __init__(self, ws: ClientConnection, owner: FeedConnection) -> None:
+        self.ws = ws
+        self.owner = owner
+        self.opened = time.monotonic()
+        self.last_frame = self.opened
+        self.in_handler = False
+        self.end_reason = "closed"
+        self.tasks: list[asyncio.Task[None]] = []
+        self.done = asyncio.Event()
+
+    def start(self) -> None:
+        self.tasks.append(asyncio.create_task(self._read(), name=f"{self.owner.name}-read"))
+        self.tasks.append(asyncio.create_task(self._watch(), name=f"{self.owner.name}-watch"))
+        if self.owner.adapter.app_ping_interval_s:
+            self.tasks.append(asyncio.create_task(self._app_ping(), name=f"{self.owner.name}-ping"))
+
+    def end(self, reason: str) -> None:
+        if not self.done.is_set():
+            self.end_reason = reason
+            self.done.set()
+
+    async def _read(self) -> None:
+        handler = self.owner.on_frame
+        try:
+            async for frame in self.ws:
+                now = time.monotonic()
+                self.last_frame = now
+                self.in_handler = True
+                await handler(frame, time.time_ns())
+                self.in_handler = False
+            self.end("closed_by_venue")
+        except ConnectionClosed as exc:
+            self.end(f"closed_{exc.rcvd.code if exc.rcvd else 'abnormally'}")
+        except Exception:  # a bug in a handler must not kill the feed silently: log, reconnect
+            log.exception("%s: frame handler failed", self.owner.name)
+            self.end("handler_error")
+
+    async def _watch(self) -> None:
+        policy = self.owner.policy
+        tick = min(1.0, policy.stale_after_s / 4)
+        while not self.done.is_set():
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            if self.in_handler:
+                # Held back by our own backpressure: the venue is not stale, we are not reading.
+                self.last_frame = now
+            elif now - self.last_frame > policy.stale_after_s:
+                log.warning("%s: no frame for %.1fs, reconnecting", self.owner.name, now - self.last_frame)
+                self.end("stale")
+            if policy.rotate_after_s is not None and now - self.opened > policy.rotate_after_s:
+                self.end("rotate")
+
+    async def _app_ping(self) -> None:
+        interval = self.owner.adapter.app_ping_interval_s or 20.0
+        while not self.done.is_set():
+            await asyncio.sleep(interval)
+            ping = self.owner.adapter.app_ping()
+            if ping is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await self.ws.send(ping)
+
+    async def close(self) -> None:
+        self.end(self.end_reason)
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*(t for t in self.tasks if t is not current), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(), timeout=2.0)
+
+
+class FeedConnection:
+    """Keeps one logical venue connection (its streams subscribed) alive until stopped."""
+
+    def __init__(
+        self,
+        adapter: FeedAdapter,
+        streams: Sequence[str],
+        *,
+        on_frame: FrameHandler,
+        on_connect: Callable[[FeedConnection], None],
+        policy: ConnectionPolicy,
+        metrics: IngestionMetrics,
+        name: str,
+    ) -> None:
+        self.adapter = adapter
+        self.streams = list(streams)
+        self.on_frame = on_frame
+        self.on_connect = on_connect
+        self.policy = policy
+        self.metrics = metrics
+        self.name = name
+        self.connected = False
+        self.connects = 0
+        self._session: _Session | None = None
+        self._stopping = asyncio.Event()
+
+    async def _open(self) -> _Session:
+        ws = await connect(
+            self.adapter.connection_url(self.streams),
+            open_timeout=self.policy.open_timeout_s,
+            ping_interval=self.policy.ping_interval_s,
+            ping_timeout=self.policy.ping_timeout_s,
+            close_timeout=2.0,
+            max_size=self.policy.max_frame_bytes,
+            max_queue=1024,
+            compression=None,
+            proxy=None,
+        )
+        session = _Session(ws, self)
+        # Start reading before subscribing: acknowledgements and data may arrive between the requests.
+        session.start()
+        self.on_connect(self)
+        for i, message in enumerate(self.adapter.subscribe_messages(self.streams)):
+            if i and self.policy.subscribe_interval_s:
+                await asyncio.sleep(self.policy.subscribe_interval_s)
+            await ws.send(message)
+        return session
+
+    def _count(self, reason: str) -> None:
+        self.metrics.reconnects.labels(self.adapter.name, reason).inc()
+
+    async def run(self) -> None:
+        """Connect, and reconnect or rotate as needed, until stop() is called."""
+        attempt = 0
+        previous: _Session | None = None  # kept open while its replacement is being opened (rotation)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    session = await self._open()
+                except (OSError, TimeoutError, WebSocketException) as exc:
+                    attempt += 1
+                    delay = backoff_delay(
+                        attempt, initial=self.policy.reconnect_initial_s, cap=self.policy.reconnect_max_s
+                    )
+                    log.warning("%s: connect failed (%s); retry %d in %.2fs", self.name, exc, attempt, delay)
+                    self._count("connect_failed")
+                    await self._sleep(delay)
+                    continue
+                if previous is not None:
+                    await previous.close()
+                    previous = None
+                    self.metrics.connections.labels(self.adapter.name).dec()
+                attempt = 0
+                self.connects += 1
+                self._session = session
+                self.connected = True
+                self.metrics.connections.labels(self.adapter.name).inc()
+                stop_wait = asyncio.create_task(self._stopping.wait())
+                done_wait = asyncio.create_task(session.done.wait())
+                await asyncio.wait({stop_wait, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+                stop_wait.cancel()
+                done_wait.cancel()
+                if self._stopping.is_set():
+                    break
+                reason = session.end_reason
+                self._count(reason)
+                if reason == "rotate":
+                    log.info("%s: rotating connection before the venue's lifetime limit", self.name)
+                    previous = session
+                    continue
+                self.connected = False
+                self.metrics.connections.labels(self.adapter.name).dec()
+                self._session = None
+                await session.close()
+                log.warning("%s: connection ended (%s); reconnecting", self.name, reason)
+                await self._sleep(
+                    backoff_delay(1, initial=self.policy.reconnect_initial_s, cap=self.policy.reconnect_max_s)
+                )
+        finally:
+            open_sessions = {id(s): s for s in (previous, self._session) if s is not None}
+            for s in open_sessions.values():
+                await s.close()
+                self.metrics.connections.labels(self.adapter.name).dec()
+            self._session = None
+            self.connected = False
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def send(self, message: str) -> bool:
+        """Send a request on the current connection; False if there is none."""
+        session = self._session
+        if session is None:
+            return False
+        try:
+            await session.ws.send(message)
+        except ConnectionClosed:
+            return False
+        return True
+
+    async def drop(self, reason: str = "requested") -> None:
+        """Close the current connection; run() reconnects."""
+        if self._session is not None:
+            self._session.end(reason)
+
+    def stop(self) -> None:
+        self._stopping.set()

@@ -1,0 +1,324 @@
+"""One venue's feed: frames in, envelopes out, with the venue's books kept consistent.
+
+`VenueFeed` parses each frame with the venue adapter, hands events to the per-instrument normalizers (pure
+domain code), puts the resulting envelopes into the Kafka sink (waiting when it is full), and acts on what the
+normalizers ask for: a REST snapshot or a resubscription to resynchronise a book. It also resubscribes
+streams that fell silent and counts everything in the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aipx.logs import SampledLogger
+from aipx.topics import MARKET_DATA_RAW, catalogue
+
+from aipx_ingestion.adapters.kafka import KafkaSink, Outgoing
+from aipx_ingestion.adapters.rest import SnapshotClient, SnapshotError
+from aipx_ingestion.adapters.websocket import ConnectionPolicy, FeedConnection
+from aipx_ingestion.domain.backoff import backoff_delay
+from aipx_ingestion.domain.errors import MalformedFrameError
+from aipx_ingestion.domain.events import (
+    CandleEvent,
+    ControlEvent,
+    DepthDiff,
+    DepthSnapshot,
+    QuoteEvent,
+    TradeEvent,
+)
+from aipx_ingestion.domain.normalizer import Drop, InstrumentNormalizer, Outcome, Stream
+from aipx_ingestion.metrics import IngestionMetrics
+from aipx_ingestion.venues.base import FeedAdapter
+
+log = logging.getLogger(__name__)
+
+_EVENT_TYPES: dict[type, str] = {
+    TradeEvent: "trade",
+    QuoteEvent: "quote",
+    DepthDiff: "book_delta",
+    DepthSnapshot: "book_snapshot",
+    CandleEvent: "candle",
+}
+_RESYNC_RETRY_S = 10.0
+_MAINTENANCE_S = 1.0
+
+
+class VenueFeed:
+    """Connections, normalizers and book resynchronisation of one venue."""
+
+    def __init__(
+        self,
+        adapter: FeedAdapter,
+        *,
+        sink: KafkaSink,
+        metrics: IngestionMetrics,
+        policy: ConnectionPolicy,
+        snapshots: SnapshotClient | None,
+        sequence_start: int,
+        streams_per_connection: int = 200,
+        stale_stream_after_s: float = 120.0,
+        book_snapshot_interval_s: float = 60.0,
+        snapshot_depth: int = 1000,
+        log_sample_every: int = 1000,
+    ) -> None:
+        self.adapter = adapter
+        self.venue = adapter.name
+        self.sink = sink
+        self.metrics = metrics
+        self.policy = policy
+        self.snapshots = snapshots
+        self.stale_stream_after_s = stale_stream_after_s
+        self._malformed_log = SampledLogger(log, every=log_sample_every)
+        spec = catalogue().get(MARKET_DATA_RAW)
+        self.normalizers: dict[str, InstrumentNormalizer] = {}
+        self._keys: dict[str, bytes] = {}
+        for symbol in adapter.symbols.canonical_symbols():
+            venue_symbol = adapter.symbols.venue(symbol)
+            self.normalizers[venue_symbol] = InstrumentNormalizer(
+                self.venue,
+                symbol,
+                venue_symbol,
+                book=adapter.book_sync(),
+                bbo=adapter.bbo_sync(),
+                sequence_start=sequence_start,
+                snapshot_interval_ns=int(book_snapshot_interval_s * 1e9),
+                snapshot_depth=snapshot_depth,
+            )
+            self._keys[venue_symbol] = spec.key_for(venue=self.venue, symbol=symbol)
+        self.streams = adapter.streams()
+        self.connections = self._plan_connections(streams_per_connection)
+        self._stream_connection = {s: c for c in self.connections for s in c.streams}
+        self._last_seen: dict[str, float] = {}
+        self._unsynced_since: dict[str, float] = {}
+        self._resyncing: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._in: dict[str, Any] = {}
+        self._dup: dict[str, Any] = {}
+
+    def _plan_connections(self, streams_per_connection: int) -> list[FeedConnection]:
+        """Group streams into connections, all streams of one symbol on the same connection."""
+        limit = max(1, min(streams_per_connection, self.adapter.max_streams_per_connection))
+        by_symbol: dict[str, list[str]] = {}
+        for stream, venue_symbol in self.streams.items():
+            by_symbol.setdefault(venue_symbol, []).append(stream)
+        groups: list[list[str]] = [[]]
+        for streams in by_symbol.values():
+            if groups[-1] and len(groups[-1]) + len(streams) > limit:
+                groups.append([])
+            groups[-1].extend(streams)
+        return [
+            FeedConnection(
+                self.adapter,
+                group,
+                on_frame=self.on_frame,
+                on_connect=self._on_connect,
+                policy=self.policy,
+                metrics=self.metrics,
+                name=f"{self.venue}-{i}",
+            )
+            for i, group in enumerate(groups)
+            if group
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the connections (staggered) and start the maintenance loop."""
+        for i, connection in enumerate(self.connections):
+            if i and self.policy.subscribe_interval_s:
+                await asyncio.sleep(self.policy.subscribe_interval_s)
+            self._tasks.append(asyncio.create_task(connection.run(), name=connection.name))
+        self._tasks.append(asyncio.create_task(self._maintain(), name=f"{self.venue}-maintenance"))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for connection in self.connections:
+            connection.stop()
+        for task in self._tasks:
+            if task.get_name().endswith("-maintenance") or task.get_name().startswith("resync-"):
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    @property
+    def connected(self) -> bool:
+        return all(c.connected for c in self.connections)
+
+    # -- frames ------------------------------------------------------------------------------------------
+
+    async def on_frame(self, frame: str | bytes, recv_ns: int) -> None:
+        """Handle one frame from any of this venue's connections."""
+        try:
+            parsed = self.adapter.parse(frame)
+        except MalformedFrameError as exc:
+            self._malformed(exc.reason, exc, frame)
+            return
+        if parsed.stream is not None:
+            self._last_seen[parsed.stream] = time.monotonic()
+        for event in parsed.events:
+            if isinstance(event, ControlEvent):
+                if not event.ok:
+                    log.warning("%s: venue reported an error on %s: %s", self.venue, event.kind, event.detail)
+                continue
+            normalizer = self.normalizers.get(event.venue_symbol)
+            if normalizer is None:
+                self._malformed("unknown_symbol", f"symbol {event.venue_symbol[:40]!r} not subscribed", frame)
+                continue
+            kind = _EVENT_TYPES[type(event)]
+            counter = self._in.get(kind)
+            if counter is None:
+                counter = self._in[kind] = self.metrics.messages_in.labels(self.venue, kind)
+            counter.inc()
+            outcome = normalizer.on_event(event, recv_ns)
+            await self._handle(normalizer, outcome, kind)
+
+    def _malformed(self, reason: str, detail: object, frame: str | bytes) -> None:
+        self.metrics.malformed.labels(self.venue, reason).inc()
+        self._malformed_log.warning(
+            "%s: skipped frame (%s): %s; frame starts %r", self.venue, reason, detail, frame[:120]
+        )
+
+    async def _handle(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
+        await self._publish(normalizer, outcome, kind)
+        if outcome.resync is not None:
+            self._start_resync(normalizer, outcome.resync, after_gap=bool(outcome.gaps))
+
+    async def _publish(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
+        if outcome.dropped is Drop.DUPLICATE:
+            counter = self._dup.get(kind)
+            if counter is None:
+                counter = self._dup[kind] = self.metrics.duplicates.labels(self.venue, kind)
+            counter.inc()
+        elif outcome.dropped is Drop.UNSYNCED:
+            self.metrics.unsynced.labels(self.venue).inc()
+        for stream in outcome.gaps:
+            self.metrics.gaps.labels(self.venue, stream.value).inc()
+            log.warning("%s %s: %s gap", self.venue, normalizer.symbol, stream.value)
+        if outcome.snapshot_applied:
+            self._unsynced_since.pop(normalizer.venue_symbol, None)
+        key = self._keys[normalizer.venue_symbol]
+        for envelope in outcome.envelopes:
+            payload = envelope.WhichOneof("payload")
+            await self.sink.put(Outgoing(envelope, key, payload or "unknown"))
+
+    # -- resynchronisation -------------------------------------------------------------------------------
+
+    def _start_resync(self, normalizer: InstrumentNormalizer, stream: Stream, *, after_gap: bool) -> None:
+        """Initialise or re-initialise a book (a REST snapshot or a resubscription), once at a time."""
+        venue_symbol = normalizer.venue_symbol
+        self._unsynced_since.setdefault(venue_symbol, time.monotonic())
+        if venue_symbol in self._resyncing or self._stopping:
+            return
+        if after_gap:
+            self.metrics.resyncs.labels(self.venue, stream.value).inc()
+        self._resyncing.add(venue_symbol)
+        if self.adapter.rest_snapshots and stream is Stream.DEPTH:
+            task = asyncio.create_task(
+                self._resync_rest(normalizer), name=f"resync-{self.venue}-{venue_symbol}"
+            )
+        else:
+            task = asyncio.create_task(
+                self._resubscribe(self.adapter.resync_streams(stream, venue_symbol), "resync"),
+                name=f"resync-{self.venue}-{venue_symbol}",
+            )
+            task.add_done_callback(lambda _: self._resyncing.discard(venue_symbol))
+        self._tasks.append(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+
+    async def _resync_rest(self, normalizer: InstrumentNormalizer) -> None:
+        """Fetch REST snapshots until the book is consistent again (rate-limited, with backoff on errors)."""
+        venue_symbol = normalizer.venue_symbol
+        attempt = 0
+        try:
+            while not self._stopping:
+                assert self.snapshots is not None, "a venue with REST snapshots needs a snapshot client"
+                try:
+                    body = await self.snapshots.fetch(self.adapter.snapshot_url(venue_symbol))
+                    snapshot = self.adapter.parse_snapshot(body, venue_symbol, time.time_ns())
+                except (SnapshotError, MalformedFrameError) as exc:
+                    attempt += 1
+                    self.metrics.snapshots.labels(self.venue, "error").inc()
+                    delay = backoff_delay(attempt, initial=self.policy.reconnect_initial_s, cap=30.0)
+                    log.warning(
+                        "%s %s: snapshot failed (%s); retry in %.1fs", self.venue, venue_symbol, exc, delay
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                self.metrics.snapshots.labels(self.venue, "ok").inc()
+                outcome = normalizer.on_event(snapshot, time.time_ns())
+                await self._publish(normalizer, outcome, "book_snapshot")
+                if outcome.resync is None:
+                    if normalizer.book_synced:
+                        log.info(
+                            "%s %s: book synchronised at %d",
+                            self.venue,
+                            venue_symbol,
+                            snapshot.last_update_id,
+                        )
+                    return
+                log.info("%s %s: snapshot %d older than buffered diffs; fetching again", self.venue,
+                         venue_symbol, snapshot.last_update_id)  # fmt: skip
+        finally:
+            self._resyncing.discard(venue_symbol)
+
+    async def _resubscribe(self, streams: list[str], reason: str) -> None:
+        by_connection: dict[int, tuple[FeedConnection, list[str]]] = {}
+        for stream in streams:
+            connection = self._stream_connection.get(stream)
+            if connection is not None:
+                by_connection.setdefault(id(connection), (connection, []))[1].append(stream)
+        for connection, group in by_connection.values():
+            self.metrics.resubscribes.labels(self.venue, reason).inc(len(group))
+            for message in self.adapter.subscribe_messages(group, unsubscribe=True):
+                await connection.send(message)
+            for message in self.adapter.subscribe_messages(group):
+                await connection.send(message)
+
+    def _on_connect(self, connection: FeedConnection) -> None:
+        now = time.monotonic()
+        for stream in connection.streams:
+            self._last_seen[stream] = now
+            normalizer = self.normalizers.get(self.streams[stream])
+            if normalizer is not None:
+                normalizer.on_reconnect()
+
+    # -- maintenance -------------------------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        """Every second: resubscribe silent streams, retry resyncs that did not complete."""
+        while True:
+            await asyncio.sleep(_MAINTENANCE_S)
+            now = time.monotonic()
+            stale = [
+                s
+                for s, c in self._stream_connection.items()
+                if c.connected and now - self._last_seen.get(s, now) > self.stale_stream_after_s
+            ]
+            self.metrics.stale_streams.labels(self.venue).set(len(stale))
+            if stale:
+                log.warning("%s: %d stream(s) silent for %.0fs, resubscribing: %s", self.venue, len(stale),
+                            self.stale_stream_after_s, stale[:5])  # fmt: skip
+                for s in stale:
+                    self._last_seen[s] = now
+                await self._resubscribe(stale, "stale")
+            for venue_symbol, since in list(self._unsynced_since.items()):
+                normalizer = self.normalizers[venue_symbol]
+                if normalizer.book_synced and (
+                    normalizer.bbo is None or normalizer.bbo.state.value == "synced"
+                ):
+                    self._unsynced_since.pop(venue_symbol, None)
+                elif now - since > _RESYNC_RETRY_S and venue_symbol not in self._resyncing:
+                    self._unsynced_since[venue_symbol] = now
+                    stream = Stream.DEPTH if not normalizer.book_synced else Stream.QUOTE
+                    log.warning(
+                        "%s %s: %s still unsynchronised, retrying", self.venue, venue_symbol, stream.value
+                    )
+                    self._start_resync(normalizer, stream, after_gap=False)
