@@ -80,7 +80,10 @@ def find_port_holder(port: int) -> PortHolder | None:
             try:
                 if os.readlink(fd) in targets:
                     pid = int(entry.name)
-                    return PortHolder(pid=pid, command=process_command(pid)[:200])
+                    command = process_command(pid)
+                    if len(command) > 240:  # keep the program and its last arguments (java main class)
+                        command = f"{command[:80]} ... {command[-140:]}"
+                    return PortHolder(pid=pid, command=command)
             except OSError:
                 continue
     return None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 from aipx_stack.config import POSTGRES_DB
 from aipx_stack.endpoints import Endpoints
+from aipx_stack.errors import StackError
 from aipx_stack.probes import (
+    kafka_admin,
     probe_http,
     probe_http_status,
     probe_kafka,
@@ -31,14 +35,54 @@ def probe_component(name: str, endpoints: Endpoints) -> str | None:
     raise ValueError(f"unknown component {name!r}")
 
 
-def ensure_catalogue_topics(bootstrap: str) -> list[str]:
-    """Create the topic catalogue's topics (single replica) through the shared library; returns new ones."""
-    from aipx.kafka.admin import ensure_topics
+def ensure_catalogue_topics(bootstrap: str, timeout_s: float = 60.0) -> list[str]:
+    """Create the topic catalogue's topics (single replica) through the shared library; returns new ones.
 
-    created = run_sync(lambda: ensure_topics(bootstrap, replication_factor=1))
+    Returns once the broker's metadata lists every catalogue topic with all its partitions led (a fresh
+    KRaft broker answers metadata requests a moment after the controller committed the creation).
+    """
+    from aipx.kafka.admin import ensure_topics
+    from aipx.topics import catalogue
+
+    async def create_and_wait() -> list[str]:
+        created = await ensure_topics(bootstrap, replication_factor=1)
+        expected = {spec.name: spec.partitions for spec in catalogue().topics}
+        admin = kafka_admin(bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while True:
+                missing = await _unready_topics(admin, expected)
+                if not missing:
+                    return created
+                if asyncio.get_running_loop().time() > deadline:
+                    raise StackError(
+                        f"Kafka at {bootstrap}: catalogue topics not ready after {timeout_s:.0f}s: "
+                        + ", ".join(sorted(missing))
+                    )
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+
+    created = run_sync(create_and_wait)
     if created:
         log.info("created catalogue topics: %s", ", ".join(created))
     return created
+
+
+async def _unready_topics(admin: Any, expected: dict[str, int]) -> set[str]:
+    """Names in `expected` whose metadata is missing, has another partition count, or lacks a leader."""
+    listed = set(await admin.list_topics())
+    present = [name for name in expected if name in listed]
+    unready = set(expected) - listed
+    if present:
+        for topic in await admin.describe_topics(present):
+            partitions = topic.get("partitions", [])
+            name = topic.get("topic", "")
+            led = all(p.get("leader", -1) >= 0 for p in partitions)
+            if topic.get("error_code", 0) != 0 or len(partitions) != expected.get(name, -1) or not led:
+                unready.add(name)
+    return unready
 
 
 def ensure_database(admin_dsn: str, database: str = POSTGRES_DB) -> bool:

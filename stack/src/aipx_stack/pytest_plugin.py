@@ -43,14 +43,18 @@ def _slug(request: pytest.FixtureRequest, limit: int) -> str:
 def stack() -> Iterator[Stack]:
     """The running stack (native, containers or external); `.endpoints`, `.stop/.start/.restart(name)`."""
     mode = os.environ.get("AIPX_STACK_MODE") or "auto"
+    problem: str | None = None
     try:
         handle = open_stack()
         was_up = handle.is_up()
         handle.up()
     except StackError as exc:
+        problem = str(exc)
+    if problem is not None:
         pytest.fail(
             f"the AIPX stack (mode {mode}) could not be provided, so tests needing Kafka/PostgreSQL/Redis/S3 "
-            f"cannot run:\n{exc}\n(`uv run aipx-stack up` starts it by hand; logs are in .aipx/stack/)",
+            f"cannot run:\n{problem}\n(`uv run aipx-stack up` starts it by hand and shows the same error; "
+            "component logs are in .aipx/stack/<component>/)",
             pytrace=False,
         )
     patch = pytest.MonkeyPatch()
