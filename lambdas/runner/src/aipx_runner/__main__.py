@@ -1,0 +1,48 @@
+"""`python -m aipx_runner [--function NAME ...]`: run the functions' event source mappings locally."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from aipx.functions import manifest
+from aipx.logs import configure_logging
+
+from aipx_runner.config import RunnerConfig
+from aipx_runner.runner import Runner
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    names = [f.name for f in manifest().functions]
+    parser = argparse.ArgumentParser(
+        prog="python -m aipx_runner",
+        description="Emulate the MSK event source mappings of the function manifest against a real broker.",
+    )
+    parser.add_argument(
+        "--function",
+        action="append",
+        choices=names,
+        dest="functions",
+        help="function to run (repeatable; default: all of them)",
+    )
+    parser.add_argument("--bootstrap-servers", help="default: AIPX_KAFKA_BOOTSTRAP_SERVERS")
+    return parser.parse_args(argv)
+
+
+async def serve(config: RunnerConfig) -> None:
+    runner = Runner(config)
+    runner.install_signals()
+    await runner.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging("runner")
+    config = RunnerConfig.from_manifest(args.functions, bootstrap_servers=args.bootstrap_servers)
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Adapters of the runner: the Kafka side of an event source mapping."""
