@@ -1,0 +1,69 @@
+"""Entry point: `python -m aipx_oms [serve|migrate|seed]` (also the `aipx-oms` script).
+
+serve    run the gRPC OMS (default)
+migrate  apply the SQL migrations to AIPX_POSTGRES_DSN and exit
+seed     migrate, then create the local demo account, its API key and the demo instruments
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import asyncpg
+from aipx.logs import configure_logging
+
+from aipx_oms.server import serve
+from aipx_oms.settings import OmsSettings
+from aipx_oms.store.admin import DEMO_ACCOUNT, DEMO_API_KEY, seed_demo
+from aipx_oms.store.errors import StoreUnavailableError, is_unavailable
+from aipx_oms.store.migrations import MigrationError, migrate
+
+log = logging.getLogger("aipx_oms")
+
+
+async def _migrate(settings: OmsSettings) -> list[str]:
+    return await migrate(settings.postgres.dsn.get_secret_value(), settings.migrations_dir)
+
+
+async def _seed(settings: OmsSettings) -> None:
+    await _migrate(settings)
+    conn = await asyncpg.connect(settings.postgres.dsn.get_secret_value())
+    try:
+        await seed_demo(conn)
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aipx_oms", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "migrate", "seed"))
+    args = parser.parse_args(argv)
+    settings = OmsSettings()
+    configure_logging("oms", settings.log)
+    try:
+        if args.command == "migrate":
+            applied = asyncio.run(_migrate(settings))
+            print(f"{len(applied)} migration(s) applied" + (f": {', '.join(applied)}" if applied else ""))
+        elif args.command == "seed":
+            asyncio.run(_seed(settings))
+            print(f"demo data ready: account {DEMO_ACCOUNT!r}, API key {DEMO_API_KEY!r}")
+        else:
+            asyncio.run(serve(settings))
+    except MigrationError as exc:
+        log.error("migration failed: %s", exc)
+        return 2
+    except (StoreUnavailableError, OSError, asyncpg.PostgresError) as exc:
+        if isinstance(exc, StoreUnavailableError) or is_unavailable(exc):
+            log.error("PostgreSQL unavailable: %s", exc)
+            return 3
+        raise
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""`aipx-oms-cli`: the operator's command line for the OMS (place, cancel, list orders, positions, follow).
+
+Connection: --target (or AIPX_CLI_TARGET, default 127.0.0.1:50051) and --api-key (or AIPX_CLI_API_KEY).
+`account-state` changes the kill switch directly in PostgreSQL (AIPX_POSTGRES_DSN): no RPC does that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+import grpc
+from aipx.settings import PostgresSettings
+from aipx.v1 import common_pb2, orders_pb2
+from google.protobuf.json_format import MessageToDict
+
+from aipx_oms.client import OmsClient
+from aipx_oms.domain.model import AccountState
+from aipx_oms.store.admin import set_account_state
+
+SIDES = {"buy": common_pb2.SIDE_BUY, "sell": common_pb2.SIDE_SELL}
+TYPES = {"market": orders_pb2.ORDER_TYPE_MARKET, "limit": orders_pb2.ORDER_TYPE_LIMIT}
+TIFS = {
+    "gtc": orders_pb2.TIME_IN_FORCE_GTC,
+    "ioc": orders_pb2.TIME_IN_FORCE_IOC,
+    "fok": orders_pb2.TIME_IN_FORCE_FOK,
+    "day": orders_pb2.TIME_IN_FORCE_DAY,
+}
+
+
+def _short(value: common_pb2.Decimal) -> str:
+    return value.value or "-"
+
+
+def format_order(order: orders_pb2.Order) -> str:
+    status = orders_pb2.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_")
+    side = common_pb2.Side.Name(order.side).removeprefix("SIDE_")
+    kind = orders_pb2.OrderType.Name(order.type).removeprefix("ORDER_TYPE_")
+    reason = ""
+    if order.reject_reason:
+        reason = f"  {orders_pb2.RejectReason.Name(order.reject_reason).removeprefix('REJECT_REASON_')}: {order.reject_message}"
+    return (
+        f"{order.order_id}  {order.client_order_id:<24} {order.symbol:<9} {side:<4} {kind:<6} "
+        f"qty {_short(order.quantity):<12} px {_short(order.price):<12} filled {_short(order.filled_quantity):<12} "
+        f"{status}{reason}"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aipx-oms-cli", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", default=os.environ.get("AIPX_CLI_TARGET", "127.0.0.1:50051"))
+    parser.add_argument("--api-key", default=os.environ.get("AIPX_CLI_API_KEY", ""))
+    parser.add_argument("--json", action="store_true", help="print protobuf JSON instead of a table")
+    sub = parser.add_subparsers(dest="command", required=True)
+    place = sub.add_parser("place", help="submit an order")
+    place.add_argument("side", choices=SIDES)
+    place.add_argument("quantity")
+    place.add_argument("symbol")
+    place.add_argument("--price")
+    place.add_argument("--type", choices=TYPES, default=None, help="default: limit with --price, else market")
+    place.add_argument("--tif", choices=TIFS, default="gtc")
+    place.add_argument("--client-order-id")
+    place.add_argument("--reduce-only", action="store_true")
+    place.add_argument("--post-only", action="store_true")
+    place.add_argument("--venue", default="")
+    cancel = sub.add_parser("cancel", help="cancel an order")
+    cancel.add_argument("order_id", nargs="?", default="")
+    cancel.add_argument("--client-order-id", default="")
+    cancel.add_argument("--idempotency-key")
+    orders = sub.add_parser("orders", help="list orders (newest first)")
+    orders.add_argument("--symbol", action="append", default=[])
+    orders.add_argument("--open", action="store_true")
+    orders.add_argument("--limit", type=int, default=50)
+    sub.add_parser("positions", help="show positions")
+    sub.add_parser("instruments", help="list tradeable instruments")
+    follow = sub.add_parser("follow", help="follow the order event stream")
+    follow.add_argument("--from", dest="from_seq", type=int, default=0, help="resume after this log sequence")
+    follow.add_argument("--symbol", action="append", default=[])
+    state = sub.add_parser("account-state", help="set an account's trading state (kill switch) in PostgreSQL")
+    state.add_argument("account_id")
+    state.add_argument("state", choices=[s.value for s in AccountState])
+    return parser
+
+
+async def run(args: argparse.Namespace) -> int:
+    if args.command == "account-state":
+        conn = await asyncpg.connect(PostgresSettings().dsn.get_secret_value())
+        try:
+            found = await set_account_state(conn, args.account_id, AccountState(args.state))
+        finally:
+            await conn.close()
+        print(f"{args.account_id}: {args.state}" if found else f"no account {args.account_id!r}")
+        return 0 if found else 1
+    if not args.api_key:
+        print("an API key is needed: --api-key or AIPX_CLI_API_KEY", file=sys.stderr)
+        return 2
+    async with OmsClient(args.target, args.api_key) as client:
+        if args.command == "place":
+            order_type = args.type or ("limit" if args.price else "market")
+            response = await client.submit(
+                args.symbol,
+                SIDES[args.side],
+                args.quantity,
+                order_type=TYPES[order_type],
+                price=args.price,
+                time_in_force=TIFS[args.tif],
+                client_order_id=args.client_order_id,
+                reduce_only=args.reduce_only,
+                post_only=args.post_only,
+                venue=args.venue,
+            )
+            print(
+                MessageToDict(response)
+                if args.json
+                else ("created " if response.created else "existing ") + format_order(response.order)
+            )
+        elif args.command == "cancel":
+            order = await client.cancel(
+                order_id=args.order_id,
+                client_order_id=args.client_order_id,
+                idempotency_key=args.idempotency_key,
+            )
+            print(MessageToDict(order) if args.json else format_order(order))
+        elif args.command == "orders":
+            count = 0
+            async for order in client.all_orders(symbols=args.symbol, open_only=args.open):
+                print(MessageToDict(order) if args.json else format_order(order))
+                count += 1
+                if count >= args.limit:
+                    break
+        elif args.command == "positions":
+            for position in await client.positions():
+                print(
+                    MessageToDict(position)
+                    if args.json
+                    else f"{position.symbol:<9} qty {_short(position.quantity):<14} avg {_short(position.average_price):<14} "
+                    f"realized {_short(position.realized_pnl)}"
+                )
+        elif args.command == "instruments":
+            for instrument in await client.instruments():
+                print(MessageToDict(instrument))
+        elif args.command == "follow":
+            async for event in client.events(from_log_sequence=args.from_seq, symbols=args.symbol):
+                kind = orders_pb2.OrderEventType.Name(event.type).removeprefix("ORDER_EVENT_TYPE_")
+                print(
+                    MessageToDict(event)
+                    if args.json
+                    else f"#{event.log_sequence} {kind:<16} {format_order(event.order)}",
+                    flush=True,
+                )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except grpc.aio.AioRpcError as exc:
+        print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Per-account order rate limiting (Redis token bucket)."""

@@ -1,0 +1,1 @@
+"""The outbox relay: order events from PostgreSQL to Kafka."""

@@ -1,0 +1,137 @@
+"""OutboxRelay: publishes committed order events from the outbox to Kafka, then marks them published.
+
+Key = the account id (the catalogue's "{account_id}"), so one account's events stay in order on one partition.
+Delivery is at-least-once: a crash between the broker's acknowledgement and the marking re-sends those events,
+which consumers drop by event_id. While Kafka is down the events wait in the outbox; orders are unaffected.
+Only one relay publishes at a time (PostgreSQL advisory lock), so OMS replicas do not race each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aipx.kafka import Publisher, create_producer
+from aipx.settings import KafkaSettings
+from aipx.topics import ORDER_EVENTS, catalogue
+from aipx.v1.orders_pb2 import OrderEvent
+
+from aipx_oms import metrics
+from aipx_oms.store.postgres import OmsStore
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK_KEY = 0x41495058_524C4159  # "AIPXRLAY"
+
+
+class OutboxRelay:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        store: OmsStore,
+        dsn: str,
+        kafka: KafkaSettings,
+        *,
+        topic: str = ORDER_EVENTS,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.05,
+        retry_backoff_s: float = 1.0,
+        lag_every_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.dsn = dsn
+        self.kafka = kafka
+        self.topic = topic
+        self.key_spec = catalogue().get(ORDER_EVENTS)
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.retry_backoff_s = retry_backoff_s
+        self.lag_every_s = lag_every_s
+        self.leader = False
+        self.published = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """New events were committed: publish now rather than at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._lag_task = asyncio.create_task(self._measure_lag(), name="outbox-lag")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._lag_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _run(self) -> None:
+        while True:
+            lock_conn: asyncpg.Connection | None = None
+            producer: AIOKafkaProducer | None = None
+            try:
+                lock_conn = await asyncpg.connect(self.dsn, timeout=5.0)
+                while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
+                    await asyncio.sleep(self.retry_backoff_s)
+                self.leader = True
+                producer = create_producer(self.kafka, client_id="oms-outbox-relay")
+                await producer.start()
+                log.info("outbox relay publishing to %s", self.topic)
+                await self._publish_loop(Publisher(producer), lock_conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay interrupted (%s: %s); retrying", type(exc).__name__, exc)
+            finally:
+                self.leader = False
+                if producer is not None:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                if lock_conn is not None:
+                    with contextlib.suppress(Exception):
+                        await lock_conn.close()
+            await asyncio.sleep(self.retry_backoff_s)
+
+    async def _publish_loop(self, publisher: Publisher, lock_conn: asyncpg.Connection) -> None:
+        while True:
+            if lock_conn.is_closed():
+                raise ConnectionError("lost the relay lock connection")
+            rows = await self.store.unpublished(self.batch_size)
+            if not rows:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                continue
+            deliveries = []
+            for row in rows:
+                event = OrderEvent.FromString(row.payload)
+                deliveries.append(
+                    await publisher.send(
+                        self.topic,
+                        self.key_spec.key_for(account_id=row.account_id),
+                        event,
+                        event_id=row.event_id,
+                        event_time_ns=row.event_time_ns,
+                    )
+                )
+            await asyncio.gather(*deliveries)
+            await self.store.mark_published([r.log_sequence for r in rows])
+            self.published += len(rows)
+            metrics.EVENTS_PUBLISHED.inc(len(rows))
+
+    async def _measure_lag(self) -> None:
+        while True:
+            try:
+                count, age = await self.store.outbox_lag()
+                metrics.OUTBOX_LAG_EVENTS.set(count)
+                metrics.OUTBOX_LAG_SECONDS.set(age)
+            except Exception as exc:  # lag is informative; its failure must not stop anything
+                log.debug("outbox lag not measured: %s", exc)
+            await asyncio.sleep(self.lag_every_s)

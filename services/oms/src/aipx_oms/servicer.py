@@ -1,0 +1,375 @@
+"""The gRPC face of the OMS: a thin protobuf <-> domain translation (OmsServicer) and the request
+interceptor that authenticates (x-api-key -> account), tags logs with a request id, maps errors to status
+codes (with google.rpc details) and records request metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Any, cast
+
+import grpc
+from aipx.logs import bind
+from aipx.money import InvalidDecimalError, from_pb
+from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from aipx_oms import metrics
+from aipx_oms.auth import ApiKeyAuthenticator
+from aipx_oms.domain.model import OrderRequest, OrderStatus
+from aipx_oms.domain.validation import FieldViolation, check_id
+from aipx_oms.errors import InvalidRequestError, OrderNotFoundError, RequestRejectedError, UnknownAccountError
+from aipx_oms.ratelimit.redis_bucket import RateLimiterUnavailableError
+from aipx_oms.service import OrderService
+from aipx_oms.store.errors import DeadlineExceededError, StoreUnavailableError, WriteConflictError
+from aipx_oms.store.postgres import OrderFilter, decode_page_token
+from aipx_oms.wire import (
+    instrument_to_pb,
+    order_to_pb,
+    order_type_from_pb,
+    position_to_pb,
+    side_from_pb,
+    status_from_pb,
+    tif_from_pb,
+)
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "x-api-key"
+REQUEST_ID_HEADER = "x-request-id"
+PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+
+_caller: contextvars.ContextVar[str] = contextvars.ContextVar("aipx_oms_caller")
+
+
+def caller() -> str:
+    """The account of the current request (set by RequestInterceptor)."""
+    return _caller.get()
+
+
+def _decimal(pb: common_pb2.Decimal, field: str, violations: list[FieldViolation]) -> Decimal | None:
+    try:
+        return from_pb(pb, field=field)
+    except InvalidDecimalError as exc:
+        violations.append(FieldViolation(field, str(exc)))
+        return None
+
+
+def _one_of_ids(order_id: str, client_order_id: str, violations: list[FieldViolation]) -> None:
+    if bool(order_id) == bool(client_order_id):
+        violations.append(FieldViolation("order_id", "give exactly one of order_id and client_order_id"))
+    violations += check_id(client_order_id, "client_order_id", required=False)
+    if len(order_id) > 64:
+        violations.append(FieldViolation("order_id", "longer than 64 characters"))
+
+
+def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else asyncio.get_running_loop().time() + remaining
+
+
+def _budget(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else max(remaining, 0.001)
+
+
+def order_request_from_pb(pb: orders_pb2.OrderRequest) -> tuple[OrderRequest, list[FieldViolation]]:
+    """The domain request, plus the violations found while parsing (bad decimals, unknown enum values)."""
+    violations: list[FieldViolation] = []
+    request = OrderRequest(
+        client_order_id=pb.client_order_id,
+        symbol=pb.symbol,
+        side=side_from_pb(pb.side),
+        type=order_type_from_pb(pb.type),
+        time_in_force=tif_from_pb(pb.time_in_force),
+        quantity=_decimal(pb.quantity, "order.quantity", violations),
+        price=_decimal(pb.price, "order.price", violations),
+        stop_price=_decimal(pb.stop_price, "order.stop_price", violations),
+        reduce_only=pb.reduce_only,
+        post_only=pb.post_only,
+        venue=pb.venue,
+        tags=dict(pb.tags),
+    )
+    return request, violations
+
+
+class OmsServicer(oms_pb2_grpc.OmsServiceServicer):
+    """Translates requests to OrderService calls and results back; decides nothing itself."""
+
+    def __init__(self, service: OrderService) -> None:
+        self.service = service
+
+    async def SubmitOrder(
+        self, request: oms_pb2.SubmitOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oms_pb2.SubmitOrderResponse:
+        order_request, violations = order_request_from_pb(request.order)
+        if violations:
+            raise InvalidRequestError(violations)
+        order, created = await self.service.submit(caller(), order_request, _deadline(context))
+        return oms_pb2.SubmitOrderResponse(order=order_to_pb(order), created=created)
+
+    async def CancelOrder(
+        self, request: oms_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oms_pb2.CancelOrderResponse:
+        violations: list[FieldViolation] = []
+        _one_of_ids(request.order_id, request.client_order_id, violations)
+        violations += check_id(request.idempotency_key, "idempotency_key")
+        if violations:
+            raise InvalidRequestError(violations)
+        order = await self.service.cancel(
+            caller(), request.order_id, request.client_order_id, request.idempotency_key, _deadline(context)
+        )
+        return oms_pb2.CancelOrderResponse(order=order_to_pb(order))
+
+    async def ReplaceOrder(
+        self, request: oms_pb2.ReplaceOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oms_pb2.ReplaceOrderResponse:
+        violations: list[FieldViolation] = []
+        _one_of_ids(request.order_id, request.client_order_id, violations)
+        violations += check_id(request.idempotency_key, "idempotency_key")
+        quantity = _decimal(request.quantity, "quantity", violations)
+        price = _decimal(request.price, "price", violations)
+        if violations:
+            raise InvalidRequestError(violations)
+        order = await self.service.replace(
+            caller(),
+            request.order_id,
+            request.client_order_id,
+            request.idempotency_key,
+            quantity,
+            price,
+            _deadline(context),
+        )
+        return oms_pb2.ReplaceOrderResponse(order=order_to_pb(order))
+
+    async def GetOrder(
+        self, request: oms_pb2.GetOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oms_pb2.GetOrderResponse:
+        violations: list[FieldViolation] = []
+        _one_of_ids(request.order_id, request.client_order_id, violations)
+        if violations:
+            raise InvalidRequestError(violations)
+        order = await self.service.get(caller(), request.order_id, request.client_order_id, _budget(context))
+        return oms_pb2.GetOrderResponse(order=order_to_pb(order))
+
+    async def ListOrders(
+        self, request: oms_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oms_pb2.ListOrdersResponse:
+        violations: list[FieldViolation] = []
+        page_size = request.page_size or DEFAULT_PAGE_SIZE
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            violations.append(
+                FieldViolation("page_size", f"must be 1..{MAX_PAGE_SIZE}, got {request.page_size}")
+            )
+        statuses: list[OrderStatus] = []
+        for index, value in enumerate(request.statuses):
+            status = status_from_pb(value)
+            if status is None:
+                violations.append(FieldViolation(f"statuses[{index}]", f"unknown order status {value}"))
+            else:
+                statuses.append(status)
+        if request.page_token:
+            try:
+                decode_page_token(request.page_token)
+            except ValueError:
+                violations.append(FieldViolation("page_token", "malformed page token"))
+        if violations:
+            raise InvalidRequestError(violations)
+        flt = OrderFilter(
+            symbols=list(request.symbols),
+            statuses=statuses,
+            open_only=request.open_only,
+            created_after_ns=request.created_after_ns,
+            created_before_ns=request.created_before_ns,
+        )
+        orders, token = await self.service.list_orders(
+            caller(), flt, page_size, request.page_token, _budget(context)
+        )
+        return oms_pb2.ListOrdersResponse(orders=[order_to_pb(o) for o in orders], next_page_token=token)
+
+    async def StreamOrderEvents(
+        self, request: oms_pb2.StreamOrderEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[oms_pb2.StreamOrderEventsResponse]:
+        events = self.service.events(
+            caller(), request.from_log_sequence, symbols=list(request.symbols), order_id=request.order_id
+        )
+        async for _, payload in events:
+            yield oms_pb2.StreamOrderEventsResponse(event=orders_pb2.OrderEvent.FromString(payload))
+
+    async def ListPositions(
+        self, request: oms_pb2.ListPositionsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oms_pb2.ListPositionsResponse:
+        positions = await self.service.positions(caller(), list(request.symbols))
+        return oms_pb2.ListPositionsResponse(positions=[position_to_pb(p) for p in positions])
+
+    async def ListInstruments(
+        self, request: oms_pb2.ListInstrumentsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oms_pb2.ListInstrumentsResponse:
+        instruments = sorted(self.service.instruments.values(), key=lambda i: i.symbol)
+        return oms_pb2.ListInstrumentsResponse(instruments=[instrument_to_pb(i) for i in instruments])
+
+
+# --- errors -> status --------------------------------------------------------------------------------
+
+
+def error_status(exc: BaseException) -> grpc.Status | None:
+    """The gRPC status (with google.rpc details) for a service error; None for an unexpected error."""
+    code: int
+    message = str(exc)
+    details: list[Any] = []
+    if isinstance(exc, InvalidRequestError):
+        code = code_pb2.INVALID_ARGUMENT
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in exc.violations
+                ]
+            )
+        )
+    elif isinstance(exc, OrderNotFoundError):
+        code = code_pb2.NOT_FOUND
+    elif isinstance(exc, RequestRejectedError):
+        code = code_pb2.FAILED_PRECONDITION
+        details.append(
+            error_details_pb2.ErrorInfo(reason=f"REJECT_REASON_{exc.reason}", domain="oms.aipx", metadata={})
+        )
+    elif isinstance(exc, StoreUnavailableError | RateLimiterUnavailableError):
+        code = code_pb2.UNAVAILABLE
+    elif isinstance(exc, DeadlineExceededError):
+        code = code_pb2.DEADLINE_EXCEEDED
+    elif isinstance(exc, UnknownAccountError):
+        code = code_pb2.PERMISSION_DENIED
+    elif isinstance(exc, WriteConflictError):
+        code = code_pb2.ABORTED
+    else:
+        return None
+    status = status_pb2.Status(code=code, message=message)
+    for detail in details:
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        status.details.append(packed)
+    return rpc_status.to_status(status)
+
+
+# --- interceptor ---------------------------------------------------------------------------------------
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+
+
+class RequestInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates every OMS call, binds a request id to its logs, maps errors, records metrics."""
+
+    def __init__(self, auth: ApiKeyAuthenticator) -> None:
+        self.auth = auth
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method_path: str = handler_call_details.method
+        if handler is None or method_path.startswith(PUBLIC_SERVICES):
+            return handler
+        method = method_path.rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, cast(Behavior, handler.unary_unary)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, cast(StreamBehavior, handler.unary_stream)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    async def _enter(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        request_id = metadata.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        key = metadata.get(API_KEY_HEADER, "")
+        account = await self.auth.account_for(key) if key else None
+        if account is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, f"missing or unknown API key (metadata {API_KEY_HEADER!r})"
+            )
+            raise AssertionError("abort returned")
+        _caller.set(account)
+        return request_id
+
+    @staticmethod
+    async def _fail(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
+        status = error_status(exc)
+        if status is None:
+            log.exception("unexpected error in %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        else:
+            if status.code is grpc.StatusCode.UNAVAILABLE:
+                log.warning("%s unavailable: %s", method, exc)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+
+    @staticmethod
+    def _record(
+        method: str, context: grpc.aio.ServicerContext[Any, Any], started: float, failed: bool
+    ) -> None:
+        code = context.code()
+        if code is None:
+            name = "UNKNOWN" if failed else "OK"
+        else:
+            name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        metrics.REQUESTS.labels(method, name).inc()
+        metrics.REQUEST_SECONDS.labels(method, name).observe(time.perf_counter() - started)
+
+    def _unary(self, method: str, inner: Behavior) -> Behavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            failed = True
+            try:
+                try:
+                    request_id = await self._enter(method, context)
+                    with bind(request_id=request_id, method=method, account_id=caller()):
+                        response = await inner(request, context)
+                except (Exception, asyncio.CancelledError) as exc:
+                    if isinstance(exc, asyncio.CancelledError | grpc.aio.AbortError):
+                        raise
+                    await self._fail(exc, context, method)
+                failed = False
+                return response
+            finally:
+                self._record(method, context, started, failed)
+
+        return behavior
+
+    def _stream(self, method: str, inner: StreamBehavior) -> StreamBehavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            failed = True
+            try:
+                try:
+                    request_id = await self._enter(method, context)
+                    with bind(request_id=request_id, method=method, account_id=caller()):
+                        async for item in inner(request, context):
+                            yield item
+                except (Exception, asyncio.CancelledError) as exc:
+                    if isinstance(exc, asyncio.CancelledError | grpc.aio.AbortError):
+                        raise
+                    await self._fail(exc, context, method)
+                failed = False
+            finally:
+                self._record(method, context, started, failed)
+
+        return behavior

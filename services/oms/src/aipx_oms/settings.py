@@ -1,0 +1,96 @@
+"""OmsSettings: the OMS's configuration, read from AIPX_OMS_* (plus the shared AIPX_<SECTION>_* sections)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal, Self
+
+from aipx.settings import ComponentSettings
+from aipx.topics import MARKET_DATA_RAW, ORDER_EVENTS
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+# services/oms/src/aipx_oms/settings.py -> services/oms/migrations
+DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+VenueName = Literal["paper", "binance"]
+
+
+class OmsSettings(ComponentSettings):
+    """Every OMS knob. Secrets (API keys, venue credentials) come only from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="AIPX_OMS_", extra="forbid", frozen=True)
+
+    # gRPC endpoint
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    tls_cert_file: Path | None = Field(None, description="PEM server certificate; TLS is on when set")
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = Field(None, description="PEM CA bundle; requires client certificates")
+    # Messages above this size are refused by gRPC itself (RESOURCE_EXHAUSTED) before any parsing.
+    max_message_bytes: int = Field(256 * 1024, ge=4096)
+    shutdown_grace_s: float = Field(5.0, ge=0)
+
+    # Authentication: API key -> account. "postgres" reads the hashed keys of the api_keys table;
+    # "env" reads AIPX_OMS_API_KEYS, a JSON object {"<api key>": "<account id>"} (for single-tenant setups).
+    api_key_source: Literal["postgres", "env"] = "postgres"
+    api_keys: SecretStr | None = None
+    api_key_cache_ttl_s: float = Field(30.0, ge=0)
+
+    # Pre-trade risk defaults, used where an account has no risk_limits row (or a NULL column).
+    risk_max_order_notional: Decimal = Decimal("1000000")
+    risk_max_position_notional: Decimal = Decimal("5000000")
+    risk_max_open_orders: int = Field(1000, ge=0)
+    risk_rate_per_s: Decimal = Decimal("200")
+    risk_rate_burst: int = Field(400, ge=1)
+    risk_price_band_bps: Decimal = Decimal("1000")
+
+    # Venues: which are enabled, which one an order without `venue` goes to.
+    venues: tuple[VenueName, ...] = ("paper",)
+    default_venue: VenueName = "paper"
+    market_data_topic: str = MARKET_DATA_RAW
+    # Only follow this venue's market data in the paper venue (None: any venue, latest wins).
+    paper_market_data_venue: str | None = None
+    market_data_offset_reset: Literal["latest", "earliest"] = "latest"
+    paper_fee_rate: Decimal = Decimal("0")
+    binance_base_url: str = "https://api.binance.com"
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+    binance_api_key: SecretStr | None = None
+    binance_api_secret: SecretStr | None = None
+    binance_recv_window_ms: int = Field(5000, ge=1, le=60000)
+
+    # Order events
+    order_events_topic: str = ORDER_EVENTS
+    relay_enabled: bool = True
+    relay_batch_size: int = Field(500, ge=1)
+    relay_poll_interval_s: float = Field(0.05, gt=0)
+    relay_retry_backoff_s: float = Field(1.0, gt=0)
+
+    # Group commit: a batch takes whatever queued while the previous commit ran, up to this many
+    # operations; linger waits a little for more when the queue is short (0: never wait).
+    batch_max_ops: int = Field(512, ge=1)
+    batch_linger_ms: float = Field(0.0, ge=0)
+
+    # Storage
+    migrate_on_start: bool = True
+    migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
+    redis_key_prefix: str = "aipx:oms"
+    # A cancel waits this long for the venue's confirmation before answering with PENDING_CANCEL.
+    cancel_wait_s: float = Field(1.0, ge=0)
+    # How often account states/limits and instruments are re-read (operators change them in the database).
+    account_refresh_s: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both AIPX_OMS_TLS_CERT_FILE and AIPX_OMS_TLS_KEY_FILE, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("AIPX_OMS_TLS_CLIENT_CA_FILE needs AIPX_OMS_TLS_CERT_FILE/KEY_FILE")
+        if self.default_venue not in self.venues:
+            raise ValueError(f"default venue {self.default_venue!r} is not enabled ({self.venues})")
+        if self.api_key_source == "env" and self.api_keys is None:
+            raise ValueError("AIPX_OMS_API_KEY_SOURCE=env needs AIPX_OMS_API_KEYS")
+        if "binance" in self.venues and (self.binance_api_key is None or self.binance_api_secret is None):
+            raise ValueError("venue binance needs AIPX_OMS_BINANCE_API_KEY and AIPX_OMS_BINANCE_API_SECRET")
+        return self

@@ -1,0 +1,1 @@
+"""PostgreSQL adapter (asyncpg): migrations, reads, the group-commit writer and admin helpers."""

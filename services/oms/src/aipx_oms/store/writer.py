@@ -1,0 +1,434 @@
+"""GroupCommitWriter: every state change of the OMS, committed many at a time, acknowledged after commit.
+
+Concurrent callers queue Mutations; one writer task takes everything queued while the previous commit was
+running (up to batch_max_ops) and commits it as ONE transaction (synchronous_commit on), then resolves each
+caller's future. Throughput grows with concurrency while each caller still waits only for its own durable
+commit. A single writer also makes the global log_sequence follow commit order, which is what lets a stream
+resume from a log sequence without missing events; the writer holds a PostgreSQL advisory lock so a second
+OMS process cannot write concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from aipx.ops import LATENCY_BUCKETS
+from prometheus_client import Histogram
+
+from aipx_oms.domain.model import Fill, Order, OrderEvent, Position
+from aipx_oms.store.errors import (
+    DeadlineExceededError,
+    StoreUnavailableError,
+    WriteConflictError,
+    is_unavailable,
+)
+from aipx_oms.store.postgres import RequestKeyRow
+from aipx_oms.store.rows import ORDER_COLUMNS, init_connection, order_columns, order_from_row
+from aipx_oms.wire import event_to_pb
+
+log = logging.getLogger(__name__)
+
+WRITER_LOCK_KEY = 0x41495058_57525452  # "AIPXWRTR"
+
+BATCH_SIZE = Histogram(
+    "aipx_oms_commit_batch_operations",
+    "Operations committed per transaction by the group-commit writer",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+COMMIT_SECONDS = Histogram("aipx_oms_commit_seconds", "Duration of one group commit", buckets=LATENCY_BUCKETS)
+
+_ORDER_TYPES = (
+    "text[]", "text[]", "text[]", "text[]", "text[]", "text[]", "text[]", "numeric[]", "numeric[]",
+    "numeric[]", "bool[]", "bool[]", "text[]", "text[]", "text[]", "numeric[]", "numeric[]", "text[]",
+    "text[]", "jsonb[]", "int8[]", "int8[]", "int8[]",
+)  # fmt: skip
+_INSERT_ORDERS = (
+    f"INSERT INTO orders ({ORDER_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"${i + 1}::{t}" for i, t in enumerate(_ORDER_TYPES))
+    + ") ON CONFLICT (account_id, client_order_id) DO NOTHING RETURNING order_id"
+)
+_UPDATE_ORDERS = (
+    "UPDATE orders o SET quantity = u.quantity, price = u.price, venue_order_id = u.venue_order_id,"
+    " status = u.status, filled_quantity = u.filled_quantity, average_fill_price = u.average_fill_price,"
+    " reject_reason = u.reject_reason, reject_message = u.reject_message, sequence = u.sequence,"
+    " updated_time_ns = u.updated_time_ns"
+    " FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::text[], $5::text[], $6::numeric[],"
+    " $7::numeric[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[])"
+    " AS u(order_id, quantity, price, venue_order_id, status, filled_quantity, average_fill_price,"
+    " reject_reason, reject_message, sequence, updated_time_ns, expected_sequence)"
+    " WHERE o.order_id = u.order_id AND o.sequence = u.expected_sequence RETURNING o.order_id"
+)
+_INSERT_EVENTS = (
+    "WITH ev AS (INSERT INTO order_events"
+    " (log_sequence, event_id, account_id, order_id, sequence, type, symbol, event_time_ns, payload)"
+    " SELECT * FROM unnest($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::int8[], $6::text[],"
+    " $7::text[], $8::int8[], $9::bytea[]) RETURNING log_sequence)"
+    " INSERT INTO outbox (log_sequence) SELECT log_sequence FROM ev"
+)
+_INSERT_FILLS = (
+    "INSERT INTO fills (fill_id, order_id, account_id, symbol, side, quantity, price, fee, fee_currency,"
+    " liquidity, venue, venue_fill_id, fill_time_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+    " $12, $13)"
+)
+_UPSERT_POSITIONS = (
+    "INSERT INTO positions (account_id, symbol, quantity, average_price, realized_pnl, updated_time_ns)"
+    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, symbol) DO UPDATE SET"
+    " quantity = EXCLUDED.quantity, average_price = EXCLUDED.average_price,"
+    " realized_pnl = EXCLUDED.realized_pnl, updated_time_ns = EXCLUDED.updated_time_ns"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    """Idempotency record of a cancel/replace request."""
+
+    account_id: str
+    idempotency_key: str
+    kind: str
+    order_id: str
+    outcome: str
+    reason: str | None = None
+    message: str = ""
+
+
+@dataclass(slots=True)
+class Mutation:
+    """One caller's atomic change: all of it commits, or none of it.
+
+    `new_order` and `request_key` are idempotent inserts: if the row already exists the whole mutation is
+    skipped and the result carries the existing order / request outcome instead.
+    """
+
+    new_order: Order | None = None
+    request_key: RequestKey | None = None
+    updates: list[tuple[Order, int]] = field(default_factory=list)  # (new version, expected old sequence)
+    fills: list[Fill] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    events: list[OrderEvent] = field(default_factory=list)
+    deadline: float | None = None  # loop.time() after which the caller no longer waits
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """created=False: the idempotent insert found an existing row (nothing of the mutation was written)."""
+
+    created: bool
+    existing_order: Order | None = None
+    existing_request: RequestKeyRow | None = None
+    log_sequences: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedEvent:
+    log_sequence: int
+    event: OrderEvent
+    payload: bytes
+
+
+CommitListener = Callable[[Sequence[CommittedEvent]], None]
+
+
+@dataclass(slots=True)
+class _Pending:
+    mutation: Mutation
+    future: asyncio.Future[WriteResult]
+
+
+class GroupCommitWriter:
+    """Single-writer group commit over one dedicated connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_ops: int = 512,
+        linger_s: float = 0.0,
+        on_commit: CommitListener | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.max_ops = max_ops
+        self.linger_s = linger_s
+        self.on_commit = on_commit
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._conn: asyncpg.Connection | None = None
+        self._next_log_sequence = 0
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        """Connect (fails with StoreUnavailableError when PostgreSQL is down) and start the writer task."""
+        await self._connect()
+        self._task = asyncio.create_task(self._run(), name="group-commit-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
+
+    async def write(self, mutation: Mutation) -> WriteResult:
+        """Queue a mutation and wait until it is durably committed (or refused)."""
+        if self._closing:
+            raise StoreUnavailableError("the OMS is shutting down")
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(mutation, future))
+        return await asyncio.shield(future)
+
+    async def _connect(self) -> asyncpg.Connection:
+        if self._conn is not None and not self._conn.is_closed():
+            return self._conn
+        try:
+            conn = await asyncpg.connect(self.dsn, timeout=5.0)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+            raise
+        try:
+            await init_connection(conn)
+            await conn.execute("SET synchronous_commit = on")
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", WRITER_LOCK_KEY):
+                raise StoreUnavailableError("another OMS process holds the writer lock of this database")
+            # Resume the log where the committed log ends (anything after was never committed).
+            self._next_log_sequence = (
+                int(await conn.fetchval("SELECT coalesce(max(log_sequence), 0) FROM order_events")) + 1
+            )
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            if self.linger_s and self._queue.qsize() < self.max_ops:
+                await asyncio.sleep(self.linger_s)
+            while len(batch) < self.max_ops and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._process(batch)
+            except Exception:  # never let the writer die: every caller has its answer by now
+                log.exception("group commit failed unexpectedly")
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(StoreUnavailableError("internal writer error"))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _process(self, batch: list[_Pending]) -> None:
+        now = asyncio.get_running_loop().time()
+        live: list[_Pending] = []
+        for pending in batch:
+            deadline = pending.mutation.deadline
+            if pending.future.cancelled():
+                continue
+            if deadline is not None and deadline <= now:
+                pending.future.set_exception(DeadlineExceededError("deadline passed before the write"))
+            else:
+                live.append(pending)
+        if not live:
+            return
+        try:
+            conn = await self._connect()
+        except StoreUnavailableError as exc:
+            for pending in live:
+                pending.future.set_exception(exc)
+            return
+        try:
+            results, committed = await self._commit(conn, [p.mutation for p in live])
+        except Exception as exc:
+            if is_unavailable(exc) or (self._conn is not None and self._conn.is_closed()):
+                # The outcome of an interrupted COMMIT is unknown: callers retry idempotently.
+                self._drop_connection()
+                error = StoreUnavailableError(f"PostgreSQL unavailable during commit: {exc}")
+                for pending in live:
+                    pending.future.set_exception(error)
+                return
+            if len(live) == 1:
+                live[0].future.set_exception(
+                    exc if isinstance(exc, WriteConflictError) else WriteConflictError(str(exc))
+                )
+                return
+            # One bad mutation must not fail its neighbours: retry each alone.
+            log.warning("group commit of %d failed (%s); retrying one by one", len(live), exc)
+            for pending in live:
+                await self._process([pending])
+            return
+        for pending, result in zip(live, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+        if committed and self.on_commit is not None:
+            self.on_commit(committed)
+
+    async def _commit(
+        self, conn: asyncpg.Connection, mutations: list[Mutation]
+    ) -> tuple[list[WriteResult], list[CommittedEvent]]:
+        started = time.perf_counter()
+        first_log_sequence = self._next_log_sequence
+        try:
+            async with conn.transaction():
+                results, committed = await self._apply(conn, mutations)
+        except BaseException:
+            self._next_log_sequence = first_log_sequence
+            raise
+        COMMIT_SECONDS.observe(time.perf_counter() - started)
+        BATCH_SIZE.observe(len(mutations))
+        return results, committed
+
+    async def _apply(
+        self, conn: asyncpg.Connection, mutations: list[Mutation]
+    ) -> tuple[list[WriteResult], list[CommittedEvent]]:
+        skipped: dict[int, WriteResult] = {}
+
+        keyed = [(i, m.request_key) for i, m in enumerate(mutations) if m.request_key is not None]
+        if keyed:
+            inserted = {
+                (r[0], r[1])
+                for r in await conn.fetch(
+                    "INSERT INTO request_keys (account_id, idempotency_key, kind, order_id, outcome, reason,"
+                    " message) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+                    " $5::text[], $6::text[], $7::text[]) ON CONFLICT DO NOTHING"
+                    " RETURNING account_id, idempotency_key",
+                    *(
+                        list(col)
+                        for col in zip(
+                            *[
+                                (
+                                    k.account_id,
+                                    k.idempotency_key,
+                                    k.kind,
+                                    k.order_id,
+                                    k.outcome,
+                                    k.reason,
+                                    k.message,
+                                )
+                                for _, k in keyed
+                            ],
+                            strict=True,
+                        )
+                    ),
+                )
+            }
+            for i, key in keyed:
+                if (key.account_id, key.idempotency_key) not in inserted:
+                    row = await conn.fetchrow(
+                        "SELECT account_id, idempotency_key, kind, order_id, outcome, reason, message"
+                        " FROM request_keys WHERE account_id = $1 AND idempotency_key = $2",
+                        key.account_id,
+                        key.idempotency_key,
+                    )
+                    assert row is not None
+                    skipped[i] = WriteResult(False, existing_request=RequestKeyRow(*row.values()))
+
+        new = [
+            (i, m.new_order) for i, m in enumerate(mutations) if m.new_order is not None and i not in skipped
+        ]
+        if new:
+            columns = list(zip(*(order_columns(o) for _, o in new), strict=True))
+            inserted_ids = {r[0] for r in await conn.fetch(_INSERT_ORDERS, *(list(c) for c in columns))}
+            missing = [(i, o) for i, o in new if o.order_id not in inserted_ids]
+            if missing:
+                rows = await conn.fetch(
+                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE (account_id, client_order_id) IN"
+                    " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                    [o.account_id for _, o in missing],
+                    [o.client_order_id for _, o in missing],
+                )
+                existing = {(r["account_id"], r["client_order_id"]): order_from_row(r) for r in rows}
+                for i, order in missing:
+                    skipped[i] = WriteResult(
+                        False, existing_order=existing[(order.account_id, order.client_order_id)]
+                    )
+
+        active = [(i, m) for i, m in enumerate(mutations) if i not in skipped]
+        updates = [u for _, m in active for u in m.updates]
+        if updates:
+            rows = await conn.fetch(
+                _UPDATE_ORDERS,
+                [o.order_id for o, _ in updates],
+                [o.quantity for o, _ in updates],
+                [o.price for o, _ in updates],
+                [o.venue_order_id for o, _ in updates],
+                [o.status.value for o, _ in updates],
+                [o.filled_quantity for o, _ in updates],
+                [o.average_fill_price for o, _ in updates],
+                [o.reject_reason.value if o.reject_reason else None for o, _ in updates],
+                [o.reject_message for o, _ in updates],
+                [o.sequence for o, _ in updates],
+                [o.updated_time_ns for o, _ in updates],
+                [expected for _, expected in updates],
+            )
+            if len(rows) != len(updates):
+                changed = {r[0] for r in rows}
+                stale = [o.order_id for o, _ in updates if o.order_id not in changed]
+                raise WriteConflictError(f"orders changed concurrently (stale version): {stale}")
+        fills = [f for _, m in active for f in m.fills]
+        if fills:
+            await conn.executemany(
+                _INSERT_FILLS,
+                [
+                    (f.fill_id, f.order_id, f.account_id, f.symbol, f.side.value, f.quantity, f.price, f.fee,
+                     f.fee_currency, f.liquidity.value, f.venue, f.venue_fill_id, f.fill_time_ns)
+                    for f in fills
+                ],
+            )  # fmt: skip
+        positions = [p for _, m in active for p in m.positions]
+        if positions:
+            await conn.executemany(
+                _UPSERT_POSITIONS,
+                [(p.account_id, p.symbol, p.quantity, p.average_price, p.realized_pnl, p.updated_time_ns)
+                 for p in positions],
+            )  # fmt: skip
+
+        results: list[WriteResult] = []
+        committed: list[CommittedEvent] = []
+        for i, mutation in enumerate(mutations):
+            if i in skipped:
+                results.append(skipped[i])
+                continue
+            sequences: list[int] = []
+            for event in mutation.events:
+                log_sequence = self._next_log_sequence
+                self._next_log_sequence += 1
+                payload = event_to_pb(event, log_sequence).SerializeToString()
+                committed.append(CommittedEvent(log_sequence, event, payload))
+                sequences.append(log_sequence)
+            results.append(WriteResult(True, log_sequences=tuple(sequences)))
+        if committed:
+            await conn.execute(
+                _INSERT_EVENTS,
+                [c.log_sequence for c in committed],
+                [c.event.event_id for c in committed],
+                [c.event.order.account_id for c in committed],
+                [c.event.order.order_id for c in committed],
+                [c.event.order.sequence for c in committed],
+                [c.event.type.value for c in committed],
+                [c.event.order.symbol for c in committed],
+                [c.event.event_time_ns for c in committed],
+                [c.payload for c in committed],
+            )
+        return results, committed

@@ -1,0 +1,1 @@
+"""Execution venues behind one interface (venues.base.ExecutionVenue); PaperVenue is the reference one."""

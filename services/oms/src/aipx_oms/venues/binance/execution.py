@@ -1,0 +1,251 @@
+"""BinanceSpotVenue: orders over signed REST, fills and state changes from the user-data stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import websockets
+from aipx.money import format_decimal
+
+from aipx_oms import metrics
+from aipx_oms.domain.model import Liquidity, Order, OrderType, RejectReason, TimeInForce
+from aipx_oms.venues.base import ExecutionReport, ReportHandler, ReportKind
+from aipx_oms.venues.binance.http import (
+    ORDER_REJECTED,
+    UNKNOWN_ORDER,
+    BinanceApiError,
+    BinanceRestClient,
+    venue_symbol,
+)
+from aipx_oms.venues.binance.user_stream import VENUE, parse_execution_report
+
+log = logging.getLogger(__name__)
+
+_TERMINAL = {"CANCELED": ReportKind.CANCELED, "EXPIRED": ReportKind.EXPIRED, "REJECTED": ReportKind.REJECTED}
+
+
+def order_params(order: Order, quantity: Decimal) -> dict[str, Any]:
+    """New-order parameters; post-only LIMIT orders are LIMIT_MAKER (which takes no time in force)."""
+    params: dict[str, Any] = {
+        "symbol": venue_symbol(order.symbol),
+        "side": order.side.value,
+        "quantity": format_decimal(quantity),
+        "newClientOrderId": order.order_id,
+        "newOrderRespType": "ACK",
+    }
+    if order.type is OrderType.MARKET:
+        params["type"] = "MARKET"
+    elif order.post_only:
+        params["type"] = "LIMIT_MAKER"
+    else:
+        assert order.price is not None
+        params["type"] = "LIMIT"
+        params["price"] = format_decimal(order.price)
+        params["timeInForce"] = order.time_in_force.value
+    return params
+
+
+class BinanceSpotVenue:
+    """ExecutionVenue for Binance spot (see module docstring). DAY is not a Binance time in force: refused."""
+
+    name = VENUE
+
+    def __init__(self, rest: BinanceRestClient, ws_url: str, *, keepalive_s: float = 1800.0) -> None:
+        self.rest = rest
+        self.ws_url = ws_url.rstrip("/")
+        self.keepalive_s = keepalive_s
+        self.connected = asyncio.Event()
+        self._on_report: ReportHandler | None = None
+        self._working: dict[str, Order] = {}
+        self._venue_ids: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, on_report: ReportHandler) -> None:
+        self._on_report = on_report
+        self._task = asyncio.create_task(self._stream(), name="binance-user-stream")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.rest.close()
+
+    def _report(self, report: ExecutionReport) -> None:
+        if report.kind in (ReportKind.CANCELED, ReportKind.EXPIRED, ReportKind.REJECTED):
+            self._working.pop(report.order_id, None)
+        if self._on_report is not None:
+            self._on_report(report)
+
+    def _rejected(self, order: Order, exc: BinanceApiError) -> None:
+        reason = RejectReason.VENUE_REJECTED
+        if order.post_only and exc.code == ORDER_REJECTED:
+            reason = RejectReason.POST_ONLY_WOULD_CROSS
+        self._report(
+            ExecutionReport(ReportKind.REJECTED, order.order_id, self.name, reason=reason, message=str(exc))
+        )
+
+    async def submit(self, order: Order) -> None:
+        if order.time_in_force is TimeInForce.DAY:
+            self._report(
+                ExecutionReport(
+                    ReportKind.REJECTED,
+                    order.order_id,
+                    self.name,
+                    reason=RejectReason.VENUE_REJECTED,
+                    message="Binance spot has no DAY time in force",
+                )
+            )
+            return
+        self._working[order.order_id] = order
+        try:
+            answer = await self.rest.new_order(order_params(order, order.quantity - order.filled_quantity))
+        except BinanceApiError as exc:
+            self._rejected(order, exc)
+            return
+        venue_order_id = str(answer.get("orderId", ""))
+        self._venue_ids[order.order_id] = venue_order_id
+        self._report(
+            ExecutionReport(ReportKind.ACKNOWLEDGED, order.order_id, self.name, venue_order_id=venue_order_id)
+        )
+
+    async def cancel(self, order: Order) -> None:
+        try:
+            await self.rest.cancel_order(venue_symbol(order.symbol), order.order_id)
+        except BinanceApiError as exc:
+            if exc.code != UNKNOWN_ORDER:
+                raise
+            self._report(
+                ExecutionReport(
+                    ReportKind.CANCEL_REJECTED,
+                    order.order_id,
+                    self.name,
+                    reason=RejectReason.ORDER_NOT_OPEN,
+                    message=str(exc),
+                )
+            )
+            return
+        self._report(ExecutionReport(ReportKind.CANCELED, order.order_id, self.name))
+
+    async def replace(self, order: Order) -> None:
+        params = order_params(order, order.quantity - order.filled_quantity)
+        params.pop("newOrderRespType")
+        params.update({"cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrigClientOrderId": order.order_id})
+        answer = await self.rest.cancel_replace(params)
+        new_id = str(answer.get("newOrderResponse", {}).get("orderId", ""))
+        if new_id:
+            self._venue_ids[order.order_id] = new_id
+            self._working[order.order_id] = order
+            self._report(
+                ExecutionReport(ReportKind.ACKNOWLEDGED, order.order_id, self.name, venue_order_id=new_id)
+            )
+
+    async def reconcile(self, open_orders: Sequence[Order]) -> None:
+        """Compare the OMS's open orders with the venue: send the ones it never got, report missed fills and
+        terminal states, and flag venue orders the OMS does not know."""
+        remote_open = {str(o["clientOrderId"]): o for o in await self.rest.open_orders()}
+        for order in open_orders:
+            remote = remote_open.pop(order.order_id, None)
+            if remote is None:
+                remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
+            if remote is None:
+                log.info("order %s never reached Binance: sending it now", order.order_id)
+                await self.submit(order)
+                continue
+            self._working[order.order_id] = order
+            self._venue_ids[order.order_id] = str(remote["orderId"])
+            self._catch_up(order, remote)
+        for orphan in remote_open.values():
+            metrics.VENUE_ERRORS.labels(self.name, "orphan_order").inc()
+            log.warning(
+                "Binance has open order %s (%s) the OMS does not know",
+                orphan["orderId"],
+                orphan["clientOrderId"],
+            )
+
+    def _catch_up(self, order: Order, remote: dict[str, Any]) -> None:
+        executed = Decimal(str(remote.get("executedQty", "0")))
+        missing = executed - order.filled_quantity
+        if missing > 0:
+            quote = Decimal(str(remote.get("cummulativeQuoteQty", "0")))
+            filled_value = quote - (order.average_fill_price or Decimal(0)) * order.filled_quantity
+            self._report(
+                ExecutionReport(
+                    ReportKind.FILL,
+                    order.order_id,
+                    self.name,
+                    venue_order_id=str(remote["orderId"]),
+                    quantity=missing,
+                    price=filled_value / missing,
+                    liquidity=Liquidity.TAKER,
+                    venue_fill_id=f"reconciled-{remote['orderId']}-{executed}",
+                )
+            )
+        kind = _TERMINAL.get(str(remote.get("status")))
+        if kind is not None:
+            self._report(
+                ExecutionReport(kind, order.order_id, self.name, venue_order_id=str(remote["orderId"]))
+            )
+
+    async def _resync(self) -> None:
+        """After a stream gap: ask the venue about every order we have working there."""
+        for order in list(self._working.values()):
+            try:
+                remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
+            except BinanceApiError as exc:
+                log.warning("resync of %s failed: %s", order.order_id, exc)
+                continue
+            if remote is not None and str(remote["orderId"]) == self._venue_ids.get(order.order_id):
+                self._catch_up(order, remote)
+
+    async def _stream(self) -> None:
+        backoff = 1.0
+        first = True
+        while True:
+            try:
+                listen_key = await self.rest.new_listen_key()
+                async with websockets.connect(f"{self.ws_url}/ws/{listen_key}", open_timeout=10) as ws:
+                    self.connected.set()
+                    backoff = 1.0
+                    if not first:
+                        await self._resync()
+                    first = False
+                    keepalive = asyncio.create_task(self._keepalive(listen_key))
+                    try:
+                        async for raw in ws:
+                            self._handle(json.loads(raw))
+                    finally:
+                        keepalive.cancel()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                metrics.VENUE_ERRORS.labels(self.name, "user_stream").inc()
+                log.warning("Binance user stream down (%s); reconnecting in %.0fs", exc, backoff)
+            self.connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    async def _keepalive(self, listen_key: str) -> None:
+        while True:
+            await asyncio.sleep(self.keepalive_s)
+            with contextlib.suppress(Exception):
+                await self.rest.keepalive_listen_key(listen_key)
+
+    def _handle(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            return
+        report = parse_execution_report(message)
+        if report is None or report.kind is ReportKind.ACKNOWLEDGED:
+            return  # acknowledgements come from the REST answer
+        current = self._venue_ids.get(report.order_id)
+        if current is not None and report.venue_order_id and report.venue_order_id != current:
+            return  # about a venue order this one replaced (cancelReplace)
+        if report.kind is ReportKind.CANCELED and report.order_id not in self._working:
+            return  # already reported from the cancel's REST answer
+        self._report(report)

@@ -1,0 +1,128 @@
+"""BinanceRestClient: signed REST calls of the Binance spot API (HMAC-SHA256 over the query string)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+
+class BinanceApiError(RuntimeError):
+    """An error answer of the API: HTTP status plus Binance's code and message."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(f"Binance error {code} (HTTP {status}): {message}")
+
+
+# Binance error codes the venue reacts to.
+UNKNOWN_ORDER = -2011
+NO_SUCH_ORDER = -2013
+ORDER_REJECTED = -2010
+
+
+def sign(secret: str, query: str) -> str:
+    """The signature Binance expects for a query string."""
+    return hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+
+
+def venue_symbol(symbol: str) -> str:
+    """Canonical "BTC-USDT" -> Binance "BTCUSDT"."""
+    return symbol.replace("-", "")
+
+
+class BinanceRestClient:
+    """The few REST endpoints order entry needs."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        recv_window_ms: int = 5000,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self._secret = api_secret
+        self.recv_window_ms = recv_window_ms
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> BinanceRestClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, headers={"X-MBX-APIKEY": self.api_key}
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def signed_query(self, params: dict[str, Any]) -> str:
+        """The query string with timestamp, recvWindow and signature appended."""
+        full = {**params, "recvWindow": self.recv_window_ms, "timestamp": int(time.time() * 1000)}
+        query = urlencode({k: v for k, v in full.items() if v is not None})
+        return f"{query}&signature={sign(self._secret, query)}"
+
+    async def _call(self, method: str, path: str, params: dict[str, Any], *, signed: bool = True) -> Any:
+        query = self.signed_query(params) if signed else urlencode(params)
+        url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        async with self._http().request(method, url) as response:
+            body = await response.json(content_type=None)
+            if response.status >= 400:
+                code = int(body.get("code", 0)) if isinstance(body, dict) else 0
+                message = str(body.get("msg", body)) if isinstance(body, dict) else str(body)
+                raise BinanceApiError(response.status, code, message)
+            return body
+
+    async def new_order(self, params: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", "/api/v3/order", params)
+        return result
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            "DELETE", "/api/v3/order", {"symbol": symbol, "origClientOrderId": client_order_id}
+        )
+        return result
+
+    async def cancel_replace(self, params: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", "/api/v3/order/cancelReplace", params)
+        return result
+
+    async def query_order(self, symbol: str, client_order_id: str) -> dict[str, Any] | None:
+        """The order as the venue knows it; None when the venue never saw it."""
+        try:
+            result: dict[str, Any] = await self._call(
+                "GET", "/api/v3/order", {"symbol": symbol, "origClientOrderId": client_order_id}
+            )
+        except BinanceApiError as exc:
+            if exc.code == NO_SUCH_ORDER:
+                return None
+            raise
+        return result
+
+    async def open_orders(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._call("GET", "/api/v3/openOrders", {})
+        return result
+
+    async def new_listen_key(self) -> str:
+        body = await self._call("POST", "/api/v3/userDataStream", {}, signed=False)
+        return str(body["listenKey"])
+
+    async def keepalive_listen_key(self, listen_key: str) -> None:
+        await self._call("PUT", "/api/v3/userDataStream", {"listenKey": listen_key}, signed=False)

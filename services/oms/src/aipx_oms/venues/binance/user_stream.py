@@ -1,0 +1,63 @@
+"""The user-data stream: executionReport events -> ExecutionReports."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from aipx_oms.domain.model import Liquidity, RejectReason
+from aipx_oms.venues.base import ExecutionReport, ReportKind
+
+VENUE = "binance"
+
+
+def parse_execution_report(message: dict[str, Any]) -> ExecutionReport | None:
+    """One executionReport as an ExecutionReport (None for event types order handling does not need).
+
+    For cancels Binance puts the canceled order's client id in "C" ("c" is the cancel request's id).
+    """
+    if message.get("e") != "executionReport":
+        return None
+    execution = message.get("x")
+    order_id = str(message.get("C") or message.get("c") or "")
+    venue_order_id = str(message.get("i", ""))
+    if not order_id:
+        return None
+    if execution == "NEW":
+        return ExecutionReport(ReportKind.ACKNOWLEDGED, order_id, VENUE, venue_order_id=venue_order_id)
+    if execution == "TRADE":
+        return ExecutionReport(
+            ReportKind.FILL,
+            str(message["c"]),
+            VENUE,
+            venue_order_id=venue_order_id,
+            quantity=Decimal(str(message["l"])),
+            price=Decimal(str(message["L"])),
+            fee=Decimal(str(message.get("n") or "0")),
+            fee_currency=str(message.get("N") or ""),
+            liquidity=Liquidity.MAKER if message.get("m") else Liquidity.TAKER,
+            venue_fill_id=str(message["t"]),
+            time_ns=int(message.get("T", 0)) * 1_000_000,
+        )
+    if execution == "CANCELED":
+        return ExecutionReport(ReportKind.CANCELED, order_id, VENUE, venue_order_id=venue_order_id)
+    if execution == "REJECTED":
+        return ExecutionReport(
+            ReportKind.REJECTED,
+            order_id,
+            VENUE,
+            venue_order_id=venue_order_id,
+            reason=RejectReason.VENUE_REJECTED,
+            message=str(message.get("r", "")),
+        )
+    if execution in ("EXPIRED", "TRADE_PREVENTION"):
+        fok = message.get("f") == "FOK"
+        return ExecutionReport(
+            ReportKind.EXPIRED,
+            order_id,
+            VENUE,
+            venue_order_id=venue_order_id,
+            reason=RejectReason.FOK_NOT_FILLABLE if fok else None,
+            message=str(message.get("r", "")) if message.get("r") not in (None, "NONE") else "",
+        )
+    return None

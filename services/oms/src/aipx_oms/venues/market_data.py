@@ -1,0 +1,157 @@
+"""MarketDataCache: latest quote and last trade per instrument, fed from `market-data-raw`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from aiokafka.errors import KafkaError
+from aipx.kafka import create_consumer
+from aipx.logs import SampledLogger
+from aipx.money import InvalidDecimalError, from_pb
+from aipx.serde import DecodeError, decode
+from aipx.settings import KafkaSettings
+from aipx.v1.market_data_pb2 import MarketDataEnvelope
+
+from aipx_oms.domain.risk import MarketSnapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Touch:
+    """Best bid/ask with sizes and the last trade of one instrument. `version` changes with every quote."""
+
+    bid: Decimal | None = None
+    bid_size: Decimal = Decimal(0)
+    ask: Decimal | None = None
+    ask_size: Decimal = Decimal(0)
+    last_trade: Decimal | None = None
+    version: int = 0
+
+
+MarketListener = Callable[[str, MarketDataEnvelope], None]
+
+
+class MarketDataCache:
+    """Keeps the latest market per symbol and tells listeners (the paper venue) about every update."""
+
+    def __init__(self, venue: str | None = None) -> None:
+        self.venue = venue
+        self.touches: dict[str, Touch] = {}
+        self.listeners: list[MarketListener] = []
+        self._bad = SampledLogger(log, every=1000)
+
+    def snapshot(self, symbol: str) -> MarketSnapshot:
+        touch = self.touches.get(symbol)
+        if touch is None:
+            return MarketSnapshot()
+        return MarketSnapshot(last_trade=touch.last_trade, bid=touch.bid, ask=touch.ask)
+
+    def touch(self, symbol: str) -> Touch | None:
+        return self.touches.get(symbol)
+
+    def apply(self, envelope: MarketDataEnvelope) -> bool:
+        """Update from one envelope; True when it changed a quote or trade (listeners were told)."""
+        if self.venue and envelope.venue != self.venue:
+            return False
+        touch = self.touches.setdefault(envelope.symbol, Touch())
+        kind = envelope.WhichOneof("payload")
+        try:
+            if kind == "quote":
+                quote = envelope.quote
+                touch.bid, touch.ask = from_pb(quote.bid_price), from_pb(quote.ask_price)
+                touch.bid_size = from_pb(quote.bid_size) or Decimal(0)
+                touch.ask_size = from_pb(quote.ask_size) or Decimal(0)
+                touch.version += 1
+            elif kind == "book_snapshot" and envelope.book_snapshot.bids and envelope.book_snapshot.asks:
+                book = envelope.book_snapshot
+                touch.bid, touch.bid_size = (
+                    from_pb(book.bids[0].price),
+                    from_pb(book.bids[0].quantity) or Decimal(0),
+                )
+                touch.ask, touch.ask_size = (
+                    from_pb(book.asks[0].price),
+                    from_pb(book.asks[0].quantity) or Decimal(0),
+                )
+                touch.version += 1
+            elif kind == "trade":
+                touch.last_trade = from_pb(envelope.trade.price)
+            else:
+                return False
+        except InvalidDecimalError as exc:
+            self._bad.warning("bad decimal in %s: %s", envelope.event_id, exc)
+            return False
+        for listener in self.listeners:
+            listener(envelope.symbol, envelope)
+        return True
+
+
+class MarketDataFeed:
+    """Consumes the market data topic into a MarketDataCache (no consumer group: every partition, no commits)."""
+
+    def __init__(
+        self,
+        cache: MarketDataCache,
+        *,
+        topic: str,
+        settings: KafkaSettings,
+        offset_reset: str = "latest",
+        retry_s: float = 2.0,
+    ) -> None:
+        self.cache = cache
+        self.topic = topic
+        self.settings = settings
+        self.offset_reset = offset_reset
+        self.retry_s = retry_s
+        self.connected = False
+        self._task: asyncio.Task[None] | None = None
+        self._bad = SampledLogger(log, every=1000)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="market-data-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            consumer = create_consumer(
+                self.topic,
+                settings=self.settings,
+                client_id="oms-market-data",
+                group_id=None,
+                auto_offset_reset=self.offset_reset,
+            )
+            try:
+                await consumer.start()
+                self.connected = True
+                log.info("following market data on %s", self.topic)
+                async for record in consumer:
+                    try:
+                        envelope = decode(
+                            record.value,
+                            record.headers,
+                            MarketDataEnvelope,
+                            topic=record.topic,
+                            partition=record.partition,
+                            offset=record.offset,
+                        )
+                    except DecodeError as exc:
+                        self._bad.warning("skipping undecodable market data: %s", exc)
+                        continue
+                    self.cache.apply(envelope)
+            except KafkaError as exc:
+                log.warning("market data consumer failed (%s); retrying in %.1fs", exc, self.retry_s)
+            finally:
+                self.connected = False
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+            await asyncio.sleep(self.retry_s)

@@ -1,0 +1,301 @@
+"""PaperVenue: fills orders against live market data, in process. The reference ExecutionVenue.
+
+- MARKET: fills at the touch (ask for buys, bid for sells), partially when the quoted size is smaller; the
+  rest works on (GTC/DAY) and fills on later quotes, or is canceled (IOC). No quote: rejected NO_MARKET_DATA.
+- LIMIT: fills at the touch when it crosses on arrival (taker); otherwise rests and fills at its limit price
+  when a later quote crosses it or a trade prints through it (maker). Post-only orders that would cross are
+  rejected.
+- IOC cancels what is not filled at once; FOK fills entirely at once or expires (FOK_NOT_FILLABLE).
+- DAY orders expire at the end of the UTC day they were created on.
+Liquidity taken at a quote is consumed: two orders cannot both take the same quoted size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from aipx.ids import now_ns
+from aipx.v1.market_data_pb2 import MarketDataEnvelope
+
+from aipx_oms.domain.model import ZERO, Liquidity, Order, OrderType, RejectReason, Side, TimeInForce
+from aipx_oms.venues.base import ExecutionReport, ReportHandler, ReportKind
+from aipx_oms.venues.market_data import MarketDataCache
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+@dataclass(slots=True)
+class _Working:
+    order: Order
+    leaves: Decimal
+
+
+@dataclass(slots=True)
+class _Liquidity:
+    """What is left to take at the current touch (reset by each new quote)."""
+
+    version: int
+    bid: Decimal
+    ask: Decimal
+
+
+class PaperVenue:
+    """Simulated venue over a MarketDataCache (see the module docstring for the matching rules)."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        market: MarketDataCache,
+        *,
+        fee_rate: Decimal = ZERO,
+        fee_currency_of: Callable[[str], str] = lambda symbol: symbol.rsplit("-", 1)[-1],
+        clock: Callable[[], int] = now_ns,
+        expiry_check_s: float = 1.0,
+    ) -> None:
+        self.market = market
+        self.fee_rate = fee_rate
+        self.fee_currency_of = fee_currency_of
+        self.clock = clock
+        self.expiry_check_s = expiry_check_s
+        self.working: dict[str, _Working] = {}
+        self._liquidity: dict[str, _Liquidity] = {}
+        self._on_report: ReportHandler | None = None
+        self._fill_ids = itertools.count(1)
+        self._expiry_task: asyncio.Task[None] | None = None
+        market.listeners.append(self._on_market)
+
+    async def start(self, on_report: ReportHandler) -> None:
+        self._on_report = on_report
+        self._expiry_task = asyncio.create_task(self._expire_loop(), name="paper-day-expiry")
+
+    async def stop(self) -> None:
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry_task
+
+    def _report(self, report: ExecutionReport) -> None:
+        if self._on_report is not None:
+            self._on_report(report)
+
+    async def submit(self, order: Order) -> None:
+        self._arrive(order)
+
+    async def cancel(self, order: Order) -> None:
+        working = self.working.pop(order.order_id, None)
+        if working is None:
+            self._report(
+                ExecutionReport(
+                    ReportKind.CANCEL_REJECTED,
+                    order.order_id,
+                    self.name,
+                    reason=RejectReason.ORDER_NOT_OPEN,
+                    message="order is not working at the paper venue",
+                )
+            )
+            return
+        self._report(ExecutionReport(ReportKind.CANCELED, order.order_id, self.name))
+
+    async def replace(self, order: Order) -> None:
+        working = self.working.get(order.order_id)
+        if working is None:
+            return
+        working.order = order
+        working.leaves = order.quantity - order.filled_quantity
+        self._match_resting(order.symbol)
+
+    async def reconcile(self, open_orders: Sequence[Order]) -> None:
+        """The paper book lives in memory: after a restart, re-rest every open order the OMS has."""
+        for order in open_orders:
+            if order.order_id not in self.working:
+                self.working[order.order_id] = _Working(order, order.quantity - order.filled_quantity)
+        for symbol in {o.symbol for o in open_orders}:
+            self._match_resting(symbol)
+
+    # --- matching -------------------------------------------------------------------------------------
+
+    def _available(self, symbol: str) -> _Liquidity | None:
+        touch = self.market.touch(symbol)
+        if touch is None or touch.version == 0:
+            return None
+        current = self._liquidity.get(symbol)
+        if current is None or current.version != touch.version:
+            current = _Liquidity(touch.version, touch.bid_size, touch.ask_size)
+            self._liquidity[symbol] = current
+        return current
+
+    def _touch_price(self, symbol: str, side: Side) -> Decimal | None:
+        touch = self.market.touch(symbol)
+        if touch is None:
+            return None
+        return touch.ask if side is Side.BUY else touch.bid
+
+    def _crosses(self, order: Order, touch_price: Decimal) -> bool:
+        if order.type is OrderType.MARKET:
+            return True
+        assert order.price is not None
+        return touch_price <= order.price if order.side is Side.BUY else touch_price >= order.price
+
+    def _take(self, order: Order, wanted: Decimal) -> tuple[Decimal, Decimal | None]:
+        """(quantity available at the touch for this order, price); consumes nothing."""
+        price = self._touch_price(order.symbol, order.side)
+        liquidity = self._available(order.symbol)
+        if price is None or liquidity is None or not self._crosses(order, price):
+            return ZERO, price
+        size = liquidity.ask if order.side is Side.BUY else liquidity.bid
+        return min(wanted, size), price
+
+    def _consume(self, order: Order, quantity: Decimal) -> None:
+        liquidity = self._liquidity[order.symbol]
+        if order.side is Side.BUY:
+            liquidity.ask -= quantity
+        else:
+            liquidity.bid -= quantity
+
+    def _fill(self, order: Order, quantity: Decimal, price: Decimal, liquidity: Liquidity) -> None:
+        fee = quantity * price * self.fee_rate
+        self._report(
+            ExecutionReport(
+                ReportKind.FILL,
+                order.order_id,
+                self.name,
+                venue_order_id=order.order_id,
+                quantity=quantity,
+                price=price,
+                fee=fee,
+                fee_currency=self.fee_currency_of(order.symbol),
+                liquidity=liquidity,
+                venue_fill_id=f"paper-{next(self._fill_ids)}-{self.clock()}",
+                time_ns=self.clock(),
+            )
+        )
+
+    def _arrive(self, order: Order) -> None:
+        leaves = order.quantity - order.filled_quantity
+        touch_price = self._touch_price(order.symbol, order.side)
+        if order.type is OrderType.MARKET and (touch_price is None or self._available(order.symbol) is None):
+            self._report(
+                ExecutionReport(
+                    ReportKind.REJECTED,
+                    order.order_id,
+                    self.name,
+                    reason=RejectReason.NO_MARKET_DATA,
+                    message=f"no quote for {order.symbol}",
+                )
+            )
+            return
+        available, price = self._take(order, leaves)
+        if order.post_only and available > ZERO:
+            self._report(
+                ExecutionReport(
+                    ReportKind.REJECTED,
+                    order.order_id,
+                    self.name,
+                    reason=RejectReason.POST_ONLY_WOULD_CROSS,
+                    message=f"post-only {order.side} at {order.price} would cross {price}",
+                )
+            )
+            return
+        if order.time_in_force is TimeInForce.FOK and available < leaves:
+            self._report(
+                ExecutionReport(
+                    ReportKind.EXPIRED,
+                    order.order_id,
+                    self.name,
+                    reason=RejectReason.FOK_NOT_FILLABLE,
+                    message=f"only {available} of {leaves} available at the touch",
+                )
+            )
+            return
+        if available > ZERO:
+            assert price is not None
+            self._consume(order, available)
+            self._fill(order, available, price, Liquidity.TAKER)
+            leaves -= available
+        if leaves == ZERO:
+            return
+        if order.time_in_force is TimeInForce.IOC:
+            self._report(
+                ExecutionReport(
+                    ReportKind.CANCELED,
+                    order.order_id,
+                    self.name,
+                    message=f"IOC: {leaves} not filled at once",
+                )
+            )
+            return
+        self.working[order.order_id] = _Working(order, leaves)
+
+    def _on_market(self, symbol: str, envelope: MarketDataEnvelope) -> None:
+        kind = envelope.WhichOneof("payload")
+        if kind == "trade":
+            self._match_trade(symbol, envelope)
+        else:
+            self._match_resting(symbol)
+
+    def _match_resting(self, symbol: str) -> None:
+        for order_id, working in list(self.working.items()):
+            order = working.order
+            if order.symbol != symbol:
+                continue
+            available, touch_price = self._take(order, working.leaves)
+            if available <= ZERO or touch_price is None:
+                continue
+            self._consume(order, available)
+            if order.type is OrderType.MARKET:
+                price, liquidity = touch_price, Liquidity.TAKER
+            else:
+                assert order.price is not None
+                price, liquidity = order.price, Liquidity.MAKER
+            working.leaves -= available
+            if working.leaves == ZERO:
+                del self.working[order_id]
+            self._fill(order, available, price, liquidity)
+
+    def _match_trade(self, symbol: str, envelope: MarketDataEnvelope) -> None:
+        trade_price = Decimal(envelope.trade.price.value) if envelope.trade.price.value else None
+        remaining = Decimal(envelope.trade.quantity.value) if envelope.trade.quantity.value else ZERO
+        if trade_price is None:
+            return
+        for order_id, working in list(self.working.items()):
+            order = working.order
+            if order.symbol != symbol or order.type is not OrderType.LIMIT or remaining <= ZERO:
+                continue
+            assert order.price is not None
+            through = trade_price < order.price if order.side is Side.BUY else trade_price > order.price
+            if not through:
+                continue
+            quantity = min(working.leaves, remaining)
+            remaining -= quantity
+            working.leaves -= quantity
+            if working.leaves == ZERO:
+                del self.working[order_id]
+            self._fill(order, quantity, order.price, Liquidity.MAKER)
+
+    # --- DAY expiry -----------------------------------------------------------------------------------
+
+    def expire_day_orders(self, now: int | None = None) -> list[str]:
+        """Expire DAY orders created before the current UTC day; returns their ids."""
+        today = (self.clock() if now is None else now) // NS_PER_DAY
+        expired = [
+            order_id
+            for order_id, w in self.working.items()
+            if w.order.time_in_force is TimeInForce.DAY and w.order.created_time_ns // NS_PER_DAY < today
+        ]
+        for order_id in expired:
+            del self.working[order_id]
+            self._report(
+                ExecutionReport(ReportKind.EXPIRED, order_id, self.name, message="DAY order expired")
+            )
+        return expired
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.expiry_check_s)
+            self.expire_day_orders()
