@@ -1,0 +1,1 @@
+"""Adapters of the notification function: Redis sent-markers."""

@@ -1,0 +1,1 @@
+"""Notification domain: events to notify about, routing and templates, retry policy, secret redaction."""
