@@ -191,7 +191,7 @@ class PaperVenue:
             )
             return
         available, price = self._take(order, leaves)
-        if order.post_only and available > ZERO:
+        if order.post_only and touch_price is not None and self._crosses(order, touch_price):
             self._report(
                 ExecutionReport(
                     ReportKind.REJECTED,
