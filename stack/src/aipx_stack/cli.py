@@ -19,16 +19,24 @@ def _parser() -> argparse.ArgumentParser:
         description="Local Kafka (KRaft) + PostgreSQL + Redis + S3 (moto) for AIPX development and tests. "
         "State and logs live in <repo>/.aipx/stack/.",
     )
+    # The options are accepted before and after the command (`aipx-stack -q up` = `aipx-stack up -q`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--mode", choices=MODES, default=argparse.SUPPRESS, help="default: AIPX_STACK_MODE or automatic"
+    )
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only errors")
     parser.add_argument("--mode", choices=MODES, default=None, help="default: AIPX_STACK_MODE or automatic")
     parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start every component (idempotent) and create topics, database and bucket")
-    sub.add_parser("down", help="stop every component this stack started")
-    sub.add_parser("status", help="each component's state and endpoint (exit 1 unless all are running)")
-    env = sub.add_parser("env", help="print `export AIPX_...=...` lines for the stack's endpoints")
+    sub.add_parser(
+        "up", parents=[common], help="start every component (idempotent); create topics, database, bucket"
+    )
+    sub.add_parser("down", parents=[common], help="stop every component this stack started")
+    sub.add_parser("status", parents=[common], help="each component's state (exit 1 unless all run)")
+    env = sub.add_parser("env", parents=[common], help="print `export AIPX_...=...` lines for the endpoints")
     env.add_argument("--aws", action="store_true", help="also export AWS_* credentials for the S3 server")
     for name, text in (("start", "start"), ("stop", "stop"), ("restart", "stop and start")):
-        cmd = sub.add_parser(name, help=f"{text} one component")
+        cmd = sub.add_parser(name, parents=[common], help=f"{text} one component")
         cmd.add_argument("component", choices=COMPONENTS)
     return parser
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from aipx_stack.errors import ComponentStartError
 from aipx_stack.install import require_program
 from aipx_stack.native.base import NativeComponent
 from aipx_stack.ports import process_command
@@ -57,8 +59,14 @@ class RedisComponent(NativeComponent):
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         conf = self.dir / "redis.conf"
         conf.write_text(self.config_text())
-        # daemonize: redis-server forks, detaches (setsid) and writes the pid file itself.
+        self.pid_file.unlink(missing_ok=True)
+        # daemonize: redis-server forks, detaches (setsid) and its child writes the pid file a moment later.
         run([str(server), str(conf)], what="redis-server", timeout_s=30)
+        deadline = time.monotonic() + 15.0
+        while self.pid() is None:
+            if time.monotonic() > deadline:
+                raise ComponentStartError(f"redis-server wrote no pid file within 15s.\n{self.log_tail()}")
+            time.sleep(0.05)
 
     def probe(self) -> str | None:
         return probe_redis(self.endpoints.redis_url)
