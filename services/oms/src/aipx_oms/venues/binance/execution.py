@@ -41,12 +41,13 @@ def order_params(order: Order, quantity: Decimal) -> dict[str, Any]:
     }
     if order.type is OrderType.MARKET:
         params["type"] = "MARKET"
-    elif order.post_only:
+        return params
+    assert order.price is not None
+    params["price"] = format_decimal(order.price)
+    if order.post_only:
         params["type"] = "LIMIT_MAKER"
     else:
-        assert order.price is not None
         params["type"] = "LIMIT"
-        params["price"] = format_decimal(order.price)
         params["timeInForce"] = order.time_in_force.value
     return params
 

@@ -1,0 +1,223 @@
+"""A local stand-in for the Binance spot API (REST + user-data stream) for tests: checks API key and HMAC
+signature like Binance, keeps orders, and pushes executionReport events over a WebSocket. Never the internet."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+
+class BinanceStub:
+    """`await start()` -> (rest base url, ws base url). Tests drive fills with `fill(...)`."""
+
+    def __init__(self, api_key: str, secret: str) -> None:
+        self.api_key = api_key
+        self.secret = secret
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.market_price = Decimal("100")
+        self._ids = itertools.count(1000)
+        self._trades = itertools.count(1)
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> tuple[str, str]:
+        app = web.Application()
+        app.router.add_post("/api/v3/order", self._new_order)
+        app.router.add_delete("/api/v3/order", self._cancel)
+        app.router.add_get("/api/v3/order", self._query)
+        app.router.add_get("/api/v3/openOrders", self._open_orders)
+        app.router.add_post("/api/v3/order/cancelReplace", self._cancel_replace)
+        app.router.add_post("/api/v3/userDataStream", self._listen_key)
+        app.router.add_put("/api/v3/userDataStream", self._listen_key)
+        app.router.add_get("/ws/{listen_key}", self._ws)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def connected(self) -> int:
+        return len(self._sockets)
+
+    # --- auth ------------------------------------------------------------------------------------------
+
+    def _check(self, request: web.Request, *, signed: bool = True) -> dict[str, str]:
+        if request.headers.get("X-MBX-APIKEY") != self.api_key:
+            raise web.HTTPUnauthorized(
+                text=json.dumps({"code": -2015, "msg": "Invalid API-key"}), content_type="application/json"
+            )
+        query = request.rel_url.raw_query_string
+        params = dict(parse_qsl(query))
+        self.requests.append((request.method, request.path, params))
+        if signed:
+            body, _, signature = query.rpartition("&signature=")
+            expected = hmac.new(self.secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+            if not signature or not hmac.compare_digest(signature, expected) or "timestamp" not in params:
+                raise web.HTTPBadRequest(
+                    text=json.dumps({"code": -1022, "msg": "Signature for this request is not valid."}),
+                    content_type="application/json",
+                )
+        return params
+
+    @staticmethod
+    def _error(code: int, msg: str, status: int = 400) -> web.Response:
+        return web.json_response({"code": code, "msg": msg}, status=status)
+
+    # --- orders ----------------------------------------------------------------------------------------
+
+    def _view(self, o: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "symbol": o["symbol"], "orderId": o["orderId"], "clientOrderId": o["clientOrderId"],
+            "price": str(o["price"]), "origQty": str(o["origQty"]), "executedQty": str(o["executedQty"]),
+            "cummulativeQuoteQty": str(o["cummulativeQuoteQty"]), "status": o["status"],
+            "timeInForce": o["timeInForce"], "type": o["type"], "side": o["side"],
+        }  # fmt: skip
+
+    def add_order(self, params: dict[str, str]) -> dict[str, Any]:
+        order = {
+            "symbol": params["symbol"],
+            "orderId": next(self._ids),
+            "clientOrderId": params.get("newClientOrderId") or uuid.uuid4().hex,
+            "side": params["side"],
+            "type": params["type"],
+            "timeInForce": params.get("timeInForce", "GTC"),
+            "price": Decimal(params.get("price", "0")),
+            "origQty": Decimal(params["quantity"]),
+            "executedQty": Decimal(0),
+            "cummulativeQuoteQty": Decimal(0),
+            "status": "NEW",
+        }
+        self.orders[order["clientOrderId"]] = order
+        return order
+
+    async def _new_order(self, request: web.Request) -> web.Response:
+        params = self._check(request)
+        for required in ("symbol", "side", "type", "quantity"):
+            if required not in params:
+                return self._error(-1102, f"Mandatory parameter '{required}' was not sent.")
+        existing = self.orders.get(params.get("newClientOrderId", ""))
+        if existing is not None and existing["status"] in ("NEW", "PARTIALLY_FILLED"):
+            return self._error(-2010, "Duplicate order sent.")
+        if params["type"] == "LIMIT_MAKER" and Decimal(params.get("price", "0")) >= self.market_price and params["side"] == "BUY":
+            return self._error(-2010, "Order would immediately match and take.")
+        order = self.add_order(params)
+        await self._push(order, "NEW")
+        if order["type"] == "MARKET":
+            await self.fill(order["clientOrderId"], order["origQty"], self.market_price)
+        return web.json_response(
+            {"symbol": order["symbol"], "orderId": order["orderId"], "clientOrderId": order["clientOrderId"],
+             "transactTime": int(time.time() * 1000)}
+        )  # fmt: skip
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        params = self._check(request)
+        order = self.orders.get(params.get("origClientOrderId", ""))
+        if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            return self._error(-2011, "Unknown order sent.")
+        order["status"] = "CANCELED"
+        await self._push(order, "CANCELED")
+        return web.json_response(self._view(order))
+
+    async def _query(self, request: web.Request) -> web.Response:
+        params = self._check(request)
+        order = self.orders.get(params.get("origClientOrderId", ""))
+        if order is None:
+            return self._error(-2013, "Order does not exist.")
+        return web.json_response(self._view(order))
+
+    async def _open_orders(self, request: web.Request) -> web.Response:
+        self._check(request)
+        return web.json_response(
+            [self._view(o) for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+        )
+
+    async def _cancel_replace(self, request: web.Request) -> web.Response:
+        params = self._check(request)
+        old = self.orders.get(params.get("cancelOrigClientOrderId", ""))
+        if old is None or old["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            return self._error(-2022, "Order cancel-replace failed.")
+        old["status"] = "CANCELED"
+        await self._push(old, "CANCELED", cancel_id=f"cr-{uuid.uuid4().hex[:8]}")
+        new = self.add_order(params)
+        await self._push(new, "NEW")
+        return web.json_response(
+            {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+             "cancelResponse": self._view(old), "newOrderResponse": {"orderId": new["orderId"],
+                                                                     "clientOrderId": new["clientOrderId"]}}
+        )  # fmt: skip
+
+    async def _listen_key(self, request: web.Request) -> web.Response:
+        self._check(request, signed=False)
+        return web.json_response({"listenKey": "stub-listen-key"})
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=10)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            async for message in ws:
+                if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                    break
+        finally:
+            self._sockets.discard(ws)
+        return ws
+
+    # --- test controls ---------------------------------------------------------------------------------
+
+    async def fill(self, client_order_id: str, quantity: Decimal, price: Decimal, *, push: bool = True) -> None:
+        """Execute part of an order; pushes the TRADE executionReport unless push=False (a missed event)."""
+        order = self.orders[client_order_id]
+        order["executedQty"] += quantity
+        order["cummulativeQuoteQty"] += quantity * price
+        order["status"] = "FILLED" if order["executedQty"] == order["origQty"] else "PARTIALLY_FILLED"
+        if push:
+            await self._push(order, "TRADE", last_qty=quantity, last_price=price)
+
+    async def drop_connections(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+
+    async def _push(
+        self,
+        order: dict[str, Any],
+        execution: str,
+        *,
+        last_qty: Decimal = Decimal(0),
+        last_price: Decimal = Decimal(0),
+        cancel_id: str = "",
+    ) -> None:
+        canceled = execution == "CANCELED"
+        event = {
+            "e": "executionReport", "E": int(time.time() * 1000), "s": order["symbol"],
+            "c": (cancel_id or f"web_{uuid.uuid4().hex[:10]}") if canceled else order["clientOrderId"],
+            "C": order["clientOrderId"] if canceled else "",
+            "S": order["side"], "o": order["type"], "f": order["timeInForce"], "q": str(order["origQty"]),
+            "p": str(order["price"]), "x": execution, "X": order["status"], "r": "NONE", "i": order["orderId"],
+            "l": str(last_qty), "z": str(order["executedQty"]), "L": str(last_price),
+            "n": str(last_qty * last_price * Decimal("0.001")), "N": "USDT",
+            "T": int(time.time() * 1000), "t": next(self._trades) if execution == "TRADE" else -1,
+            "m": False, "Z": str(order["cummulativeQuoteQty"]),
+        }  # fmt: skip
+        for ws in list(self._sockets):
+            await ws.send_str(json.dumps(event))
+        await asyncio.sleep(0)
