@@ -13,7 +13,7 @@ from aipx_stack.config import StackConfig
 from aipx_stack.endpoints import Endpoints
 from aipx_stack.errors import ComponentStartError, StackError
 from aipx_stack.ports import check_port_free, find_port_holder, port_in_use
-from aipx_stack.procs import pid_alive, tail, terminate
+from aipx_stack.procs import tail, terminate, wait_for_exit
 from aipx_stack.provision import provision
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ class NativeComponent(ABC):
         if pid is None:
             return False
         self.stop_process(pid)
-        if pid_alive(pid):
+        # Servers drop their pid file a moment before the process is gone (pg_ctl stop returns then).
+        if not wait_for_exit(pid, 15.0):
             raise StackError(f"{self.name} (pid {pid}) is still running after stop")
         return True

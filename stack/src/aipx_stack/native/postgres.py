@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import pwd
 import shutil
@@ -13,6 +15,8 @@ from aipx_stack.install import is_root, postgres_bindir
 from aipx_stack.native.base import NativeComponent
 from aipx_stack.probes import probe_postgres
 from aipx_stack.procs import read_pid, run, terminate
+
+log = logging.getLogger(__name__)
 
 # Tuned for tests on a small machine, but commits stay durable: the OMS benchmarks measure real
 # fsync'd commits, so fsync and synchronous_commit keep their safe defaults.
@@ -38,12 +42,20 @@ class PostgresComponent(NativeComponent):
         return f"{self.config.host}:{self.config.postgres_port}"
 
     @property
+    def home(self) -> Path:
+        """Where data, log and socket live: the state dir, or a fallback the postgres user can reach."""
+        pointer = self.dir / "home"
+        if pointer.is_file():
+            return Path(pointer.read_text().strip())
+        return self.dir
+
+    @property
     def data_dir(self) -> Path:
-        return self.dir / "data"
+        return self.home / "data"
 
     @property
     def log_file(self) -> Path:
-        return self.dir / "postgres.log"
+        return self.home / "postgres.log"
 
     def log_files(self) -> list[Path]:
         return [self.log_file]
@@ -88,18 +100,41 @@ class PostgresComponent(NativeComponent):
                     f"lost) or install postgresql-{data_major}"
                 )
 
+    def _choose_home(self, user: str | None) -> None:
+        """Move to a fallback home when the server account cannot reach the state dir (e.g. under /root)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if user is None or (self.dir / "home").is_file():
+            return
+        self._chown(self.dir, user)
+        try:
+            run(["test", "-w", str(self.dir)], what="checking access", user=user, timeout_s=30)
+        except StackError:
+            digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+            fallback = Path("/var/tmp/aipx-stack") / digest / "postgres"
+            fallback.mkdir(parents=True, exist_ok=True)
+            Path("/var/tmp/aipx-stack").chmod(0o755)
+            fallback.parent.chmod(0o755)
+            log.warning(
+                "user %s cannot reach %s (a parent directory is private): keeping PostgreSQL's data in %s",
+                user,
+                self.dir,
+                fallback,
+            )
+            (self.dir / "home").write_text(f"{fallback}\n")
+
     def launch(self) -> None:
         bindir = postgres_bindir()
         user = self._user()
-        run_dir = self.dir / "run"
+        self._choose_home(user)
+        run_dir = self.home / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
         self._check_version(bindir)
         if not (self.data_dir / "PG_VERSION").exists():
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self.data_dir.mkdir(parents=True)
-            pwfile = self.dir / "initdb.pw"
+            pwfile = self.home / "initdb.pw"
             pwfile.write_text(POSTGRES_PASSWORD + "\n")
-            self._chown(self.dir, user)
+            self._chown(self.home, user)
             try:
                 run(
                     [
@@ -123,7 +158,7 @@ class PostgresComponent(NativeComponent):
             with (self.data_dir / "postgresql.conf").open("a") as conf:
                 conf.write(SERVER_SETTINGS.format(host=self.config.host, run_dir=run_dir))
         self.log_file.touch()
-        self._chown(self.dir, user)
+        self._chown(self.home, user)
         # pg_ctl -w returns once the server accepts connections; the port is passed at each start so
         # AIPX_STACK_POSTGRES_PORT can change without re-initialising.
         run(
