@@ -1,0 +1,1 @@
+"""Adapters of the recorder: the object store (S3)."""

@@ -1,0 +1,423 @@
+"""ParquetRecorder: Kafka records -> Parquet (zstd) files in the lake, every consumed record exactly once.
+
+Durability contract (MSK partial batch response + the mapping's commit semantics)
+    A record is reported processed only once the file holding it is uploaded (S3 acknowledged the PUT) or it
+    was dead-lettered. Records still buffered in memory are listed in `batchItemFailures`, so the mapping
+    commits below them and delivers them again: a crash (or a cold start) loses nothing, the next instance
+    rebuilds the buffer from the redelivered records. Records redelivered after their upload (crash between
+    upload and commit) are recognised and skipped: file names carry the partition and first/last offset and a
+    file holds every record of its partition and directory in that range (aipx_recorder.layout), so the
+    files already in a directory (listed once per directory per process) say which offsets are durable. The
+    lake therefore holds each consumed record exactly once, whatever the batch boundaries of the redelivery.
+
+Buffering across invocations (rotation)
+    Each Kafka partition has its own buffer. At the end of an invocation a partition's buffer is flushed
+    (one file per directory = event date/hour [/symbol]) when any of these holds, else it is held:
+      - records >= max_records, or value bytes >= max_bytes;
+      - event time: the hour of its oldest on-time record has closed (the partition's event time passed the
+        hour's end + late_grace_s): hourly files close with their hour;
+      - age: its oldest record has waited max_age_s;
+      - idle: the invocation brought no new record for the partition (the source is quiet, flush now);
+      - backlog: the invocation was a full batch (holding would only make the next batches redeliver held
+        records instead of new ones);
+      - retry budget: it was held max_holds invocations in a row (a held record counts as a failed delivery
+        for the mapping, whose retries are bounded by max_retries: we always flush before they run out);
+      - first delivery of the partition to this process (after a cold start the mapping's retry count for
+        it is unknown).
+    Late data (a record whose hour had already closed when it arrived) never triggers a flush: it waits in
+    the buffer and is written into its own (closed) hour at the partition's next flush, so late stragglers
+    ride along with regular flushes instead of each forcing a tiny file into a closed hour.
+
+Bad input
+    An undecodable record goes to the topic's DLQ with the error in headers (aipx.lambda_kit.dead_letter);
+    a Decimal that decimal128(38, 18) cannot hold exactly is dead-lettered the same way, never rounded.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, cast
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from aipx.functions import EventSource, manifest
+from aipx.msk import MskRecord, item_failure, records_of
+from aipx.serde import HEADER_EVENT_ID, HEADER_EVENT_TIME, DecodeError, message_type
+from aipx.topics import catalogue
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
+
+from aipx_recorder.adapters.s3 import ObjectStore
+from aipx_recorder.layout import NS_PER_HOUR, Directory, DurableIndex, file_name
+from aipx_recorder.schema import ValueOutOfRangeError, arrow_schema, to_table
+from aipx_recorder.settings import RotationPolicy
+
+log = logging.getLogger(__name__)
+
+DeadLetter = Callable[[MskRecord, BaseException, str], None]
+"""(record, error, dlq topic) -> None: sends a record to a dead-letter topic (raises if it could not)."""
+
+FUNCTION = "recorder"
+META_FIELDS = [
+    pa.field("_partition", pa.int32(), nullable=False),
+    pa.field("_offset", pa.int64(), nullable=False),
+    pa.field("_timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
+    pa.field("_event_time", pa.timestamp("ns", tz="UTC"), nullable=False),
+    pa.field("_event_id", pa.string()),
+    pa.field("_key", pa.binary()),
+]
+
+
+def lake_schema(descriptor: Descriptor) -> pa.Schema:
+    """Schema of a lake file: the message's columns, then the Kafka/record metadata columns."""
+    base = arrow_schema(descriptor)
+    return pa.schema([*base, *META_FIELDS], metadata=base.metadata)
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """How the recorder treats one (actual) topic."""
+
+    topic: str
+    logical: str
+    message: type[Message]
+    dlq: str
+    batch_size: int
+    max_retries: int
+
+
+@dataclass(slots=True)
+class Pending:
+    """A decoded record waiting in a buffer."""
+
+    record: MskRecord
+    message: Message
+    event_time_ns: int
+    directory: Directory
+
+
+@dataclass
+class PartitionBuffer:
+    """What the recorder holds of one partition between invocations."""
+
+    topic: str
+    partition: int
+    pending: list[Pending] = field(default_factory=list)
+    offsets: set[int] = field(default_factory=set)
+    dead: set[int] = field(default_factory=set)
+    handled_below: int = 0
+    max_seen: int = -1
+    size: int = 0
+    holds: int = 0
+    deliveries: int = 0
+    oldest_at: float | None = None
+    watermark_ns: int = 0
+    open_hour: int | None = None
+
+    def knows(self, offset: int) -> bool:
+        """Already durable, dead-lettered or buffered (a redelivery)."""
+        return offset < self.handled_below or offset in self.offsets or offset in self.dead
+
+    def add(self, item: Pending, *, late: bool, now: float) -> None:
+        self.pending.append(item)
+        self.offsets.add(item.record.offset)
+        self.size += len(item.record.value or b"")
+        if self.oldest_at is None:
+            self.oldest_at = now
+        hour = item.directory.hour
+        if not late and (self.open_hour is None or hour < self.open_hour):
+            self.open_hour = hour
+
+    def handled_all(self) -> None:
+        """Everything seen so far is durable or dead-lettered."""
+        self.handled_below = max(self.handled_below, self.max_seen + 1)
+        self.pending, self.offsets, self.size = [], set(), 0
+        self.dead = {o for o in self.dead if o >= self.handled_below}
+        self.holds, self.oldest_at, self.open_hour = 0, None, None
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    key: str
+    partition: int
+    first: int
+    last: int
+    records: int
+    bytes: int
+
+
+@dataclass
+class RecordResult:
+    """The outcome of one invocation."""
+
+    failed: list[MskRecord] = field(default_factory=list)
+    written: list[WrittenFile] = field(default_factory=list)
+    dead_lettered: int = 0
+    held: int = 0
+    already_durable: int = 0
+    flush_reasons: dict[str, list[str]] = field(default_factory=dict)
+
+    def response(self) -> dict[str, list[dict[str, Any]]]:
+        """The partial batch response: every record of the event that is not durable yet."""
+        return {"batchItemFailures": [item_failure(r) for r in self.failed]}
+
+
+def buf_key(buf: PartitionBuffer) -> tuple[str, int]:
+    return buf.topic, buf.partition
+
+
+def event_time_ns(record: MskRecord) -> int:
+    """The aipx-event-time-ns header, else the Kafka timestamp."""
+    text = record.header(HEADER_EVENT_TIME)
+    if text is not None and text.isdigit():
+        return int(text)
+    return record.timestamp_ms * 1_000_000
+
+
+@cache
+def _recorder_sources() -> dict[str, EventSource]:
+    return {s.topic: s for s in manifest().get(FUNCTION).event_sources}
+
+
+class ParquetRecorder:
+    """Buffers records per partition and writes them as Parquet files to an object store."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        policy: RotationPolicy | None = None,
+        dead_letter: DeadLetter | None = None,
+        topics: Mapping[str, str] | None = None,
+        dlqs: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.policy = policy or RotationPolicy()
+        self._dead_letter = dead_letter or _kafka_dead_letter
+        self._topics = dict(topics or {})
+        self._dlqs = dict(dlqs or {})
+        self._clock = clock
+        self._info: dict[str, TopicInfo] = {}
+        self.buffers: dict[tuple[str, int], PartitionBuffer] = {}
+        self.index = DurableIndex()
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.policy.upload_concurrency, thread_name_prefix="recorder"
+        )
+        self._lock = threading.Lock()
+
+    def topic_info(self, topic: str) -> TopicInfo:
+        """Payload type, DLQ and event source settings of `topic` (actual name, maybe a test alias)."""
+        info = self._info.get(topic)
+        if info is None:
+            logical = self._topics.get(topic, topic)
+            spec = catalogue().get(logical)
+            source = _recorder_sources().get(logical)
+            if source is None:
+                raise KeyError(f"the recorder has no event source for topic {logical!r} in the manifest")
+            info = TopicInfo(
+                topic=topic,
+                logical=logical,
+                message=message_type(spec.payload),
+                dlq=self._dlqs.get(topic) or catalogue().dlq_for(logical).name,
+                batch_size=source.batch_size,
+                max_retries=source.max_retries,
+            )
+            self._info[topic] = info
+        return info
+
+    def process_event(self, event: Mapping[str, Any]) -> RecordResult:
+        """Handle one MSK invocation event (aipx.msk.InvalidEventError if it is not one)."""
+        return self.process(records_of(event))
+
+    def process(self, records: Sequence[MskRecord]) -> RecordResult:
+        """Buffer the records, flush what the policy says, and report what is not durable yet."""
+        with self._lock:  # one invocation at a time, as in Lambda
+            return self._process(records)
+
+    def _process(self, records: Sequence[MskRecord]) -> RecordResult:
+        now = self._clock()
+        result = RecordResult()
+        by_partition: dict[tuple[str, int], list[MskRecord]] = {}
+        for record in records:
+            by_partition.setdefault((record.topic, record.partition), []).append(record)
+        per_topic: dict[str, int] = {}
+        for (topic, _), recs in by_partition.items():
+            per_topic[topic] = per_topic.get(topic, 0) + len(recs)
+
+        to_flush: list[PartitionBuffer] = []
+        for (topic, partition), recs in by_partition.items():
+            info = self.topic_info(topic)
+            buf = self.buffers.setdefault((topic, partition), PartitionBuffer(topic, partition))
+            first_delivery = buf.deliveries == 0
+            buf.deliveries += 1
+            gap = bool(buf.pending) and recs[0].offset > buf.pending[0].record.offset
+            new = self._take(buf, recs, info, now, result)
+            backlog = per_topic[topic] >= info.batch_size
+            reasons = self._flush_reasons(
+                buf, info, new=new, first=first_delivery, backlog=backlog, gap=gap, now=now
+            )
+            if not buf.pending:
+                buf.handled_all()
+            elif reasons:
+                result.flush_reasons[f"{topic}-{partition}"] = reasons
+                to_flush.append(buf)
+            else:
+                buf.holds += 1
+        self._flush(to_flush, result)
+        for (topic, partition), recs in by_partition.items():
+            buf = self.buffers[(topic, partition)]
+            held = [r for r in recs if r.offset in buf.offsets]
+            result.failed.extend(held)
+            result.held += len(held)
+        return result
+
+    def _take(
+        self,
+        buf: PartitionBuffer,
+        records: list[MskRecord],
+        info: TopicInfo,
+        now: float,
+        result: RecordResult,
+    ) -> int:
+        grace_ns = int(self.policy.late_grace_s * 1e9)
+        new = 0
+        for record in records:
+            buf.max_seen = max(buf.max_seen, record.offset)
+            if buf.knows(record.offset):
+                continue
+            new += 1
+            try:
+                message = record.decode(info.message)
+            except DecodeError as exc:
+                self._dead_letter(record, exc, info.dlq)
+                buf.dead.add(record.offset)
+                result.dead_lettered += 1
+                continue
+            et = event_time_ns(record)
+            hour = et // NS_PER_HOUR
+            late = buf.watermark_ns >= (hour + 1) * NS_PER_HOUR + grace_ns
+            buf.watermark_ns = max(buf.watermark_ns, et)
+            symbol = getattr(message, "symbol", None) if self.policy.partition_by_symbol else None
+            directory = Directory(record.topic, hour, symbol if isinstance(symbol, str) else None)
+            buf.add(Pending(record, message, et, directory), late=late, now=now)
+        return new
+
+    def _flush_reasons(
+        self,
+        buf: PartitionBuffer,
+        info: TopicInfo,
+        *,
+        new: int,
+        first: bool,
+        backlog: bool,
+        gap: bool,
+        now: float,
+    ) -> list[str]:
+        p = self.policy
+        max_holds = p.max_holds if p.max_holds is not None else max(0, info.max_retries - 1)
+        grace_ns = int(p.late_grace_s * 1e9)
+        checks = {
+            "records": len(buf.pending) >= p.max_records,
+            "bytes": buf.size >= p.max_bytes,
+            "hour-closed": buf.open_hour is not None
+            and buf.watermark_ns >= (buf.open_hour + 1) * NS_PER_HOUR + grace_ns,
+            "age": buf.oldest_at is not None and now - buf.oldest_at >= p.max_age_s,
+            "idle": new == 0,
+            "backlog": backlog,
+            "holds": buf.holds >= max_holds,
+            "first-delivery": first,
+            "gap": gap,
+        }
+        return [name for name, hit in checks.items() if hit]
+
+    # --- writing ------------------------------------------------------------------------------------------
+
+    def _flush(self, buffers: list[PartitionBuffer], result: RecordResult) -> None:
+        futures = [(buf, self._pool.submit(self._write_partition, buf)) for buf in buffers]
+        for buf, future in futures:
+            try:
+                written, dead, durable = future.result()
+            except Exception:
+                log.exception(
+                    "flush of %s-%d failed; its records stay unacknowledged", buf.topic, buf.partition
+                )
+                buf.holds += 1
+                continue
+            result.written.extend(written)
+            result.dead_lettered += dead
+            result.already_durable += durable
+            buf.handled_all()
+
+    def _write_partition(self, buf: PartitionBuffer) -> tuple[list[WrittenFile], int, int]:
+        """Write every directory group of the buffer; returns (files, dead-lettered, already durable)."""
+        info = self.topic_info(buf.topic)
+        groups: dict[Directory, list[Pending]] = {}
+        for item in buf.pending:
+            groups.setdefault(item.directory, []).append(item)
+        written: list[WrittenFile] = []
+        dead = durable = 0
+        for directory, items in sorted(groups.items()):
+            prefix = directory.path(self.policy.prefix)
+            if not self.index.is_listed(directory):
+                self.index.learn_listing(directory, self.store.list_names(prefix))
+            keep = [i for i in items if not self.index.covers(directory, buf.partition, i.record.offset)]
+            durable += len(items) - len(keep)
+            body: bytes | None = None
+            while keep and body is None:
+                try:
+                    body = encode_parquet(cast(Descriptor, info.message.DESCRIPTOR), keep)
+                except ValueOutOfRangeError as exc:
+                    bad = {keep[row].record.offset for row in exc.rows}
+                    for item in keep:
+                        if item.record.offset in bad:
+                            self._dead_letter(item.record, exc, info.dlq)
+                            dead += 1
+                    keep = [i for i in keep if i.record.offset not in bad]
+            if not keep or body is None:
+                continue
+            first, last = keep[0].record.offset, keep[-1].record.offset
+            key = prefix + file_name(buf.topic, buf.partition, first, last)
+            self.store.put(key, body)
+            self.index.add(directory, buf.partition, first, last)
+            written.append(WrittenFile(key, buf.partition, first, last, len(keep), len(body)))
+        return written, dead, durable
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def encode_parquet(descriptor: Descriptor, items: Sequence[Pending]) -> bytes:
+    """The records as one Parquet file (zstd): message columns plus metadata columns."""
+    table = lake_table(descriptor, items)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", row_group_size=max(1, len(items)))
+    return sink.getvalue()
+
+
+def lake_table(descriptor: Descriptor, items: Sequence[Pending]) -> pa.Table:
+    """The Arrow table of buffered records as they are stored."""
+    table = to_table(descriptor, [i.message for i in items])
+    records = [i.record for i in items]
+    meta = [
+        pa.array([r.partition for r in records], pa.int32()),
+        pa.array([r.offset for r in records], pa.int64()),
+        pa.array([r.timestamp_ms for r in records], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        pa.array([i.event_time_ns for i in items], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        pa.array([r.header(HEADER_EVENT_ID) for r in records], pa.string()),
+        pa.array([r.key for r in records], pa.binary()),
+    ]
+    return pa.Table.from_arrays([*table.columns, *meta], schema=lake_schema(descriptor))
+
+
+def _kafka_dead_letter(record: MskRecord, error: BaseException, dlq: str) -> None:
+    from aipx.lambda_kit import dead_letter, default_runtime
+
+    dead_letter(default_runtime(), record, error, consumer=FUNCTION, dlq=dlq)
