@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from aipx.settings import S3Settings
-
 from aipx_stack.base import ComponentStatus, Mode, State
 from aipx_stack.config import COMPONENTS, S3_ACCESS_KEY, S3_SECRET_KEY, check_component
 from aipx_stack.endpoints import Endpoints
 from aipx_stack.errors import StackError, UnsupportedOperationError
+from aipx_stack.native.stack import s3_settings
 from aipx_stack.provision import probe_component, provision
 
 ENDPOINT_VARS = {
@@ -27,7 +26,7 @@ def endpoints_from_env(environ: Mapping[str, str] | None = None) -> Endpoints | 
     values = {name: env.get(var, "") for name, var in ENDPOINT_VARS.items()}
     if not all(values.values()):
         return None
-    s3 = S3Settings()
+    s3 = s3_settings()
     return Endpoints(
         kafka_bootstrap=values["kafka"],
         postgres_dsn=values["postgres"],

@@ -31,9 +31,17 @@ from aipx_stack.procs import file_lock
 log = logging.getLogger(__name__)
 
 
+def s3_settings() -> S3Settings:
+    """The AIPX_S3_* settings; a StackError when they are invalid (e.g. a misspelt variable)."""
+    try:
+        return S3Settings()
+    except ValueError as exc:
+        raise StackError(f"invalid AIPX_S3_* settings: {exc}") from exc
+
+
 def native_endpoints(config: StackConfig) -> Endpoints:
     """The endpoints a stack with this configuration serves (bucket and region: aipx.settings)."""
-    s3 = S3Settings()
+    s3 = s3_settings()
     h = config.host
     return Endpoints(
         kafka_bootstrap=f"{h}:{config.kafka_port}",
@@ -85,12 +93,11 @@ class NativeStack:
 
     def down(self) -> None:
         with file_lock(self.config.state_dir / "stack.lock", what="aipx-stack down"):
-            errors = []
-            for name in reversed(COMPONENTS):
-                try:
-                    self.components[name].stop()
-                except StackError as exc:
-                    errors.append(f"[{name}] {exc}")
+            with ThreadPoolExecutor(
+                max_workers=len(COMPONENTS), thread_name_prefix="aipx-stack-down"
+            ) as pool:
+                futures = {name: pool.submit(self.components[name].stop) for name in COMPONENTS}
+            errors = [f"[{name}] {f.exception()}" for name, f in futures.items() if f.exception() is not None]
             if errors:
                 raise StackError("some components did not stop:\n" + "\n".join(errors))
 
