@@ -76,7 +76,9 @@ class OmsApp:
             self.dsn, max_ops=s.batch_max_ops, linger_s=s.batch_linger_ms / 1000, on_commit=self._on_commit
         )
         await self.writer.start()
-        self.limiter = RedisTokenBucket.from_url(s.redis.url.get_secret_value(), s.redis_key_prefix)
+        self.limiter = RedisTokenBucket.from_url(
+            s.redis.url.get_secret_value(), s.redis_key_prefix, lease_s=s.rate_limit_lease_s
+        )
         self.feed = MarketDataFeed(
             self.market, topic=s.market_data_topic, settings=s.kafka, offset_reset=s.market_data_offset_reset
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
 import time
 import uuid
@@ -47,6 +48,10 @@ REQUEST_ID_HEADER = "x-request-id"
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
+
+# Request ids: a per-process random prefix and a counter (cheaper than a UUID per call, still unique).
+_REQUEST_PREFIX = uuid.uuid4().hex[:12]
+_request_numbers = itertools.count(1)
 
 _caller: contextvars.ContextVar[str] = contextvars.ContextVar("aipx_oms_caller")
 
@@ -272,6 +277,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, auth: ApiKeyAuthenticator) -> None:
         self.auth = auth
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -299,7 +305,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
 
     async def _enter(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        request_id = metadata.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request_id = metadata.get(REQUEST_ID_HEADER) or f"{_REQUEST_PREFIX}-{next(_request_numbers)}"
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         key = metadata.get(API_KEY_HEADER, "")
         account = await self.auth.account_for(key) if key else None
@@ -322,17 +328,20 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                 log.warning("%s unavailable: %s", method, exc)
             await context.abort(status.code, status.details, status.trailing_metadata)
 
-    @staticmethod
     def _record(
-        method: str, context: grpc.aio.ServicerContext[Any, Any], started: float, failed: bool
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any], started: float, failed: bool
     ) -> None:
         code = context.code()
         if code is None:
             name = "UNKNOWN" if failed else "OK"
         else:
             name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        metrics.REQUESTS.labels(method, name).inc()
-        metrics.REQUEST_SECONDS.labels(method, name).observe(time.perf_counter() - started)
+        children = self._children.get((method, name))
+        if children is None:
+            children = (metrics.REQUESTS.labels(method, name), metrics.REQUEST_SECONDS.labels(method, name))
+            self._children[(method, name)] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
 
     def _unary(self, method: str, inner: Behavior) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -89,7 +90,25 @@ def event_type_from_pb(value: int) -> EventType | None:
     return _EVENTS.get(value)
 
 
+_ORDER_CACHE: OrderedDict[tuple[str, int, str, int], orders_pb2.Order] = OrderedDict()
+_ORDER_CACHE_SIZE = 4096
+
+
 def order_to_pb(order: Order) -> orders_pb2.Order:
+    """The order as protobuf. Recent versions are cached: an order is encoded for its event and again for
+    the response (callers copy it into their messages and must not modify it)."""
+    key = (order.order_id, order.sequence, order.venue_order_id, order.updated_time_ns)
+    cached = _ORDER_CACHE.get(key)
+    if cached is not None:
+        return cached
+    message = _order_to_pb(order)
+    _ORDER_CACHE[key] = message
+    if len(_ORDER_CACHE) > _ORDER_CACHE_SIZE:
+        _ORDER_CACHE.popitem(last=False)
+    return message
+
+
+def _order_to_pb(order: Order) -> orders_pb2.Order:
     return orders_pb2.Order(
         order_id=order.order_id,
         account_id=order.account_id,

@@ -1,0 +1,405 @@
+"""OMS SubmitOrder benchmark: throughput and p50/p99 latency at concurrency 1, 16 and 64, against the ceiling.
+
+The OMS runs as its own process (`python -m aipx_oms`, group commit on, synchronous_commit on, outbox relay
+on) against the local stack's PostgreSQL/Redis/Kafka. The ceiling is a bare grpc.aio server (another process)
+answering the same SubmitOrder request type with a fixed response and no work. The load generator is ghz
+(Go; `go install github.com/bojand/ghz/cmd/ghz@latest`) when found on PATH or in ~/go/bin, else a Python
+grpc.aio load generator (said in the output). Every request carries a fresh client order id (a new order).
+After the runs, it checks that every OK answer is a committed order with its event in the outbox.
+
+    uv run python bench/oms_bench.py [--seconds 10] [--loadgen ghz|python]
+
+Needs the local stack (`./aipx run` / `uv run aipx-stack up`); endpoints from AIPX_* variables or defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
+from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "bench-key"
+CONCURRENCY = (1, 16, 64)
+
+
+@dataclass
+class Result:
+    concurrency: int
+    ok: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def request_json(client_order_id: str) -> dict[str, object]:
+    return {
+        "order": {
+            "client_order_id": client_order_id,
+            "symbol": "BTC-USDT",
+            "side": "SIDE_BUY",
+            "type": "ORDER_TYPE_LIMIT",
+            "time_in_force": "TIME_IN_FORCE_GTC",
+            "quantity": {"value": "0.001"},
+            "price": {"value": "20000"},
+        }
+    }
+
+
+def request_pb(client_order_id: str) -> oms_pb2.SubmitOrderRequest:
+    return oms_pb2.SubmitOrderRequest(
+        order=orders_pb2.OrderRequest(
+            client_order_id=client_order_id,
+            symbol="BTC-USDT",
+            side=common_pb2.SIDE_BUY,
+            type=orders_pb2.ORDER_TYPE_LIMIT,
+            time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
+            quantity=common_pb2.Decimal(value="0.001"),
+            price=common_pb2.Decimal(value="20000"),
+        )
+    )
+
+
+# --- the ceiling: a bare server -------------------------------------------------------------------------
+
+
+class BareServicer(oms_pb2_grpc.OmsServiceServicer):
+    """Answers SubmitOrder with a fixed order: no auth, no validation, no storage."""
+
+    def __init__(self) -> None:
+        self.response = oms_pb2.SubmitOrderResponse(
+            order=orders_pb2.Order(order_id=str(uuid.uuid4()), status=orders_pb2.ORDER_STATUS_ACCEPTED),
+            created=True,
+        )
+
+    async def SubmitOrder(
+        self, request: oms_pb2.SubmitOrderRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> oms_pb2.SubmitOrderResponse:
+        return self.response
+
+
+async def run_bare_server(port: int) -> None:
+    server = grpc.aio.server()
+    oms_pb2_grpc.add_OmsServiceServicer_to_server(BareServicer(), server)
+    health = __import__("grpc_health.v1.health", fromlist=["aio"]).aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(0.5)
+
+
+# --- load generators -------------------------------------------------------------------------------------
+
+
+def find_ghz() -> str | None:
+    found = shutil.which("ghz")
+    if found:
+        return found
+    candidate = Path.home() / "go" / "bin" / "ghz"
+    return str(candidate) if candidate.exists() else None
+
+
+def run_ghz(ghz: str, target: str, concurrency: int, seconds: float, prefix: str) -> Result:
+    data = request_json(f"{prefix}-{{{{.UUID}}}}")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(data, f)
+        data_file = f.name
+    command = [
+        ghz, "--insecure", "--proto", str(ROOT / "proto/aipx/v1/oms.proto"), "--import-paths", str(ROOT / "proto"),
+        "--call", "aipx.v1.OmsService.SubmitOrder", "--data-file", data_file,
+        "--metadata", json.dumps({"x-api-key": API_KEY}), "-c", str(concurrency), "-z", f"{seconds}s",
+        "--connections", str(min(concurrency, 4)), "--timeout", "10s", "--format", "json", target,
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    os.unlink(data_file)
+    if out.returncode != 0 and not out.stdout:
+        raise RuntimeError(f"ghz failed: {out.stderr}")
+    report = json.loads(out.stdout)
+    codes = report.get("statusCodeDistribution") or {}
+    ok = int(codes.get("OK", 0))
+    errors = sum(int(v) for k, v in codes.items() if k != "OK")
+    latencies = {int(p["percentage"]): p["latency"] / 1e6 for p in report.get("latencyDistribution") or []}
+    return Result(concurrency, ok, errors, report["total"] / 1e9, latencies.get(50, 0.0), latencies.get(99, 0.0))
+
+
+async def run_python(target: str, concurrency: int, seconds: float, prefix: str) -> Result:
+    channels = [grpc.aio.insecure_channel(target) for _ in range(min(concurrency, 4))]
+    stubs = [oms_pb2_grpc.OmsServiceStub(c) for c in channels]
+    metadata = (("x-api-key", API_KEY),)
+    latencies: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal errors
+        stub = stubs[w % len(stubs)]
+        n = 0
+        while loop.time() < until:
+            n += 1
+            started = time.perf_counter()
+            try:
+                await stub.SubmitOrder(request_pb(f"{prefix}-{w}-{n}"), metadata=metadata, timeout=10)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0.0
+    return Result(concurrency, len(latencies), errors, elapsed, statistics.median(latencies) if latencies else 0.0, p99)
+
+
+# --- setup --------------------------------------------------------------------------------------------------
+
+
+async def prepare_database(base_dsn: str) -> str:
+    name = f"oms_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(base_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    parts = urlsplit(base_dsn)
+    dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    from aipx_oms.settings import DEFAULT_MIGRATIONS_DIR
+    from aipx_oms.store.admin import DEMO_INSTRUMENTS, add_api_key, set_risk_limits, upsert_account, upsert_instrument
+    from aipx_oms.store.migrations import migrate
+
+    await migrate(dsn, DEFAULT_MIGRATIONS_DIR)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for instrument in DEMO_INSTRUMENTS:
+            await upsert_instrument(conn, instrument)
+        await upsert_account(conn, "bench")
+        await add_api_key(conn, "bench", API_KEY)
+        await set_risk_limits(
+            conn, "bench", max_open_orders=10_000_000, rate_per_s=Decimal(10_000_000), rate_burst=10_000_000,
+            max_position_notional=Decimal("1e15"),
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def drop_database(base_dsn: str, dsn: str) -> None:
+    name = urlsplit(dsn).path.lstrip("/")
+    conn = await asyncpg.connect(base_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def create_topic(bootstrap: str, name: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 6, 1)])
+    finally:
+        await admin.close()
+
+
+async def delete_topic(bootstrap: str, name: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+async def wait_serving(target: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        until = time.monotonic() + timeout_s
+        while time.monotonic() < until:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server process exited with {proc.returncode}")
+            try:
+                answer = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{target} not serving after {timeout_s}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def measure(label: str, target: str, loadgen: str, ghz: str | None, seconds: float) -> list[Result]:
+    results = []
+    # Warm-up: connections, caches, the server's code paths.
+    if loadgen == "ghz" and ghz:
+        run_ghz(ghz, target, 16, 2, f"{label}-warm")
+    else:
+        await run_python(target, 16, 2, f"{label}-warm")
+    for concurrency in CONCURRENCY:
+        prefix = f"{label}-c{concurrency}-{uuid.uuid4().hex[:6]}"
+        if loadgen == "ghz" and ghz:
+            result = run_ghz(ghz, target, concurrency, seconds, prefix)
+        else:
+            result = await run_python(target, concurrency, seconds, prefix)
+        results.append(result)
+        print(
+            f"  {label:<5} c={concurrency:<3} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+            f"p99 {result.p99_ms:7.2f} ms  ok {result.ok}  errors {result.errors}",
+            flush=True,
+        )
+    return results
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    ghz = find_ghz()
+    loadgen = args.loadgen or ("ghz" if ghz else "python")
+    if loadgen == "ghz" and not ghz:
+        print("ghz not found (go install github.com/bojand/ghz/cmd/ghz@latest)", file=sys.stderr)
+        return 2
+    base_dsn = PostgresSettings().dsn.get_secret_value()
+    kafka = KafkaSettings().bootstrap_servers
+    redis_url = RedisSettings().url.get_secret_value()
+    dsn = await prepare_database(base_dsn)
+    topic = f"bench-order-events-{uuid.uuid4().hex[:8]}"
+    await create_topic(kafka, topic)
+    conn = await asyncpg.connect(dsn)
+    sync_commit = await conn.fetchval("SHOW synchronous_commit")
+    fsync = await conn.fetchval("SHOW fsync")
+    await conn.close()
+    print(f"OMS SubmitOrder benchmark - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"load generator: {'ghz (' + ghz + ')' if loadgen == 'ghz' else 'Python grpc.aio (in this process)'}; "
+          f"{args.seconds:.0f}s per point; PostgreSQL synchronous_commit={sync_commit} fsync={fsync}")  # fmt: skip
+
+    oms_port, bare_port = free_port(), free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIPX_OMS_")}
+    environ.update(
+        {
+            "AIPX_POSTGRES_DSN": dsn,
+            "AIPX_REDIS_URL": redis_url,
+            "AIPX_KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "AIPX_METRICS_PORT": "0",
+            "AIPX_LOG_LEVEL": "WARNING",
+            "AIPX_OMS_GRPC_HOST": "127.0.0.1",
+            "AIPX_OMS_GRPC_PORT": str(oms_port),
+            "AIPX_OMS_ORDER_EVENTS_TOPIC": topic,
+            "AIPX_OMS_RELAY_ENABLED": "true" if args.relay else "false",
+            "AIPX_OMS_REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}",
+        }
+    )
+    bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)])
+    oms = subprocess.Popen([sys.executable, "-m", "aipx_oms"], env=environ)
+    try:
+        await wait_serving(f"127.0.0.1:{bare_port}", bare)
+        await wait_serving(f"127.0.0.1:{oms_port}", oms)
+        print("ceiling: bare grpc.aio SubmitOrder server (fixed answer, no work)")
+        ceiling = await measure("bare", f"127.0.0.1:{bare_port}", loadgen, ghz, args.seconds)
+        stop(bare)
+        print("OMS: auth + validation + risk + Redis rate limit + group commit (sync) + outbox"
+              + (" + relay to Kafka" if args.relay else ""))  # fmt: skip
+        measured = await measure("oms", f"127.0.0.1:{oms_port}", loadgen, ghz, args.seconds)
+    finally:
+        stop(bare)
+        stop(oms)
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        orders = await conn.fetchval("SELECT count(*) FROM orders")
+        with_event = await conn.fetchval(
+            "SELECT count(*) FROM orders o JOIN order_events e USING (order_id) JOIN outbox x USING (log_sequence)"
+            " WHERE e.type = 'ACCEPTED'"
+        )
+        batch = await conn.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await conn.close()
+    acked = sum(r.ok for r in measured)
+    print(f"durability: {acked} OK answers measured (+ warm-up); {orders} orders committed, {with_event} with their "
+          f"ACCEPTED event in the outbox ({batch} outbox rows)")  # fmt: skip
+    print("\nconcurrency  OMS req/s  bare req/s  ratio   OMS p50 ms  OMS p99 ms")
+    for mine, top in zip(measured, ceiling, strict=True):
+        ratio = mine.rps / top.rps if top.rps else 0.0
+        print(f"{mine.concurrency:>11}  {mine.rps:9.0f}  {top.rps:10.0f}  {ratio:5.0%}   {mine.p50_ms:10.2f}  {mine.p99_ms:10.2f}")
+    c64 = measured[-1].rps / ceiling[-1].rps if ceiling[-1].rps else 0.0
+    c16_p99 = measured[1].p99_ms
+    print(f"\ntarget c=64 >= 50% of the ceiling: {c64:.0%} -> {'MET' if c64 >= 0.5 else 'NOT MET'}")
+    print(f"target c=16 p99 < 15 ms: {c16_p99:.2f} ms -> {'MET' if c16_p99 < 15 else 'NOT MET'}")
+    ok = orders >= acked and with_event == orders
+    if not ok:
+        print("DURABILITY CHECK FAILED: an acknowledged order is missing or lacks its outbox event")
+    if not args.keep:
+        await drop_database(base_dsn, dsn)
+        await delete_topic(kafka, topic)
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per concurrency level")
+    parser.add_argument("--loadgen", choices=("ghz", "python"), default=None, help="default: ghz when installed")
+    parser.add_argument("--no-relay", dest="relay", action="store_false", help="run the OMS without its relay")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database and topic")
+    parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server is not None:
+        asyncio.run(run_bare_server(args.bare_server))
+        return 0
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
