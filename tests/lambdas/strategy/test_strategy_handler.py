@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aipx.lambda_kit import FakeLambdaContext, MskRecord
+from aipx.lambda_kit import FakeLambdaContext, MskRecord, default_runtime
 from aipx.msk import build_event
 from aipx.serde import HEADER_DLQ_ERROR, HEADER_DLQ_OFFSET, decode
 from aipx.topics import MARKET_DATA_RAW, catalogue
@@ -24,6 +24,20 @@ from redis.asyncio import Redis
 
 pytestmark = pytest.mark.integration
 
+
+def reset_service() -> None:
+    """Close the cached service's connections and drop it (the next invocation rebuilds it from the env)."""
+    if handler.service.cache_info().currsize:
+        default_runtime().run(handler.service().close())
+    handler.service.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _closed_service() -> Iterator[None]:
+    yield
+    reset_service()
+
+
 MakeTrades = Callable[..., list[MarketDataEnvelope]]
 
 
@@ -33,7 +47,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, signals_topic: str, prefix: str) 
     monkeypatch.setenv("AIPX_STRATEGY_TREND_FAST", "20")
     monkeypatch.setenv("AIPX_STRATEGY_TREND_SLOW", "50")
     monkeypatch.setenv("AIPX_STRATEGY_PARAMS", '{"rsi_ema": {"oversold": 40, "overbought": 60}}')
-    handler.service.cache_clear()
+    reset_service()
 
 
 async def invoke(records: list[MskRecord], batch_size: int = 500) -> list[dict[str, Any]]:
@@ -112,7 +126,7 @@ async def test_handler_emits_the_domain_signals_and_replays_idempotently(
     finally:
         await redis.delete(f"{prefix}:{venue}:BTC-USDT", f"{prefix}:fresh:{venue}:BTC-USDT")
         await redis.aclose()
-        handler.service.cache_clear()
+        reset_service()
 
 
 async def test_bad_records_are_dead_lettered_and_the_batch_goes_on(
@@ -146,4 +160,4 @@ async def test_bad_records_are_dead_lettered_and_the_batch_goes_on(
     assert "trade.price" in (by_offset[recs[1].offset].header(HEADER_DLQ_ERROR) or "")
     assert "invalid protobuf" in (by_offset[recs[2].offset].header(HEADER_DLQ_ERROR) or "")
     assert by_offset[recs[2].offset].value == b"\xff\xfenot protobuf"  # raw bytes kept
-    handler.service.cache_clear()
+    reset_service()

@@ -51,4 +51,5 @@ def on_signal(signal: TradingSignal, record: MskRecord) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("eventSource") in EVENT_SOURCES:
         return batch.process(event, context)
+    metrics.add_metric(name="AnalysisRequests", unit=MetricUnit.Count, value=1)
     return app.resolve(event, context)

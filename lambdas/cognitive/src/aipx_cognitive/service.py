@@ -169,6 +169,12 @@ class CognitiveService:
         )
         return Outcome(decision, created)
 
+    async def close(self) -> None:
+        """Close the Redis and OMS connections (tests; a Lambda container keeps them while warm)."""
+        await self.store.close()
+        if self.oms is not None:
+            await self.oms.close()
+
     async def _order(self, signal: TradingSignal, decision: Decision) -> bool | None:
         """Submit the order of an approved decision when auto-trading allows; notes the outcome in the
         decision's rationale. True/False: order created now / already existed; None: not submitted."""

@@ -197,3 +197,7 @@ class StrategyService:
                 await future
         states = {i: inv.engines[i].to_json() for i in inv.touched - inv.blocked}
         await self.store.save(states)
+
+    async def close(self) -> None:
+        """Close the Redis connection (tests; a Lambda container keeps it while warm)."""
+        await self.store.close()
