@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-key"
@@ -97,7 +98,7 @@ def request_pb(client_order_id: str) -> oms_pb2.SubmitOrderRequest:
 # --- the ceiling: a bare server -------------------------------------------------------------------------
 
 
-class BareServicer(oms_pb2_grpc.OmsServiceServicer):
+class BareServicer:
     """Answers SubmitOrder with a fixed order: no auth, no validation, no storage."""
 
     def __init__(self) -> None:
@@ -114,8 +115,10 @@ class BareServicer(oms_pb2_grpc.OmsServiceServicer):
 
 async def run_bare_server(port: int) -> None:
     server = grpc.aio.server()
-    oms_pb2_grpc.add_OmsServiceServicer_to_server(BareServicer(), server)
-    health = __import__("grpc_health.v1.health", fromlist=["aio"]).aio.HealthServicer()
+    oms_pb2_grpc.add_OmsServiceServicer_to_server(
+        cast(oms_pb2_grpc.OmsServiceServicer, BareServicer()), server
+    )
+    health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -144,7 +147,8 @@ def run_ghz(ghz: str, target: str, concurrency: int, seconds: float, prefix: str
         json.dump(data, f)
         data_file = f.name
     command = [
-        ghz, "--insecure", "--proto", str(ROOT / "proto/aipx/v1/oms.proto"), "--import-paths", str(ROOT / "proto"),
+        ghz, "--insecure", "--proto", str(ROOT / "proto/aipx/v1/oms.proto"),
+        "--import-paths", str(ROOT / "proto"),
         "--call", "aipx.v1.OmsService.SubmitOrder", "--data-file", data_file,
         "--metadata", json.dumps({"x-api-key": API_KEY}), "-c", str(concurrency), "-z", f"{seconds}s",
         "--connections", str(min(concurrency, 4)), "--timeout", "10s", "--format", "json", target,
@@ -158,7 +162,9 @@ def run_ghz(ghz: str, target: str, concurrency: int, seconds: float, prefix: str
     ok = int(codes.get("OK", 0))
     errors = sum(int(v) for k, v in codes.items() if k != "OK")
     latencies = {int(p["percentage"]): p["latency"] / 1e6 for p in report.get("latencyDistribution") or []}
-    return Result(concurrency, ok, errors, report["total"] / 1e9, latencies.get(50, 0.0), latencies.get(99, 0.0))
+    return Result(
+        concurrency, ok, errors, report["total"] / 1e9, latencies.get(50, 0.0), latencies.get(99, 0.0)
+    )
 
 
 async def run_python(target: str, concurrency: int, seconds: float, prefix: str) -> Result:
@@ -191,7 +197,9 @@ async def run_python(target: str, concurrency: int, seconds: float, prefix: str)
         await channel.close()
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0.0
-    return Result(concurrency, len(latencies), errors, elapsed, statistics.median(latencies) if latencies else 0.0, p99)
+    return Result(
+        concurrency, len(latencies), errors, elapsed, statistics.median(latencies) if latencies else 0.0, p99
+    )
 
 
 # --- setup --------------------------------------------------------------------------------------------------
@@ -207,7 +215,13 @@ async def prepare_database(base_dsn: str) -> str:
     parts = urlsplit(base_dsn)
     dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
     from aipx_oms.settings import DEFAULT_MIGRATIONS_DIR
-    from aipx_oms.store.admin import DEMO_INSTRUMENTS, add_api_key, set_risk_limits, upsert_account, upsert_instrument
+    from aipx_oms.store.admin import (
+        DEMO_INSTRUMENTS,
+        add_api_key,
+        set_risk_limits,
+        upsert_account,
+        upsert_instrument,
+    )
     from aipx_oms.store.migrations import migrate
 
     await migrate(dsn, DEFAULT_MIGRATIONS_DIR)
@@ -259,7 +273,7 @@ async def delete_topic(bootstrap: str, name: str) -> None:
 
 async def wait_serving(target: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        stub: Any = health_pb2_grpc.HealthStub(channel)
         until = time.monotonic() + timeout_s
         while time.monotonic() < until:
             if proc.poll() is not None:
@@ -322,9 +336,13 @@ async def main_async(args: argparse.Namespace) -> int:
     fsync = await conn.fetchval("SHOW fsync")
     await conn.close()
     print(f"OMS SubmitOrder benchmark - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"load generator: {'ghz (' + ghz + ')' if loadgen == 'ghz' else 'Python grpc.aio (in this process)'}; "
-          f"{args.seconds:.0f}s per point; PostgreSQL synchronous_commit={sync_commit} fsync={fsync}")  # fmt: skip
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
+    )
+    generator = f"ghz ({ghz})" if loadgen == "ghz" else "Python grpc.aio (in this process)"
+    print(f"load generator: {generator}; {args.seconds:.0f}s per point")
+    print(f"PostgreSQL synchronous_commit={sync_commit} fsync={fsync}")
 
     oms_port, bare_port = free_port(), free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIPX_OMS_")}
@@ -342,8 +360,8 @@ async def main_async(args: argparse.Namespace) -> int:
             "AIPX_OMS_REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}",
         }
     )
-    bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)])
-    oms = subprocess.Popen([sys.executable, "-m", "aipx_oms"], env=environ)
+    bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)])  # noqa: ASYNC220
+    oms = subprocess.Popen([sys.executable, "-m", "aipx_oms"], env=environ)  # noqa: ASYNC220
     try:
         await wait_serving(f"127.0.0.1:{bare_port}", bare)
         await wait_serving(f"127.0.0.1:{oms_port}", oms)
@@ -361,19 +379,24 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         orders = await conn.fetchval("SELECT count(*) FROM orders")
         with_event = await conn.fetchval(
-            "SELECT count(*) FROM orders o JOIN order_events e USING (order_id) JOIN outbox x USING (log_sequence)"
+            "SELECT count(*) FROM orders o JOIN order_events e USING (order_id)"
+            " JOIN outbox x USING (log_sequence)"
             " WHERE e.type = 'ACCEPTED'"
         )
         batch = await conn.fetchval("SELECT count(*) FROM outbox")
     finally:
         await conn.close()
     acked = sum(r.ok for r in measured)
-    print(f"durability: {acked} OK answers measured (+ warm-up); {orders} orders committed, {with_event} with their "
+    print(f"durability: {acked} OK answers measured (+ warm-up); {orders} orders committed, "
+          f"{with_event} with their "
           f"ACCEPTED event in the outbox ({batch} outbox rows)")  # fmt: skip
     print("\nconcurrency  OMS req/s  bare req/s  ratio   OMS p50 ms  OMS p99 ms")
     for mine, top in zip(measured, ceiling, strict=True):
         ratio = mine.rps / top.rps if top.rps else 0.0
-        print(f"{mine.concurrency:>11}  {mine.rps:9.0f}  {top.rps:10.0f}  {ratio:5.0%}   {mine.p50_ms:10.2f}  {mine.p99_ms:10.2f}")
+        print(
+            f"{mine.concurrency:>11}  {mine.rps:9.0f}  {top.rps:10.0f}  {ratio:5.0%}   "
+            f"{mine.p50_ms:10.2f}  {mine.p99_ms:10.2f}"
+        )
     c64 = measured[-1].rps / ceiling[-1].rps if ceiling[-1].rps else 0.0
     c16_p99 = measured[1].p99_ms
     print(f"\ntarget c=64 >= 50% of the ceiling: {c64:.0%} -> {'MET' if c64 >= 0.5 else 'NOT MET'}")
@@ -390,8 +413,12 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per concurrency level")
-    parser.add_argument("--loadgen", choices=("ghz", "python"), default=None, help="default: ghz when installed")
-    parser.add_argument("--no-relay", dest="relay", action="store_false", help="run the OMS without its relay")
+    parser.add_argument(
+        "--loadgen", choices=("ghz", "python"), default=None, help="default: ghz when installed"
+    )
+    parser.add_argument(
+        "--no-relay", dest="relay", action="store_false", help="run the OMS without its relay"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database and topic")
     parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -1,5 +1,5 @@
 """A local stand-in for the Binance spot API (REST + user-data stream) for tests: checks API key and HMAC
-signature like Binance, keeps orders, and pushes executionReport events over a WebSocket. Never the internet."""
+signature like Binance, keeps orders, pushes executionReport events over a WebSocket. Never the internet."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ class BinanceStub:
         }  # fmt: skip
 
     def add_order(self, params: dict[str, str]) -> dict[str, Any]:
-        order = {
+        order: dict[str, Any] = {
             "symbol": params["symbol"],
             "orderId": next(self._ids),
             "clientOrderId": params.get("newClientOrderId") or uuid.uuid4().hex,
@@ -118,7 +118,11 @@ class BinanceStub:
         existing = self.orders.get(params.get("newClientOrderId", ""))
         if existing is not None and existing["status"] in ("NEW", "PARTIALLY_FILLED"):
             return self._error(-2010, "Duplicate order sent.")
-        if params["type"] == "LIMIT_MAKER" and Decimal(params.get("price", "0")) >= self.market_price and params["side"] == "BUY":
+        if (
+            params["type"] == "LIMIT_MAKER"
+            and Decimal(params.get("price", "0")) >= self.market_price
+            and params["side"] == "BUY"
+        ):
             return self._error(-2010, "Order would immediately match and take.")
         order = self.add_order(params)
         await self._push(order, "NEW")
@@ -184,7 +188,9 @@ class BinanceStub:
 
     # --- test controls ---------------------------------------------------------------------------------
 
-    async def fill(self, client_order_id: str, quantity: Decimal, price: Decimal, *, push: bool = True) -> None:
+    async def fill(
+        self, client_order_id: str, quantity: Decimal, price: Decimal, *, push: bool = True
+    ) -> None:
         """Execute part of an order; pushes the TRADE executionReport unless push=False (a missed event)."""
         order = self.orders[client_order_id]
         order["executedQty"] += quantity
@@ -212,7 +218,8 @@ class BinanceStub:
             "c": (cancel_id or f"web_{uuid.uuid4().hex[:10]}") if canceled else order["clientOrderId"],
             "C": order["clientOrderId"] if canceled else "",
             "S": order["side"], "o": order["type"], "f": order["timeInForce"], "q": str(order["origQty"]),
-            "p": str(order["price"]), "x": execution, "X": order["status"], "r": "NONE", "i": order["orderId"],
+            "p": str(order["price"]), "x": execution, "X": order["status"], "r": "NONE",
+            "i": order["orderId"],
             "l": str(last_qty), "z": str(order["executedQty"]), "L": str(last_price),
             "n": str(last_qty * last_price * Decimal("0.001")), "N": "USDT",
             "T": int(time.time() * 1000), "t": next(self._trades) if execution == "TRADE" else -1,

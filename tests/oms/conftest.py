@@ -12,14 +12,18 @@ from typing import Any
 
 import asyncpg
 import pytest
-
 from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
 from aipx_oms.client import OmsClient
 from aipx_oms.server import OmsApp
-from aipx_oms.settings import OmsSettings
-from aipx_oms.store.admin import DEMO_INSTRUMENTS, add_api_key, set_risk_limits, upsert_account, upsert_instrument
+from aipx_oms.settings import DEFAULT_MIGRATIONS_DIR, OmsSettings
+from aipx_oms.store.admin import (
+    DEMO_INSTRUMENTS,
+    add_api_key,
+    set_risk_limits,
+    upsert_account,
+    upsert_instrument,
+)
 from aipx_oms.store.migrations import migrate
-from aipx_oms.settings import DEFAULT_MIGRATIONS_DIR
 
 KEY_A = "key-account-a"
 KEY_B = "key-account-b"
@@ -121,7 +125,9 @@ async def oms(oms_env: OmsEnv) -> AsyncIterator[OmsEnv]:
     yield oms_env
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition") -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition"
+) -> None:
     """Poll until check() is true; fail with `what` after timeout_s."""
     loop = asyncio.get_running_loop()
     until = loop.time() + timeout_s

@@ -13,7 +13,9 @@ from aipx.v1.market_data_pb2 import MarketDataEnvelope, Quote, Trade
 from aipx.v1.orders_pb2 import OrderEvent
 
 
-async def read_events(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[OrderEvent]:
+async def read_events(
+    bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20.0
+) -> list[OrderEvent]:
     """Every record of the topic (decoded), waiting until at least `expect` arrived or the timeout."""
     consumer = create_consumer(
         topic, settings=KafkaSettings(bootstrap_servers=bootstrap), client_id="oms-test", group_id=None
@@ -43,7 +45,11 @@ async def publish_market(bootstrap: str, topic: str, envelopes: list[MarketDataE
         publisher = Publisher(producer)
         for i, envelope in enumerate(envelopes):
             await publisher.publish(
-                topic, f"{envelope.venue}:{envelope.symbol}".encode(), envelope, event_id=f"md-{i}", event_time_ns=i
+                topic,
+                f"{envelope.venue}:{envelope.symbol}".encode(),
+                envelope,
+                event_id=f"md-{i}",
+                event_time_ns=i,
             )
     finally:
         await producer.stop()
@@ -123,4 +129,3 @@ class CuttableProxy:
         self.cut()
         if self._server is not None:
             self._server.close()
-

@@ -8,13 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from aipx.v1 import common_pb2, orders_pb2
 from aipx_oms.domain.model import Liquidity, RejectReason
 from aipx_oms.venues.base import ReportKind
 from aipx_oms.venues.binance.execution import BinanceSpotVenue
 from aipx_oms.venues.binance.http import sign
 from aipx_oms.venues.binance.user_stream import parse_execution_report
+
 from tests.oms.binance_stub import BinanceStub
 from tests.oms.conftest import OmsEnv, eventually
 from tests.oms.test_paper_venue import wait_status
@@ -27,7 +27,10 @@ API_KEY, SECRET = "stub-api-key", "stub-secret"
 
 def test_signature_matches_the_documented_example() -> None:
     secret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
-    query = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559"
+    query = (
+        "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1"
+        "&recvWindow=5000&timestamp=1499827319559"
+    )
     assert sign(secret, query) == "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
 
 
@@ -73,14 +76,23 @@ async def test_orders_through_binance_stub_with_fills_cancel_and_reconciliation(
     assert isinstance(venue, BinanceSpotVenue)
     await eventually(lambda: _true(server.connected > 0), what="the user-data stream connected")
     async with oms_env.client() as c:
-        order = (await c.submit("ETH-USDT", BUY, "2", price="1500", venue="binance", client_order_id="b1")).order
+        order = (
+            await c.submit("ETH-USDT", BUY, "2", price="1500", venue="binance", client_order_id="b1")
+        ).order
         acked = await _wait(c, order.order_id, lambda o: o.venue_order_id != "", "the venue's order id")
         method, path, params = server.requests[-1]
         assert (method, path) == ("POST", "/api/v3/order")
         assert params["symbol"] == "ETHUSDT" and params["newClientOrderId"] == order.order_id
-        assert (params["type"], params["timeInForce"], params["quantity"], params["price"]) == ("LIMIT", "GTC", "2", "1500")
+        assert (params["type"], params["timeInForce"], params["quantity"], params["price"]) == (
+            "LIMIT",
+            "GTC",
+            "2",
+            "1500",
+        )
         await server.fill(order.order_id, Decimal("0.5"), Decimal("1499.5"))
-        partial = await wait_status(c, order.order_id, S.ORDER_STATUS_PARTIALLY_FILLED, "a fill from the stream")
+        partial = await wait_status(
+            c, order.order_id, S.ORDER_STATUS_PARTIALLY_FILLED, "a fill from the stream"
+        )
         assert (partial.filled_quantity.value, partial.average_fill_price.value) == ("0.5", "1499.5")
         assert partial.venue_order_id == acked.venue_order_id
         canceled = await c.cancel(order_id=order.order_id)
@@ -91,17 +103,25 @@ async def test_orders_through_binance_stub_with_fills_cancel_and_reconciliation(
         maker = await wait_status(c, maker.order_id, S.ORDER_STATUS_REJECTED, "the venue's rejection")
         assert maker.reject_reason == S.REJECT_REASON_POST_ONLY_WOULD_CROSS
         assert server.requests[-1][2]["type"] == "LIMIT_MAKER"
-        day = (await c.submit("ETH-USDT", BUY, "1", price="90", venue="binance", time_in_force=S.TIME_IN_FORCE_DAY)).order
+        day = (
+            await c.submit(
+                "ETH-USDT", BUY, "1", price="90", venue="binance", time_in_force=S.TIME_IN_FORCE_DAY
+            )
+        ).order
         day = await wait_status(c, day.order_id, S.ORDER_STATUS_REJECTED, "DAY refused for Binance")
         assert "DAY" in day.reject_message
-        survivor = (await c.submit("ETH-USDT", BUY, "1", price="1400", venue="binance", client_order_id="b2")).order
+        survivor = (
+            await c.submit("ETH-USDT", BUY, "1", price="1400", venue="binance", client_order_id="b2")
+        ).order
         await _wait(c, survivor.order_id, lambda o: o.venue_order_id != "", "acknowledged")
     await oms_env.stop()
     # While the OMS is down the venue fills b2 completely; the event is lost with the connection.
     await server.fill(survivor.order_id, Decimal("1"), Decimal("1399"), push=False)
     await oms_env.start(**binance)
     async with oms_env.client() as c:
-        done = await wait_status(c, survivor.order_id, S.ORDER_STATUS_FILLED, "the fill found by reconciliation")
+        done = await wait_status(
+            c, survivor.order_id, S.ORDER_STATUS_FILLED, "the fill found by reconciliation"
+        )
         assert done.average_fill_price.value == "1399"
         [position] = await c.positions(["ETH-USDT"])
         assert Decimal(position.quantity.value) == Decimal("1.5")

@@ -6,7 +6,6 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-
 from aipx_oms.domain.book import AccountBook
 from aipx_oms.domain.model import (
     AccountState,
@@ -34,6 +33,7 @@ LIMITS = RiskLimits(
     rate_burst=10,
     price_band_bps=D("500"),
 )
+NO_EXPOSURE = Exposure()
 MARKET = MarketSnapshot(last_trade=D("50000"), bid=D("49999"), ask=D("50001"))
 
 
@@ -94,7 +94,7 @@ def risk(
     check: RiskCheck | None = None,
     *,
     state: AccountState = AccountState.ACTIVE,
-    exposure: Exposure = Exposure(),
+    exposure: Exposure = NO_EXPOSURE,
     open_orders: int = 0,
     market: MarketSnapshot = MARKET,
     rate: RateVerdict = RateVerdict.ALLOWED,
@@ -123,9 +123,9 @@ def test_each_risk_reason() -> None:
     buy = RiskCheck("BTC-USDT", Side.BUY, OrderType.LIMIT, D("0.5"), D("50000"), False)
     assert risk(state=AccountState.HALTED) is RejectReason.ACCOUNT_HALTED
     assert risk(state=AccountState.REDUCING) is RejectReason.ACCOUNT_REDUCING
-    assert risk(instrument=Instrument("BTC-USDT", "BTC", "USDT", D("0.01"), D("0.001"), D("0.001"), D("5"), False)) is (
-        RejectReason.INSTRUMENT_NOT_TRADING
-    )
+    assert risk(
+        instrument=Instrument("BTC-USDT", "BTC", "USDT", D("0.01"), D("0.001"), D("0.001"), D("5"), False)
+    ) is (RejectReason.INSTRUMENT_NOT_TRADING)
     assert risk(rate=RateVerdict.LIMITED) is RejectReason.RATE_LIMITED
     tiny = RiskCheck("BTC-USDT", Side.BUY, OrderType.LIMIT, D("0.0001"), D("50000"), False)
     assert risk(tiny) is RejectReason.QUANTITY_BELOW_MINIMUM
@@ -154,7 +154,10 @@ def test_each_risk_reason() -> None:
 def test_reducing_account_may_reduce_and_halted_may_not_trade_at_all() -> None:
     sell = RiskCheck("BTC-USDT", Side.SELL, OrderType.LIMIT, D("0.5"), D("50000"), False)
     assert risk(sell, state=AccountState.REDUCING, exposure=Exposure(position=D("1"))) is None
-    assert risk(sell, state=AccountState.HALTED, exposure=Exposure(position=D("1"))) is RejectReason.ACCOUNT_HALTED
+    assert (
+        risk(sell, state=AccountState.HALTED, exposure=Exposure(position=D("1")))
+        is RejectReason.ACCOUNT_HALTED
+    )
 
 
 def test_position_average_price_realized_pnl_and_flip() -> None:
@@ -172,7 +175,8 @@ def test_position_average_price_realized_pnl_and_flip() -> None:
 
 def _order(order_id: str, side: Side, quantity: str, status: OrderStatus = OrderStatus.ACCEPTED) -> Order:
     return Order(
-        order_id, "a", order_id, "BTC-USDT", side, OrderType.LIMIT, TimeInForce.GTC, D(quantity), D("1"), None,
+        order_id, "a", order_id, "BTC-USDT", side, OrderType.LIMIT, TimeInForce.GTC, D(quantity), D("1"),
+        None,
         False, False, "paper", status, 1, 1,
     )  # fmt: skip
 

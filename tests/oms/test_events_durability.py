@@ -10,15 +10,16 @@ import socket
 import subprocess
 import sys
 import uuid
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from aipx.settings import PostgresSettings
 from aipx.v1 import common_pb2, orders_pb2
 from aipx_oms.client import OmsClient
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from tests.oms.conftest import KEY_A, KEY_B, OmsEnv, eventually
 from tests.oms.helpers import CuttableProxy, read_events
 
@@ -65,9 +66,7 @@ async def test_stream_resumes_from_a_log_sequence_then_goes_live(oms: OmsEnv) ->
     assert ids == await db_event_ids(oms), "the relay published every logged event"
     accounts = {e.account_id for e in published}
     assert accounts == {"acct-a", "acct-b"}
-    await eventually(
-        lambda: _unpublished_is(oms, 0), what="outbox rows marked published"
-    )
+    await eventually(lambda: _unpublished_is(oms, 0), what="outbox rows marked published")
 
 
 async def _unpublished_is(env: OmsEnv, n: int) -> bool:
@@ -133,7 +132,9 @@ async def test_kafka_down_orders_accepted_events_delivered_after_restart(oms: Om
             assert await _unpublished_is(oms, 10), "the events wait in the outbox"
         finally:
             await asyncio.to_thread(stack.start, "kafka")  # type: ignore[attr-defined]
-    await eventually(lambda: _unpublished_is(oms, 0), timeout_s=90, what="the outbox to drain after Kafka returned")
+    await eventually(
+        lambda: _unpublished_is(oms, 0), timeout_s=90, what="the outbox to drain after Kafka returned"
+    )
     published = await read_events(oms.kafka, oms.events_topic, expect=11, timeout_s=30)
     assert {e.event_id for e in published} == await db_event_ids(oms)
 
@@ -165,7 +166,7 @@ def _spawn(env: OmsEnv, port: int) -> subprocess.Popen[bytes]:
 
 async def _wait_serving(target: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        stub: Any = health_pb2_grpc.HealthStub(channel)
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout_s
         while loop.time() < until:
@@ -217,7 +218,9 @@ async def test_sigkill_during_a_burst_loses_no_acknowledged_order_or_event(oms_e
             assert not missing, f"{len(missing)} acknowledged orders lost: {sorted(missing)[:5]}"
             event_ids = await db_event_ids(oms_env)
             assert len(event_ids) == len(stored), "one ACCEPTED event per stored order"
-            published = await read_events(oms_env.kafka, oms_env.events_topic, expect=len(event_ids), timeout_s=30)
+            published = await read_events(
+                oms_env.kafka, oms_env.events_topic, expect=len(event_ids), timeout_s=30
+            )
             assert {e.event_id for e in published} == event_ids, "after de-dup: every event exactly once"
     finally:
         if proc.poll() is None:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import grpc
 import pytest
+from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
+from aipx_oms.client import OmsClient
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
-from aipx_oms.client import OmsClient
 from tests.oms.conftest import KEY_A, KEY_B, OmsEnv
 
 pytestmark = pytest.mark.integration
@@ -78,41 +79,34 @@ async def test_authentication_and_cross_account_isolation(oms: OmsEnv) -> None:
         assert still.status == orders_pb2.ORDER_STATUS_ACCEPTED
 
 
+def limit(coid: str, symbol: str, quantity: str, price: str, **extra: object) -> orders_pb2.OrderRequest:
+    return orders_pb2.OrderRequest(
+        client_order_id=coid,
+        symbol=symbol,
+        side=BUY,
+        type=orders_pb2.ORDER_TYPE_LIMIT,
+        time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
+        quantity=common_pb2.Decimal(value=quantity),
+        price=common_pb2.Decimal(value=price),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
 async def test_invalid_requests_name_their_fields(oms: OmsEnv) -> None:
     async with oms.client() as client:
         cases = [
-            (orders_pb2.OrderRequest(symbol="BTC-USDT", side=BUY, type=orders_pb2.ORDER_TYPE_LIMIT,
-                                     time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
-                                     quantity=common_pb2.Decimal(value="1"), price=common_pb2.Decimal(value="1")),
-             "order.client_order_id", "required"),
-            (orders_pb2.OrderRequest(client_order_id="x1", symbol="NOPE-USDT", side=BUY,
-                                     type=orders_pb2.ORDER_TYPE_MARKET, time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
-                                     quantity=common_pb2.Decimal(value="1")),
-             "order.symbol", "UNKNOWN_INSTRUMENT"),
-            (orders_pb2.OrderRequest(client_order_id="x2", symbol="BTC-USDT", side=BUY,
-                                     type=orders_pb2.ORDER_TYPE_LIMIT, time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
-                                     quantity=common_pb2.Decimal(value="0.1"),
-                                     price=common_pb2.Decimal(value="100.001")),
-             "order.price", "INVALID_PRICE_INCREMENT"),
-            (orders_pb2.OrderRequest(client_order_id="x3", symbol="BTC-USDT", side=BUY,
-                                     type=orders_pb2.ORDER_TYPE_LIMIT, time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
-                                     quantity=common_pb2.Decimal(value="0.000001"),
-                                     price=common_pb2.Decimal(value="100")),
-             "order.quantity", "INVALID_QUANTITY_INCREMENT"),
-            (orders_pb2.OrderRequest(client_order_id="x4", symbol="BTC-USDT", side=BUY,
-                                     type=orders_pb2.ORDER_TYPE_LIMIT, time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
-                                     quantity=common_pb2.Decimal(value="-1"), price=common_pb2.Decimal(value="100")),
-             "order.quantity", "must be positive"),
-            (orders_pb2.OrderRequest(client_order_id="x5", symbol="BTC-USDT", side=BUY,
-                                     type=orders_pb2.ORDER_TYPE_LIMIT, time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
-                                     quantity=common_pb2.Decimal(value="abc"), price=common_pb2.Decimal(value="1")),
-             "order.quantity", "not a decimal"),
-            (orders_pb2.OrderRequest(client_order_id="x6", symbol="BTC-USDT", side=BUY,
-                                     type=orders_pb2.ORDER_TYPE_LIMIT, time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
-                                     quantity=common_pb2.Decimal(value="1"), price=common_pb2.Decimal(value="1"),
-                                     tags={f"k{i}": "v" * 300 for i in range(3)}),
-             "order.tags", "values"),
-        ]  # fmt: skip
+            (limit("", "BTC-USDT", "1", "1"), "order.client_order_id", "required"),
+            (limit("x1", "NOPE-USDT", "1", ""), "order.symbol", "UNKNOWN_INSTRUMENT"),
+            (limit("x2", "BTC-USDT", "0.1", "100.001"), "order.price", "INVALID_PRICE_INCREMENT"),
+            (limit("x3", "BTC-USDT", "0.000001", "100"), "order.quantity", "INVALID_QUANTITY_INCREMENT"),
+            (limit("x4", "BTC-USDT", "-1", "100"), "order.quantity", "must be positive"),
+            (limit("x5", "BTC-USDT", "abc", "1"), "order.quantity", "not a decimal"),
+            (
+                limit("x6", "BTC-USDT", "1", "1", tags={f"k{i}": "v" * 300 for i in range(3)}),
+                "order.tags",
+                "values",
+            ),
+        ]
         for request, field, text in cases:
             with pytest.raises(grpc.aio.AioRpcError) as exc:
                 await client.submit_request(request)
@@ -142,7 +136,9 @@ async def test_pagination_and_filters(oms: OmsEnv) -> None:
         placed = []
         for i in range(7):
             symbol = "BTC-USDT" if i % 2 == 0 else "ETH-USDT"
-            placed.append((await client.submit(symbol, BUY, "0.01", price="1000", client_order_id=f"p{i}")).order)
+            placed.append(
+                (await client.submit(symbol, BUY, "0.01", price="1000", client_order_id=f"p{i}")).order
+            )
         seen: list[str] = []
         token = ""
         pages = 0
@@ -167,10 +163,14 @@ async def test_pagination_and_filters(oms: OmsEnv) -> None:
 async def test_cancel_and_replace_are_idempotent_and_checked(oms: OmsEnv) -> None:
     async with oms.client() as client:
         order = (await client.submit("SOL-USDT", BUY, "2", price="100", client_order_id="cr-1")).order
-        replaced = await client.replace(order_id=order.order_id, price="101.5", quantity="3", idempotency_key="r1")
+        replaced = await client.replace(
+            order_id=order.order_id, price="101.5", quantity="3", idempotency_key="r1"
+        )
         assert (replaced.price.value, replaced.quantity.value) == ("101.5", "3")
         again = await client.replace(order_id=order.order_id, price="99", idempotency_key="r1")
-        assert again.price.value == "101.5", "a repeated replace key returns the first outcome, changes nothing"
+        assert again.price.value == "101.5", (
+            "a repeated replace key returns the first outcome, changes nothing"
+        )
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await client.replace(order_id=order.order_id, price="101.505", idempotency_key="r2")
         assert exc.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "price" in violations(exc.value)
@@ -196,7 +196,8 @@ async def test_cancel_and_replace_are_idempotent_and_checked(oms: OmsEnv) -> Non
 
 async def test_each_risk_denial_is_an_order_with_its_reason(oms: OmsEnv) -> None:
     await oms.sql(
-        "UPDATE risk_limits SET max_order_notional = 10000, max_position_notional = 20000, max_open_orders = 3,"
+        "UPDATE risk_limits SET max_order_notional = 10000, max_position_notional = 20000,"
+        " max_open_orders = 3,"
         " price_band_bps = 500 WHERE account_id = 'acct-a'"
     )
     await oms.sql("INSERT INTO position_limits VALUES ('acct-a', 'SOL-USDT', 5)")
@@ -206,7 +207,9 @@ async def test_each_risk_denial_is_an_order_with_its_reason(oms: OmsEnv) -> None
     from aipx.v1.market_data_pb2 import MarketDataEnvelope, Trade
 
     oms.app.market.apply(
-        MarketDataEnvelope(venue="binance", symbol="ETH-USDT", trade=Trade(price=common_pb2.Decimal(value="2000")))
+        MarketDataEnvelope(
+            venue="binance", symbol="ETH-USDT", trade=Trade(price=common_pb2.Decimal(value="2000"))
+        )
     )
 
     async def denied(client: OmsClient, *args: object, **kwargs: object) -> str:
@@ -220,8 +223,12 @@ async def test_each_risk_denial_is_an_order_with_its_reason(oms: OmsEnv) -> None
         assert await denied(c, "SOL-USDT", BUY, "6", price="100") == "MAX_POSITION_EXCEEDED"
         assert await denied(c, "XRP-USDT", BUY, "10", price="1") == "INSTRUMENT_NOT_TRADING"
         assert await denied(c, "BTC-USDT", BUY, "0.00001", price="1000") == "MIN_NOTIONAL_NOT_MET"
-        assert await denied(c, "SOL-USDT", SELL, "1", price="100", reduce_only=True) == "REDUCE_ONLY_VIOLATION"
-        assert await denied(c, "BNB-USDT", BUY, "1", order_type=orders_pb2.ORDER_TYPE_MARKET) == "NO_MARKET_DATA"
+        assert (
+            await denied(c, "SOL-USDT", SELL, "1", price="100", reduce_only=True) == "REDUCE_ONLY_VIOLATION"
+        )
+        assert (
+            await denied(c, "BNB-USDT", BUY, "1", order_type=orders_pb2.ORDER_TYPE_MARKET) == "NO_MARKET_DATA"
+        )
         for i in range(3):
             ok = await c.submit("ETH-USDT", BUY, "0.01", price="2000", client_order_id=f"open-{i}")
             assert ok.order.status == orders_pb2.ORDER_STATUS_ACCEPTED
@@ -240,8 +247,13 @@ async def test_each_risk_denial_is_an_order_with_its_reason(oms: OmsEnv) -> None
     async with oms.client(KEY_B) as b:
         results = await asyncio.gather(*(b.submit("ETH-USDT", BUY, "0.01", price="2000") for _ in range(5)))
         reasons = sorted(orders_pb2.RejectReason.Name(r.order.reject_reason) for r in results)
-        assert reasons.count("REJECT_REASON_RATE_LIMITED") == 3 and reasons.count("REJECT_REASON_UNSPECIFIED") == 2
-    counts = {r["type"]: r["n"] for r in await oms.sql("SELECT type, count(*) AS n FROM order_events GROUP BY type")}
+        assert (
+            reasons.count("REJECT_REASON_RATE_LIMITED") == 3
+            and reasons.count("REJECT_REASON_UNSPECIFIED") == 2
+        )
+    counts = {
+        r["type"]: r["n"] for r in await oms.sql("SELECT type, count(*) AS n FROM order_events GROUP BY type")
+    }
     assert counts["DENIED"] == 13, "every denial is logged as a DENIED event"
 
 
@@ -249,14 +261,17 @@ async def test_instruments_health_and_reflection(oms: OmsEnv) -> None:
     async with oms.client() as client:
         symbols = [i.symbol for i in await client.instruments()]
         assert symbols == sorted(["BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT", "XRP-USDT"])
-        health = health_pb2_grpc.HealthStub(client.channel)
+        health: Any = health_pb2_grpc.HealthStub(client.channel)
         for service in ("", "aipx.v1.OmsService"):
             answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
         from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-        reflect = reflection_pb2_grpc.ServerReflectionStub(client.channel)
-        responses = reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        channel: Any = client.channel
+        reflect: Any = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = reflect.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
         names = [s.name async for r in responses for s in r.list_services_response.service]
         assert "aipx.v1.OmsService" in names and "grpc.health.v1.Health" in names
 
@@ -264,7 +279,9 @@ async def test_instruments_health_and_reflection(oms: OmsEnv) -> None:
 async def test_deadline_is_honoured(oms: OmsEnv) -> None:
     async with oms.client() as client:
         with pytest.raises(grpc.aio.AioRpcError) as exc:
-            await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="late", timeout_s=0.000001)
+            await client.submit(
+                "BTC-USDT", BUY, "0.01", price="1000", client_order_id="late", timeout_s=0.000001
+            )
         assert exc.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
         await asyncio.sleep(0.3)
         # whatever happened, a retry with the same id gives one order

@@ -6,11 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from aipx.ids import now_ns
 from aipx.v1 import common_pb2, orders_pb2
 from aipx_oms.client import OmsClient
 from aipx_oms.venues.paper import NS_PER_DAY, PaperVenue
+
 from tests.oms.conftest import OmsEnv, eventually
 from tests.oms.helpers import publish_market, quote
 
@@ -44,12 +44,16 @@ async def test_paper_fills_partial_resting_and_positions(oms: OmsEnv) -> None:
     await eventually(quoted, what="the quote consumed from Kafka")
     async with oms.client() as c:
         mkt = (await c.submit("BTC-USDT", BUY, "0.5", order_type=MARKET, client_order_id="m1")).order
-        partial = await wait_status(c, mkt.order_id, S.ORDER_STATUS_PARTIALLY_FILLED, "a partial fill (0.3 quoted)")
+        partial = await wait_status(
+            c, mkt.order_id, S.ORDER_STATUS_PARTIALLY_FILLED, "a partial fill (0.3 quoted)"
+        )
         assert (partial.filled_quantity.value, partial.average_fill_price.value) == ("0.3", "50010")
         resting = (await c.submit("BTC-USDT", SELL, "0.4", price="50100", client_order_id="l1")).order
         assert resting.status == S.ORDER_STATUS_ACCEPTED
         await publish_market(oms.kafka, oms.market_topic, [quote("BTC-USDT", "49995", "1", "50020", "1")])
-        filled = await wait_status(c, mkt.order_id, S.ORDER_STATUS_FILLED, "the rest filled at the next quote")
+        filled = await wait_status(
+            c, mkt.order_id, S.ORDER_STATUS_FILLED, "the rest filled at the next quote"
+        )
         assert Decimal(filled.average_fill_price.value) == Decimal("50014")
         await publish_market(oms.kafka, oms.market_topic, [quote("BTC-USDT", "50150", "1", "50160", "1")])
         sold = await wait_status(c, resting.order_id, S.ORDER_STATUS_FILLED, "the resting sell crossed")
@@ -82,7 +86,9 @@ async def test_paper_fills_partial_resting_and_positions(oms: OmsEnv) -> None:
             "SELECT type FROM order_events WHERE order_id = $1 ORDER BY sequence", mkt.order_id
         )]  # fmt: skip
         assert event_types == ["ACCEPTED", "PARTIALLY_FILLED", "FILLED"]
-        fills = await oms.sql("SELECT quantity, price, liquidity FROM fills WHERE order_id = $1 ORDER BY price", mkt.order_id)
+        fills = await oms.sql(
+            "SELECT quantity, price, liquidity FROM fills WHERE order_id = $1 ORDER BY price", mkt.order_id
+        )
         assert [(f["quantity"], f["price"], f["liquidity"]) for f in fills] == [
             (Decimal("0.3"), Decimal("50010"), "TAKER"), (Decimal("0.2"), Decimal("50020"), "TAKER"),
         ]  # fmt: skip

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-
 from aipx_oms.domain.model import (
     EventType,
     Order,
@@ -83,7 +83,8 @@ def test_table_covers_every_status_and_terminal_states_lead_nowhere() -> None:
 
 
 # Every operation from every status: allowed where the table says so, IllegalTransitionError elsewhere.
-OPERATIONS = {
+Operation = Callable[[Order], tuple[Order, EventType]]
+OPERATIONS: dict[str, tuple[Operation, OrderStatus]] = {
     "accept": (lambda o: OSM.accept(o, 5), S.ACCEPTED),
     "deny": (lambda o: OSM.deny(o, RejectReason.RATE_LIMITED, "x", 5), S.DENIED),
     "reject": (lambda o: OSM.reject(o, RejectReason.VENUE_REJECTED, "x", 5), S.REJECTED),
@@ -150,7 +151,12 @@ def test_cancel_request_and_rejection_go_back_to_working() -> None:
 
 def test_replace_only_working_orders_and_above_filled() -> None:
     o, event = OSM.replace(order(S.ACCEPTED), Decimal("12"), Decimal("99"), 2)
-    assert (o.quantity, o.price, o.status, event) == (Decimal(12), Decimal(99), S.ACCEPTED, EventType.REPLACED)
+    assert (o.quantity, o.price, o.status, event) == (
+        Decimal(12),
+        Decimal(99),
+        S.ACCEPTED,
+        EventType.REPLACED,
+    )
     with pytest.raises(IllegalTransitionError, match="not above filled"):
         OSM.replace(order(S.PARTIALLY_FILLED, filled="4"), Decimal("4"), None, 2)
     for status in (S.PENDING_NEW, S.PENDING_CANCEL, S.FILLED, S.CANCELED, S.REJECTED, S.DENIED, S.EXPIRED):

@@ -42,10 +42,12 @@ def format_order(order: orders_pb2.Order) -> str:
     kind = orders_pb2.OrderType.Name(order.type).removeprefix("ORDER_TYPE_")
     reason = ""
     if order.reject_reason:
-        reason = f"  {orders_pb2.RejectReason.Name(order.reject_reason).removeprefix('REJECT_REASON_')}: {order.reject_message}"
+        name = orders_pb2.RejectReason.Name(order.reject_reason).removeprefix("REJECT_REASON_")
+        reason = f"  {name}: {order.reject_message}"
     return (
         f"{order.order_id}  {order.client_order_id:<24} {order.symbol:<9} {side:<4} {kind:<6} "
-        f"qty {_short(order.quantity):<12} px {_short(order.price):<12} filled {_short(order.filled_quantity):<12} "
+        f"qty {_short(order.quantity):<12} px {_short(order.price):<12} "
+        f"filled {_short(order.filled_quantity):<12} "
         f"{status}{reason}"
     )
 
@@ -137,7 +139,8 @@ async def run(args: argparse.Namespace) -> int:
                 print(
                     MessageToDict(position)
                     if args.json
-                    else f"{position.symbol:<9} qty {_short(position.quantity):<14} avg {_short(position.average_price):<14} "
+                    else f"{position.symbol:<9} qty {_short(position.quantity):<14} "
+                    f"avg {_short(position.average_price):<14} "
                     f"realized {_short(position.realized_pnl)}"
                 )
         elif args.command == "instruments":

@@ -19,7 +19,7 @@ class Subscription:
 
 
 class EventBus:
-    """Delivers each committed event to the subscriptions of its account (called by the writer after commit)."""
+    """Delivers each committed event to its account's subscriptions (the writer calls it after commit)."""
 
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = {}

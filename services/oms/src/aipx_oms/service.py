@@ -11,6 +11,7 @@ Ordering guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -106,10 +107,9 @@ class OrderService:
         for task in self._workers:
             task.cancel()
         for task in [*self._workers, *self._tasks]:
-            try:
+            # Shutting down: outcomes were logged where they failed.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):  # shutting down: outcomes are logged where they fail
-                pass
 
     def on_report(self, report: ExecutionReport) -> None:
         """The venues' callback: reports are applied in arrival order (per order)."""
@@ -334,10 +334,10 @@ class OrderService:
     # --- lookups --------------------------------------------------------------------------------------
 
     async def get(
-        self, account_id: str, order_id: str, client_order_id: str, timeout: float | None = None
+        self, account_id: str, order_id: str, client_order_id: str, budget_s: float | None = None
     ) -> Order:
         order = await self.store.order(
-            account_id, order_id=order_id, client_order_id=client_order_id, timeout=timeout
+            account_id, order_id=order_id, client_order_id=client_order_id, budget_s=budget_s
         )
         if order is None:
             raise OrderNotFoundError(f"no order {order_id or client_order_id!r} for this account")
@@ -356,9 +356,14 @@ class OrderService:
         return await self.store.order(account_id, order_id=order_id)
 
     async def list_orders(
-        self, account_id: str, flt: OrderFilter, page_size: int, page_token: str, timeout: float | None = None
+        self,
+        account_id: str,
+        flt: OrderFilter,
+        page_size: int,
+        page_token: str,
+        budget_s: float | None = None,
     ) -> tuple[list[Order], str]:
-        return await self.store.list_orders(account_id, flt, page_size, page_token, timeout=timeout)
+        return await self.store.list_orders(account_id, flt, page_size, page_token, budget_s=budget_s)
 
     async def positions(self, account_id: str, symbols: Sequence[str]) -> list[Position]:
         return await self.store.positions(account_id, symbols)
@@ -469,6 +474,7 @@ class OrderService:
     async def replace(
         self,
         account_id: str,
+        *,
         order_id: str,
         client_order_id: str,
         key: str,
@@ -479,13 +485,22 @@ class OrderService:
         """Modify quantity/price of a working order in place, once per idempotency key."""
         order, _ = await self._coalesce(
             (account_id, "key:" + key),
-            lambda: self._replace(account_id, order_id, client_order_id, key, quantity, price, deadline),
+            lambda: self._replace(
+                account_id,
+                order_id=order_id,
+                client_order_id=client_order_id,
+                key=key,
+                quantity=quantity,
+                price=price,
+                deadline=deadline,
+            ),
         )
         return order
 
     async def _replace(
         self,
         account_id: str,
+        *,
         order_id: str,
         client_order_id: str,
         key: str,

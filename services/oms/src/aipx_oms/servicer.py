@@ -147,12 +147,12 @@ class OmsServicer(oms_pb2_grpc.OmsServiceServicer):
             raise InvalidRequestError(violations)
         order = await self.service.replace(
             caller(),
-            request.order_id,
-            request.client_order_id,
-            request.idempotency_key,
-            quantity,
-            price,
-            _deadline(context),
+            order_id=request.order_id,
+            client_order_id=request.client_order_id,
+            key=request.idempotency_key,
+            quantity=quantity,
+            price=price,
+            deadline=_deadline(context),
         )
         return oms_pb2.ReplaceOrderResponse(order=order_to_pb(order))
 

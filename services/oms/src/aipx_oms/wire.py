@@ -1,4 +1,4 @@
-"""Translation between the domain types and the aipx.v1 protobuf messages (one place, used by every adapter)."""
+"""Translation between the domain types and the aipx.v1 protobuf messages (one place for every adapter)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def side_to_pb(side: Side) -> common_pb2.Side.ValueType:
 
 
 def _by_number(enum: Any, prefix: str, domain: type[StrEnum]) -> dict[int, Any]:
-    """Protobuf enum number -> domain member, for the members both sides know (UNSPECIFIED maps to nothing)."""
+    """Protobuf enum number -> domain member, for members both sides know (UNSPECIFIED maps to nothing)."""
     table: dict[int, Any] = {}
     for value in enum.DESCRIPTOR.values:
         name = str(value.name).removeprefix(prefix)

@@ -1,4 +1,4 @@
-"""RedisTokenBucket: the per-account order rate limit as a token bucket kept in Redis (shared by OMS replicas).
+"""RedisTokenBucket: the per-account order rate limit as a token bucket in Redis (shared by OMS replicas).
 
 Two things keep Redis off the per-order path: concurrent requests of one account are coalesced into one
 script call taking N tokens, and each call also takes a small lease (the tokens of `lease_s` at the account's

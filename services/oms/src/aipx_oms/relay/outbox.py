@@ -78,8 +78,8 @@ class OutboxRelay:
             producer: AIOKafkaProducer | None = None
             try:
                 lock_conn = await asyncpg.connect(self.dsn, timeout=5.0)
-                while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
-                    await asyncio.sleep(self.retry_backoff_s)
+                # Blocks while another relay (another OMS replica) holds the lock.
+                await lock_conn.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK_KEY)
                 self.leader = True
                 producer = create_producer(self.kafka, client_id="oms-outbox-relay")
                 await producer.start()

@@ -67,7 +67,8 @@ async def upsert_instrument(conn: asyncpg.Connection, instrument: Instrument) ->
     await conn.execute(
         "INSERT INTO instruments (symbol, base_asset, quote_asset, tick_size, lot_size, min_quantity,"
         " min_notional, trading) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (symbol) DO UPDATE SET"
-        " base_asset = EXCLUDED.base_asset, quote_asset = EXCLUDED.quote_asset, tick_size = EXCLUDED.tick_size,"
+        " base_asset = EXCLUDED.base_asset, quote_asset = EXCLUDED.quote_asset,"
+        " tick_size = EXCLUDED.tick_size,"
         " lot_size = EXCLUDED.lot_size, min_quantity = EXCLUDED.min_quantity,"
         " min_notional = EXCLUDED.min_notional, trading = EXCLUDED.trading",
         instrument.symbol,
@@ -100,7 +101,7 @@ async def set_risk_limits(conn: asyncpg.Connection, account_id: str, **limits: A
     await conn.execute(
         f"INSERT INTO risk_limits (account_id, {', '.join(RISK_COLUMNS)}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (account_id) DO UPDATE SET "
-        + ", ".join(f"{c} = coalesce(EXCLUDED.{c}, risk_limits.{c})" if c not in limits else f"{c} = EXCLUDED.{c}"
+        + ", ".join(f"{c} = EXCLUDED.{c}" if c in limits else f"{c} = coalesce(EXCLUDED.{c}, risk_limits.{c})"
                     for c in RISK_COLUMNS),
         account_id,
         *values,

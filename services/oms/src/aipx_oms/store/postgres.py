@@ -111,10 +111,10 @@ class OmsStore:
 
     @asynccontextmanager
     async def _conn(
-        self, timeout: float | None = None
+        self, budget_s: float | None = None
     ) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[Any]]:
         try:
-            async with self.pool.acquire(timeout=timeout) as conn:
+            async with self.pool.acquire(timeout=budget_s) as conn:
                 yield conn
         except Exception as exc:
             if is_unavailable(exc):
@@ -122,7 +122,7 @@ class OmsStore:
             raise
 
     async def ping(self) -> bool:
-        async with self._conn(timeout=2.0) as conn:
+        async with self._conn(budget_s=2.0) as conn:
             return bool(await conn.fetchval("SELECT true", timeout=2.0))
 
     async def account_for_key(self, key: str) -> str | None:
@@ -141,7 +141,8 @@ class OmsStore:
     async def account(self, account_id: str) -> AccountRow | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                "SELECT a.account_id, a.state, r.max_order_notional, r.max_position_notional, r.max_open_orders,"
+                "SELECT a.account_id, a.state, r.max_order_notional, r.max_position_notional,"
+                " r.max_open_orders,"
                 " r.rate_per_s, r.rate_burst, r.price_band_bps"
                 " FROM accounts a LEFT JOIN risk_limits r USING (account_id) WHERE a.account_id = $1",
                 account_id,
@@ -151,7 +152,7 @@ class OmsStore:
             caps = await conn.fetch(
                 "SELECT symbol, max_quantity FROM position_limits WHERE account_id = $1", account_id
             )
-        limits = {k: row[k] for k in row.keys() if k not in ("account_id", "state") and row[k] is not None}
+        limits = {k: v for k, v in row.items() if k not in ("account_id", "state") and v is not None}
         return AccountRow(
             account_id, AccountState(row["state"]), limits, {r["symbol"]: r["max_quantity"] for r in caps}
         )
@@ -182,23 +183,23 @@ class OmsStore:
         return [position_from_row(r) for r in rows]
 
     async def order(
-        self, account_id: str, *, order_id: str = "", client_order_id: str = "", timeout: float | None = None
+        self, account_id: str, *, order_id: str = "", client_order_id: str = "", budget_s: float | None = None
     ) -> Order | None:
         """An order of the account by id or client id (None: no such order for this account)."""
-        async with self._conn(timeout) as conn:
+        async with self._conn(budget_s) as conn:
             if order_id:
                 row = await conn.fetchrow(
                     f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1 AND account_id = $2",
                     order_id,
                     account_id,
-                    timeout=timeout,
+                    timeout=budget_s,
                 )
             else:
                 row = await conn.fetchrow(
                     f"SELECT {ORDER_COLUMNS} FROM orders WHERE account_id = $1 AND client_order_id = $2",
                     account_id,
                     client_order_id,
-                    timeout=timeout,
+                    timeout=budget_s,
                 )
         return None if row is None else order_from_row(row)
 
@@ -214,7 +215,7 @@ class OmsStore:
         flt: OrderFilter,
         page_size: int,
         page_token: str = "",
-        timeout: float | None = None,
+        budget_s: float | None = None,
     ) -> tuple[list[Order], str]:
         """Newest first, keyset-paginated; returns the page and the next token ('' on the last page)."""
         clauses = ["account_id = $1"]
@@ -242,8 +243,8 @@ class OmsStore:
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE {' AND '.join(clauses)}"
             f" ORDER BY created_time_ns DESC, order_id DESC LIMIT {arg(page_size + 1)}"
         )
-        async with self._conn(timeout) as conn:
-            rows = await conn.fetch(sql, *args, timeout=timeout)
+        async with self._conn(budget_s) as conn:
+            rows = await conn.fetch(sql, *args, timeout=budget_s)
         orders = [order_from_row(r) for r in rows[:page_size]]
         token = encode_page_token(orders[-1]) if len(rows) > page_size else ""
         return orders, token
@@ -286,7 +287,8 @@ class OmsStore:
         """Outbox rows not yet published, oldest first."""
         async with self._conn() as conn:
             rows = await conn.fetch(
-                "SELECT e.log_sequence, e.account_id, e.event_id::text AS event_id, e.event_time_ns, e.payload"
+                "SELECT e.log_sequence, e.account_id, e.event_id::text AS event_id, e.event_time_ns,"
+                " e.payload"
                 " FROM outbox o JOIN order_events e USING (log_sequence)"
                 " WHERE o.published_at IS NULL ORDER BY o.log_sequence LIMIT $1",
                 limit,

@@ -11,6 +11,7 @@ OMS process cannot write concurrently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -171,10 +172,8 @@ class GroupCommitWriter:
         if self._task is not None:
             await self._queue.join()
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if self._conn is not None:
             await self._conn.close()
             self._conn = None

@@ -92,7 +92,7 @@ class MarketDataCache:
 
 
 class MarketDataFeed:
-    """Consumes the market data topic into a MarketDataCache (no consumer group: every partition, no commits)."""
+    """Consumes market data into a MarketDataCache (no consumer group: every partition, no commits)."""
 
     def __init__(
         self,

@@ -1,1 +1,1 @@
-"""Binance spot: signed REST order entry (http.py), the user-data stream (user_stream.py), the venue (execution.py)."""
+"""Binance spot: signed REST (http.py), the user-data stream (user_stream.py), the venue (execution.py)."""
