@@ -300,7 +300,7 @@ class Platform:
                 "AIPX is running locally.",
                 f"  OMS gRPC          127.0.0.1:{p.oms_grpc}   (metadata x-api-key: {DEMO_API_KEY}; "
                 "reflection + health enabled)",
-                f"    try: uv run aipx-oms-cli --api-key {DEMO_API_KEY} list",
+                f"    try: uv run aipx-oms-cli --api-key {DEMO_API_KEY} orders",
                 f"  Kafka             {e.kafka_bootstrap}   topics: market-data-raw, trading-signals, "
                 "trading-decisions, order-events (+ .dlq)",
                 f"  PostgreSQL        {e.postgres_dsn}",
