@@ -42,7 +42,20 @@ def test_checkov_passes_over_infrastructure() -> None:
     uvx = shutil.which("uvx")
     assert uvx, "uvx (from uv) is needed to run checkov in an isolated environment"
     proc = subprocess.run(
-        [uvx, "--from", CHECKOV, "checkov", "-d", str(INFRA), "--compact", "--quiet", "--skip-download"],
+        [
+            uvx,
+            "--from",
+            CHECKOV,
+            "checkov",
+            "-d",
+            str(INFRA),
+            "--framework",
+            "terraform",
+            "secrets",
+            "--compact",
+            "--quiet",
+            "--skip-download",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
