@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from aipx.money import InvalidDecimalError, parse_decimal
@@ -34,16 +33,16 @@ class InvalidTradeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class StrategySpec:
-    """One configured strategy: its id and validated parameters."""
+    """One configured strategy: its id, validated parameters and their fingerprint."""
 
     id: str
     params: StrategyParams
+    # Changes whenever the parameters change (stored state is then discarded and rebuilt).
+    fingerprint: str = field(init=False)
 
-    @property
-    def fingerprint(self) -> str:
-        """Changes whenever the parameters change (stored state is then discarded and rebuilt)."""
+    def __post_init__(self) -> None:
         text = json.dumps([self.id, self.params.model_dump(mode="json")], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        object.__setattr__(self, "fingerprint", hashlib.sha256(text.encode()).hexdigest()[:12])
 
     def create(self) -> Strategy:
         return REGISTRY[self.id](self.params)
@@ -202,7 +201,7 @@ class SymbolEngine:
         time_ns = envelope.exchange_time_ns or envelope.ingest_time_ns
         if time_ns <= 0:
             raise InvalidTradeError("trade has neither an exchange time nor an ingest time")
-        self.price_places = max(self.price_places, decimal_places(price))
+        self.price_places = max(self.price_places, decimal_places(trade.price.value))
         for label, state in self.intervals.items():
             update = state.builder.add_trade(time_ns, price, quantity, at)
             if update.late:
@@ -297,7 +296,7 @@ class SymbolEngine:
         return cls.load(config, venue, symbol, None if raw is None else json.loads(raw))
 
 
-def decimal_places(value: Decimal) -> int:
-    """Digits after the decimal point of `value` as written ('27123.50' -> 2)."""
-    exponent = value.as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+def decimal_places(text: str) -> int:
+    """Digits after the decimal point of a canonical decimal string ('27123.50' -> 2)."""
+    dot = text.find(".")
+    return 0 if dot < 0 else len(text) - dot - 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -67,6 +67,16 @@ class SignalIntent:
     take_profit: float | None
     reasons: tuple[str, ...]
     indicators: dict[str, float] = field(default_factory=dict)
+
+
+P = TypeVar("P", bound=StrategyParams)
+
+
+def params_of(params: StrategyParams, expected: type[P]) -> P:
+    """`params` as the strategy's own parameter class (TypeError for another strategy's)."""
+    if not isinstance(params, expected):
+        raise TypeError(f"expected {expected.__name__}, got {type(params).__name__}")
+    return params
 
 
 def clamp(value: float, low: float = 0.0, high: float = 1.0) -> float:

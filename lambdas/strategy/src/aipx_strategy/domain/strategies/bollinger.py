@@ -22,6 +22,7 @@ from aipx_strategy.domain.strategies.base import (
     Strategy,
     StrategyParams,
     clamp,
+    params_of,
 )
 
 
@@ -37,7 +38,7 @@ class BollingerStrategy(Strategy):
 
     def __init__(self, params: StrategyParams) -> None:
         super().__init__(params)
-        p = self.p = BollingerParams.model_validate(params.model_dump())
+        p = self.p = params_of(params, BollingerParams)
         self.bands = BollingerBands(p.period, p.k)
         self.prev: list[float] | None = None  # previous [close, lower, upper]
         self.percent_b: float | None = None

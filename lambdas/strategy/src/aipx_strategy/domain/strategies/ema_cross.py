@@ -23,6 +23,7 @@ from aipx_strategy.domain.strategies.base import (
     clamp,
     crossed_above,
     crossed_below,
+    params_of,
 )
 
 
@@ -45,7 +46,7 @@ class EmaCrossStrategy(Strategy):
 
     def __init__(self, params: StrategyParams) -> None:
         super().__init__(params)
-        p = self.p = EmaCrossParams.model_validate(params.model_dump())
+        p = self.p = params_of(params, EmaCrossParams)
         self.fast = EMA(p.fast)
         self.slow = EMA(p.slow)
 

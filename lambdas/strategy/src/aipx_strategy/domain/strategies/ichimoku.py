@@ -22,6 +22,7 @@ from aipx_strategy.domain.strategies.base import (
     Strategy,
     StrategyParams,
     clamp,
+    params_of,
 )
 
 
@@ -39,7 +40,7 @@ class IchimokuStrategy(Strategy):
 
     def __init__(self, params: StrategyParams) -> None:
         super().__init__(params)
-        p = self.p = IchimokuParams.model_validate(params.model_dump())
+        p = self.p = params_of(params, IchimokuParams)
         self.ichimoku = Ichimoku(p.tenkan, p.kijun, p.senkou_b, p.displacement)
         # Previous bar's close position relative to the cloud (+1 above, -1 below, 0 inside) and TK sign.
         self.position: int | None = None

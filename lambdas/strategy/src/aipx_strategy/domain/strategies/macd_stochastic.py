@@ -25,6 +25,7 @@ from aipx_strategy.domain.strategies.base import (
     clamp,
     crossed_above,
     crossed_below,
+    params_of,
 )
 
 
@@ -55,7 +56,7 @@ class MacdStochasticStrategy(Strategy):
 
     def __init__(self, params: StrategyParams) -> None:
         super().__init__(params)
-        p = self.p = MacdStochasticParams.model_validate(params.model_dump())
+        p = self.p = params_of(params, MacdStochasticParams)
         self.macd = MACD(p.macd_fast, p.macd_slow, p.macd_signal)
         self.stochastic = Stochastic(p.stoch_k, p.stoch_k_smooth, p.stoch_d)
 

@@ -22,6 +22,7 @@ from aipx_strategy.domain.strategies.base import (
     StrategyParams,
     atr_levels,
     clamp,
+    params_of,
 )
 
 
@@ -46,7 +47,7 @@ class RsiEmaStrategy(Strategy):
 
     def __init__(self, params: StrategyParams) -> None:
         super().__init__(params)
-        p = self.p = RsiEmaParams.model_validate(params.model_dump())
+        p = self.p = params_of(params, RsiEmaParams)
         self.rsi = RSI(p.rsi_period)
         self.ema = EMA(p.ema_period)
         self.close: float | None = None

@@ -20,6 +20,7 @@ from aipx_strategy.domain.strategies.base import (
     Strategy,
     StrategyParams,
     clamp,
+    params_of,
 )
 
 
@@ -35,7 +36,7 @@ class SuperTrendStrategy(Strategy):
 
     def __init__(self, params: StrategyParams) -> None:
         super().__init__(params)
-        p = self.p = SuperTrendParams.model_validate(params.model_dump())
+        p = self.p = params_of(params, SuperTrendParams)
         self.supertrend = SuperTrend(p.atr_period, p.factor)
 
     def on_candle(self, bar: Bar, ctx: MarketContext) -> SignalIntent | None:
