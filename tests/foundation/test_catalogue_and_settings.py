@@ -64,3 +64,23 @@ def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "very-secret" not in repr(settings)
     assert settings.secret_access_key is not None
     assert settings.secret_access_key.get_secret_value() == "very-secret"
+
+
+def test_msk_iam_auth_wires_a_token_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aipx.kafka import client_config
+    from aipx.kafka.clients import MskIamTokenProvider
+
+    monkeypatch.setenv("AIPX_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("AIPX_KAFKA_SASL_MECHANISM", "OAUTHBEARER")
+    monkeypatch.setenv("AIPX_KAFKA_AWS_REGION", "eu-west-1")
+    config = client_config(KafkaSettings(), client_id="t")
+    assert config["sasl_mechanism"] == "OAUTHBEARER"
+    provider = config["sasl_oauth_token_provider"]
+    assert isinstance(provider, MskIamTokenProvider)
+    assert provider.region == "eu-west-1"
+    assert config["ssl_context"] is not None
+
+
+def test_empty_s3_endpoint_means_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIPX_S3_ENDPOINT_URL", "")
+    assert S3Settings().endpoint_url is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +54,8 @@ class KafkaSettings(_Section):
     request_timeout_ms: int = Field(30_000, ge=1_000)
     # Replication factor used by the topic bootstrap; None = the catalogue's (cloud) value.
     replication_factor: int | None = None
+    # Region for MSK IAM auth (sasl_mechanism OAUTHBEARER).
+    aws_region: str = "ap-northeast-2"
 
 
 class PostgresSettings(_Section):
@@ -85,6 +87,12 @@ class S3Settings(_Section):
     region: str = "ap-northeast-2"
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
+
+    @field_validator("endpoint_url", mode="before")
+    @classmethod
+    def _empty_means_aws(cls, value: object) -> object:
+        """AIPX_S3_ENDPOINT_URL="" (as Terraform sets it) means the real AWS S3 endpoint."""
+        return None if value == "" else value
 
 
 class LogSettings(_Section):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import RecordMetadata
 from google.protobuf.message import Message
@@ -33,13 +34,36 @@ def client_config(settings: KafkaSettings, *, client_id: str) -> dict[str, Any]:
     }
     if settings.security_protocol in ("SSL", "SASL_SSL"):
         config["ssl_context"] = create_ssl_context()
-    if settings.sasl_mechanism:
+    if settings.sasl_mechanism == "OAUTHBEARER":
+        # Amazon MSK IAM authentication: short-lived tokens signed with the task/function role.
+        config["sasl_mechanism"] = "OAUTHBEARER"
+        config["sasl_oauth_token_provider"] = MskIamTokenProvider(settings.aws_region)
+    elif settings.sasl_mechanism:
         config["sasl_mechanism"] = settings.sasl_mechanism
         config["sasl_plain_username"] = settings.sasl_username
         config["sasl_plain_password"] = (
             settings.sasl_password.get_secret_value() if settings.sasl_password else None
         )
     return config
+
+
+class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+    """SASL/OAUTHBEARER tokens for Amazon MSK IAM auth (aws-msk-iam-sasl-signer), reused until expiry."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self._token: str | None = None
+        self._expires_ms = 0
+
+    async def token(self) -> str:
+        import time
+
+        if self._token is None or time.time() * 1000 > self._expires_ms - 60_000:
+            from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+            token, expiry_ms = await asyncio.to_thread(MSKAuthTokenProvider.generate_auth_token, self.region)
+            self._token, self._expires_ms = str(token), int(expiry_ms)
+        return self._token
 
 
 def producer_config(settings: KafkaSettings, *, client_id: str, **overrides: Any) -> dict[str, Any]:
