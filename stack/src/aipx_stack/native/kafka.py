@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def _archive_usable(java: Path, archive: Path) -> bool:
     try:
         done = subprocess.run(
             [str(java), f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-version"],
+            cwd=tempfile.gettempdir(),  # a crashing probe leaves its hs_err_pid*.log there, not in the repo
             capture_output=True,
             text=True,
             timeout=60,
