@@ -7,7 +7,6 @@ client order id derived from the signal id, so the OMS returns the existing orde
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from aipx.topics import TRADING_DECISIONS, catalogue
 from aipx.v1.decisions_pb2 import Decision, Verdict
 from aipx.v1.orders_pb2 import OrderStatus
 from aipx.v1.signals_pb2 import TradingSignal
+from aws_lambda_powertools import Logger
 
 from aipx_cognitive.adapters.llm import AnthropicChat, OpenAiChat
 from aipx_cognitive.adapters.oms import OmsClient, OrderRefusedError
@@ -28,9 +28,9 @@ from aipx_cognitive.domain.ensemble import Assessment, Ensemble
 from aipx_cognitive.domain.model import SignalView
 from aipx_cognitive.settings import CognitiveSettings
 
-log = logging.getLogger(__name__)
-
 FUNCTION = "cognitive"
+# A child of the handler's powertools Logger: same JSON format, same correlation id.
+log = Logger(service=FUNCTION, child=True)
 
 
 class InvalidSignalError(ValueError):

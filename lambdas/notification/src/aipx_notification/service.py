@@ -9,12 +9,12 @@ already succeeded are not sent again. Error texts pass through the redactor befo
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 from aipx.lambda_kit import AsyncRuntime
+from aws_lambda_powertools import Logger
 
 from aipx_notification.adapters.dedupe import SentMarkers
 from aipx_notification.channels import Channel, DeliveryError, Message, build_channels, secrets_of
@@ -24,9 +24,9 @@ from aipx_notification.domain.retry import RetryPolicy
 from aipx_notification.domain.routing import Router
 from aipx_notification.settings import NotificationSettings
 
-log = logging.getLogger(__name__)
-
 FUNCTION = "notification"
+# A child of the handler's powertools Logger: same JSON format, same correlation id.
+log = Logger(service=FUNCTION, child=True)
 
 
 class NotificationFailedError(Exception):

@@ -14,7 +14,6 @@ failed offset. A record that is bad input (an invalid trade) is dead-lettered an
 from __future__ import annotations
 
 import base64
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,15 +23,16 @@ from aipx.lambda_kit import AsyncRuntime, DeadLettered, MskRecord, dead_letter
 from aipx.topics import TRADING_SIGNALS, catalogue
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx.v1.signals_pb2 import TradingSignal
+from aws_lambda_powertools import Logger
 
 from aipx_strategy.adapters.state_store import InstrumentKey, RedisStateStore
 from aipx_strategy.domain.candles import Position
 from aipx_strategy.domain.engine import EngineConfig, InvalidTradeError, SymbolEngine
 from aipx_strategy.settings import StrategySettings
 
-log = logging.getLogger(__name__)
-
 FUNCTION = "strategy"
+# A child of the handler's powertools Logger: same JSON format, same correlation id.
+log = Logger(service=FUNCTION, child=True)
 
 
 class InstrumentBlockedError(RuntimeError):
