@@ -121,3 +121,9 @@ class TestBybitSnapshotDelta:
         assert sync.on_snapshot(snap(100)).duplicate
         restart = sync.on_snapshot(snap(1, bids=(("50", "2"),)))
         assert restart.publish and sync.last_update_id == 1 and sync.book.best()[0] == ("50", "2")
+
+
+def test_repeated_u_1_snapshot_is_a_duplicate_not_a_second_restart() -> None:
+    sync = SnapshotDeltaSync()
+    assert sync.on_snapshot(snap(1)).publish
+    assert sync.on_snapshot(snap(1)).duplicate

@@ -35,6 +35,7 @@ from aipx_exchange_sim.settings import SimSettings
 log = logging.getLogger(__name__)
 
 _conn_ids = itertools.count(1)
+_BYBIT_FIRST_ID = 18_521_288  # like the venue's: large; u = 1 would announce a venue restart
 
 
 @dataclass(eq=False)
@@ -116,6 +117,8 @@ class ExchangeSimulator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for client in list(self.clients):
+            client.ws.transport.abort()
         if self._ws_server is not None:
             self._ws_server.close()
             with contextlib.suppress(TimeoutError):
@@ -196,7 +199,7 @@ class ExchangeSimulator:
             return
         depth = int(depth_text)
         bids, asks = market.top(depth)
-        update_id = self._bybit_ids.setdefault(topic, 1)
+        update_id = self._bybit_ids.setdefault(topic, _BYBIT_FIRST_ID)
         msg = bybit.book(
             market, depth, "snapshot", update_id, levels=(bids, asks), now_ms=int(time.time() * 1000)
         )
@@ -262,7 +265,7 @@ class ExchangeSimulator:
         )
         topic = f"orderbook.1.{market.venue_symbol}"
         if self._subscribers.get(topic):
-            update_id = self._bybit_ids[topic] = self._bybit_ids.get(topic, 1) + 1
+            update_id = self._bybit_ids[topic] = self._bybit_ids.get(topic, _BYBIT_FIRST_ID) + 1
             bid, ask = market.best_bid, market.best_ask
             levels = ([(bid, market.bids.get(bid, 0))], [(ask, market.asks.get(ask, 0))])
             msg = bybit.book(market, 1, "delta", update_id, levels=levels, now_ms=now_ms)
@@ -318,7 +321,7 @@ class ExchangeSimulator:
                 )
                 topic = f"orderbook.{bybit.BOOK_DEPTH}.{market.venue_symbol}"
                 if self._subscribers.get(topic):
-                    update_id = self._bybit_ids[topic] = self._bybit_ids.get(topic, 1) + 1
+                    update_id = self._bybit_ids[topic] = self._bybit_ids.get(topic, _BYBIT_FIRST_ID) + 1
                     levels = (diff.bids, diff.asks)
                     msg = bybit.book(
                         market, bybit.BOOK_DEPTH, "delta", update_id, levels=levels, now_ms=now_ms

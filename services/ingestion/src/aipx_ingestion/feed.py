@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aipx.logs import SampledLogger
@@ -28,6 +29,7 @@ from aipx_ingestion.domain.events import (
     DepthSnapshot,
     QuoteEvent,
     TradeEvent,
+    VenueEvent,
 )
 from aipx_ingestion.domain.normalizer import Drop, InstrumentNormalizer, Outcome, Stream
 from aipx_ingestion.metrics import IngestionMetrics
@@ -42,6 +44,8 @@ _EVENT_TYPES: dict[type, str] = {
     DepthSnapshot: "book_snapshot",
     CandleEvent: "candle",
 }
+_REPLIES = frozenset({"response", "subscribe", "unsubscribe"})
+"""Control events answering our (un)subscribe requests (Binance "response", Bybit ops)."""
 _RESYNC_RETRY_S = 10.0
 _MAINTENANCE_S = 1.0
 
@@ -96,6 +100,9 @@ class VenueFeed:
         self._resyncing: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        # Held from sequencing an event to buffering its envelopes: with several producers of envelopes
+        # (connections overlapping during rotation, snapshot tasks) a full buffer must not reorder them.
+        self._order = asyncio.Lock()
         self._in: dict[str, Any] = {}
         self._dup: dict[str, Any] = {}
 
@@ -150,17 +157,23 @@ class VenueFeed:
 
     # -- frames ------------------------------------------------------------------------------------------
 
-    async def on_frame(self, frame: str | bytes, recv_ns: int) -> None:
-        """Handle one frame from any of this venue's connections."""
+    async def on_frame(self, frame: str | bytes, recv_ns: int) -> bool:
+        """Handle one frame from any of this venue's connections; True if it answered a (un)subscribe."""
         try:
             parsed = self.adapter.parse(frame)
         except MalformedFrameError as exc:
             self._malformed(exc.reason, exc, frame)
-            return
+            return False
         if parsed.stream is not None:
             self._last_seen[parsed.stream] = time.monotonic()
-        for event in parsed.events:
+        async with self._order:
+            return await self._process(parsed.events, frame, recv_ns)
+
+    async def _process(self, events: Sequence[VenueEvent], frame: str | bytes, recv_ns: int) -> bool:
+        reply = False
+        for event in events:
             if isinstance(event, ControlEvent):
+                reply = reply or event.kind in _REPLIES
                 if not event.ok:
                     log.warning("%s: venue reported an error on %s: %s", self.venue, event.kind, event.detail)
                 continue
@@ -175,6 +188,7 @@ class VenueFeed:
             counter.inc()
             outcome = normalizer.on_event(event, recv_ns)
             await self._handle(normalizer, outcome, kind)
+        return reply
 
     def _malformed(self, reason: str, detail: object, frame: str | bytes) -> None:
         self.metrics.malformed.labels(self.venue, reason).inc()
@@ -201,9 +215,15 @@ class VenueFeed:
         if outcome.snapshot_applied:
             self._unsynced_since.pop(normalizer.venue_symbol, None)
         key = self._keys[normalizer.venue_symbol]
-        for envelope in outcome.envelopes:
+        envelopes = outcome.envelopes
+        for i, envelope in enumerate(envelopes):
             payload = envelope.WhichOneof("payload")
-            await self.sink.put(Outgoing(envelope, key, payload or "unknown"))
+            try:
+                await self.sink.put(Outgoing(envelope, key, payload or "unknown"))
+            except asyncio.CancelledError:
+                # Cancelled while waiting for buffer space (shutdown past its grace): count, never silent.
+                self.sink.count_dropped("cancelled", len(envelopes) - i)
+                raise
 
     # -- resynchronisation -------------------------------------------------------------------------------
 
@@ -253,8 +273,9 @@ class VenueFeed:
                     await asyncio.sleep(delay)
                     continue
                 self.metrics.snapshots.labels(self.venue, "ok").inc()
-                outcome = normalizer.on_event(snapshot, time.time_ns())
-                await self._publish(normalizer, outcome, "book_snapshot")
+                async with self._order:
+                    outcome = normalizer.on_event(snapshot, time.time_ns())
+                    await self._publish(normalizer, outcome, "book_snapshot")
                 if outcome.resync is None:
                     if normalizer.book_synced:
                         log.info(

@@ -111,8 +111,7 @@ class IngestionService:
 
     async def stop(self) -> None:
         """Graceful stop: close the feeds, publish what is buffered, flush and close the producer."""
-        for feed in self.feeds:
-            await feed.stop()
+        await asyncio.gather(*(feed.stop() for feed in self.feeds))
         if self.sink is not None:
             await self.sink.close(self.settings.shutdown_timeout_s)
         if self.producer is not None:

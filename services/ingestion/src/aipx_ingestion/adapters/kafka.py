@@ -150,6 +150,10 @@ class KafkaSink:
                 hist = self._e2e[env.venue] = self.metrics.end_to_end_latency.labels(env.venue)
             hist.observe(max(0.0, (time.time_ns() - env.exchange_time_ns) / 1e9))
 
+    def count_dropped(self, reason: str, count: int) -> None:
+        """Count (and log) envelopes lost before reaching the buffer."""
+        self._drop(reason, count)
+
     def _drop(self, reason: str, count: int) -> None:
         self.metrics.dropped.labels(reason).inc(count)
         log.error("dropped %d envelope(s): %s", count, reason)

@@ -28,7 +28,8 @@ from aipx_ingestion.venues.base import FeedAdapter
 
 log = logging.getLogger(__name__)
 
-FrameHandler = Callable[[str | bytes, int], Awaitable[None]]
+FrameHandler = Callable[[str | bytes, int], Awaitable[bool]]
+"""Handles one frame (with its receive time); returns True if the frame answered a (un)subscribe request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,10 @@ class _Session:
         self.opened = time.monotonic()
         self.last_frame = self.opened
         self.in_handler = False
+        self.stop_reading = False
+        self.replies = 0
+        self.expected_replies = 0
+        self.subscribed = asyncio.Event()
         self.end_reason = "closed"
         self.tasks: list[asyncio.Task[None]] = []
         self.done = asyncio.Event()
@@ -74,11 +79,15 @@ class _Session:
         handler = self.owner.on_frame
         try:
             async for frame in self.ws:
-                now = time.monotonic()
-                self.last_frame = now
+                self.last_frame = time.monotonic()
                 self.in_handler = True
-                await handler(frame, time.time_ns())
+                if await handler(frame, time.time_ns()):
+                    self.replies += 1
+                    if self.replies >= self.expected_replies:
+                        self.subscribed.set()
                 self.in_handler = False
+                if self.stop_reading:
+                    return
             self.end("closed_by_venue")
         except ConnectionClosed as exc:
             self.end(f"closed_{exc.rcvd.code if exc.rcvd else 'abnormally'}")
@@ -110,15 +119,22 @@ class _Session:
                 with contextlib.suppress(ConnectionClosed):
                     await self.ws.send(ping)
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Stop reading after the frame in hand (it may be waiting for buffer space), then close."""
         self.end(self.end_reason)
+        self.stop_reading = True
+        reader = self.tasks[0] if self.tasks else None
+        if reader is not None and self.in_handler:
+            await asyncio.wait({reader}, timeout=grace_s)
         current = asyncio.current_task()
         for task in self.tasks:
             if task is not current:
                 task.cancel()
         await asyncio.gather(*(t for t in self.tasks if t is not current), return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(), timeout=2.0)
+        try:
+            await asyncio.wait_for(self.ws.close(), timeout=0.5)
+        except Exception:  # the venue did not complete the closing handshake in time: drop the socket
+            self.ws.transport.abort()
 
 
 class FeedConnection:
@@ -160,13 +176,21 @@ class FeedConnection:
             proxy=None,
         )
         session = _Session(ws, self)
+        messages = self.adapter.subscribe_messages(self.streams)
+        session.expected_replies = len(messages)
         # Start reading before subscribing: acknowledgements and data may arrive between the requests.
         session.start()
         self.on_connect(self)
-        for i, message in enumerate(self.adapter.subscribe_messages(self.streams)):
+        for i, message in enumerate(messages):
             if i and self.policy.subscribe_interval_s:
                 await asyncio.sleep(self.policy.subscribe_interval_s)
             await ws.send(message)
+        # Subscribed means acknowledged: only then may a rotated-out connection be closed without a hole.
+        try:
+            await asyncio.wait_for(session.subscribed.wait(), self.policy.open_timeout_s)
+        except TimeoutError:
+            log.warning("%s: %d/%d subscriptions acknowledged after %.0fs; continuing", self.name,
+                        session.replies, len(messages), self.policy.open_timeout_s)  # fmt: skip
         return session
 
     def _count(self, reason: str) -> None:

@@ -183,6 +183,8 @@ class DiffDepthSync:
         pending = list(self.buffer)
         self.buffer.clear()
         for i, diff in enumerate(pending):
+            if diff.final_update_id <= self.last_update_id:
+                continue  # buffered twice (a duplicate frame): already applied
             if not self._fits(diff):
                 result.gap = BookGap(self.last_update_id + 1, diff.first_update_id)
                 # Publish nothing past the gap: the snapshot and the diffs before it are consistent.
@@ -214,7 +216,9 @@ class SnapshotDeltaSync:
     def on_snapshot(self, snapshot: DepthSnapshot) -> SyncResult:
         """A snapshot replaces the book unless it is older than what was applied (a duplicate)."""
         result = SyncResult()
-        restart = snapshot.last_update_id == 1
+        # u = 1 after a higher u: the venue restarted its book service (documented); a second u = 1
+        # snapshot is a duplicate.
+        restart = snapshot.last_update_id == 1 and self.last_update_id > 1
         if self.state is SyncState.SYNCED and snapshot.last_update_id <= self.last_update_id and not restart:
             result.duplicate = True
             return result
