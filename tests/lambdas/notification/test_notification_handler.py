@@ -36,7 +36,7 @@ def reset_service() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _closed_service() -> Iterator[None]:
+def _closed_service(lambda_runtime: Any) -> Iterator[None]:
     yield
     reset_service()
 
