@@ -161,3 +161,58 @@ async def test_bad_records_are_dead_lettered_and_the_batch_goes_on(
     assert "invalid protobuf" in (by_offset[recs[2].offset].header(HEADER_DLQ_ERROR) or "")
     assert by_offset[recs[2].offset].value == b"\xff\xfenot protobuf"  # raw bytes kept
     reset_service()
+
+
+async def test_an_unexpected_failure_blocks_only_its_instrument_until_the_retry(
+    *,
+    kafka_io: Any,
+    lambda_runtime: Any,
+    new_topic: Any,
+    redis_url: str,
+    trades: MakeTrades,
+    builders: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = await new_topic()
+    prefix = f"test:strategy:{uuid.uuid4().hex[:8]}"
+    configure(monkeypatch, out, prefix)
+    venue = f"it{uuid.uuid4().hex[:8]}"
+    a = trades(2, venue=venue, symbol="AAA-USDT")
+    b = trades(2, venue=venue, symbol="BBB-USDT")
+    outgoing_for = market_data(builders)
+    recs = await kafka_io.produce(MARKET_DATA_RAW, [outgoing_for(e) for e in (*a, *b)])
+    poisoned = recs[2]  # the third trade of AAA
+    original = SymbolEngine.apply
+
+    def flaky(self: SymbolEngine, envelope: MarketDataEnvelope, at: Position, *, now_ns: int) -> Any:
+        if (at.partition, at.offset) == (poisoned.partition, poisoned.offset):
+            raise RuntimeError("simulated bug")
+        return original(self, envelope, at, now_ns=now_ns)
+
+    monkeypatch.setattr(SymbolEngine, "apply", flaky)
+    response = (await invoke(recs))[0]
+    failed = {
+        (f["itemIdentifier"]["partition"], f["itemIdentifier"]["offset"])
+        for f in response["batchItemFailures"]
+    }
+    # The failing record and every later AAA record fail; BBB is untouched by AAA's failure.
+    assert failed == {(r.topic_partition, r.offset) for r in recs[2:8]}
+    redis = Redis.from_url(redis_url)
+    try:
+        assert await redis.get(f"{prefix}:{venue}:AAA-USDT") is None  # nothing of AAA was saved
+        assert await redis.get(f"{prefix}:{venue}:BBB-USDT") is not None
+        monkeypatch.setattr(SymbolEngine, "apply", original)
+        # The mapping retries from the lowest failed offset per partition: here, the whole batch again.
+        assert (await invoke(recs))[0] == {"batchItemFailures": []}
+        stored = SymbolEngine.from_json(
+            StrategySettings().engine_config(),
+            venue,
+            "AAA-USDT",
+            await redis.get(f"{prefix}:{venue}:AAA-USDT"),
+        )
+        assert stored.position == Position(recs[7].topic, recs[7].partition, recs[7].offset)
+        candle = stored.intervals["1m"].builder.current
+        assert candle is not None and candle.trade_count == 4  # minute 1's four trades, each applied once
+    finally:
+        await redis.delete(f"{prefix}:{venue}:AAA-USDT", f"{prefix}:{venue}:BBB-USDT")
+        await redis.aclose()
