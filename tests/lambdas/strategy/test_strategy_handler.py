@@ -204,12 +204,9 @@ async def test_an_unexpected_failure_blocks_only_its_instrument_until_the_retry(
         monkeypatch.setattr(SymbolEngine, "apply", original)
         # The mapping retries from the lowest failed offset per partition: here, the whole batch again.
         assert (await invoke(recs))[0] == {"batchItemFailures": []}
-        stored = SymbolEngine.from_json(
-            StrategySettings().engine_config(),
-            venue,
-            "AAA-USDT",
-            await redis.get(f"{prefix}:{venue}:AAA-USDT"),
-        )
+        raw = await redis.get(f"{prefix}:{venue}:AAA-USDT")
+        assert isinstance(raw, bytes)
+        stored = SymbolEngine.from_json(StrategySettings().engine_config(), venue, "AAA-USDT", raw)
         assert stored.position == Position(recs[7].topic, recs[7].partition, recs[7].offset)
         candle = stored.intervals["1m"].builder.current
         assert candle is not None and candle.trade_count == 4  # minute 1's four trades, each applied once
