@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 from aipx import functions, topics
 from aipx.settings import KafkaSettings, S3Settings
+from pydantic import ValidationError
 
 
 def test_catalogue_has_the_platform_topics_with_dead_letter_topics() -> None:
     cat = topics.catalogue()
-    for name in (topics.MARKET_DATA_RAW, topics.TRADING_SIGNALS, topics.TRADING_DECISIONS, topics.ORDER_EVENTS):
+    for name in (
+        topics.MARKET_DATA_RAW,
+        topics.TRADING_SIGNALS,
+        topics.TRADING_DECISIONS,
+        topics.ORDER_EVENTS,
+    ):
         spec = cat.get(name)
         assert spec.payload.startswith("aipx.v1.")
         assert cat.dlq_for(name).is_dlq

@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from aipx import money, serde
 from aipx.v1.common_pb2 import Decimal as PbDecimal
 from aipx.v1.market_data_pb2 import MarketDataEnvelope, Trade
@@ -82,7 +81,7 @@ def test_encode_sets_standard_headers_and_decode_round_trips() -> None:
 def test_decode_refuses_a_record_of_another_schema() -> None:
     msg = envelope()
     encoded = serde.encode(msg, event_id="e", event_time_ns=1)
-    with pytest.raises(serde.DecodeError, match="schema header is 'aipx.v1.MarketDataEnvelope'") as info:
+    with pytest.raises(serde.DecodeError, match=r"schema header is 'aipx\.v1\.MarketDataEnvelope'") as info:
         serde.decode(encoded.value, encoded.headers, OrderEvent, topic="order-events", partition=2, offset=7)
     assert (info.value.topic, info.value.partition, info.value.offset) == ("order-events", 2, 7)
     assert "order-events[2]@7" in str(info.value)
@@ -103,7 +102,12 @@ def test_decode_reports_tombstones_and_foreign_content_types() -> None:
 
 def test_every_contract_message_is_registered() -> None:
     types = serde.message_types()
-    for name in ("aipx.v1.MarketDataEnvelope", "aipx.v1.TradingSignal", "aipx.v1.Decision", "aipx.v1.OrderEvent"):
+    for name in (
+        "aipx.v1.MarketDataEnvelope",
+        "aipx.v1.TradingSignal",
+        "aipx.v1.Decision",
+        "aipx.v1.OrderEvent",
+    ):
         assert serde.message_type(name).DESCRIPTOR.full_name == name
     assert len(types) >= 30
 
@@ -116,3 +120,11 @@ def test_money_is_exact_and_refuses_floats() -> None:
     for bad in ("NaN", "Infinity", "1.2.3", "abc"):
         with pytest.raises(money.InvalidDecimalError):
             money.parse_decimal(bad, field="price")
+
+
+def test_weighted_averages_have_a_fixed_scale() -> None:
+    avg = money.weighted_average(Decimal("3640.99") * 2 + Decimal("3640.98"), Decimal("3"))
+    assert avg == Decimal("3640.986666666667")
+    assert avg.as_tuple().exponent == -12
+    assert money.format_decimal(money.weighted_average(Decimal("2999"), Decimal("2"))) == "1499.5"
+    assert money.format_decimal(money.weighted_average(Decimal("3000"), Decimal("2"))) == "1500"

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, RecordMetadata
-
 from aipx import money, serde
 from aipx.ids import now_ns
 from aipx.kafka import Publisher, create_consumer, create_producer
@@ -61,7 +60,9 @@ async def consume_all(
     return records
 
 
-async def test_envelope_round_trips_byte_identical_with_headers(kafka_bootstrap: str, new_topic: NewTopic) -> None:
+async def test_envelope_round_trips_byte_identical_with_headers(
+    kafka_bootstrap: str, new_topic: NewTopic
+) -> None:
     topic = await new_topic(partitions=catalogue().get(MARKET_DATA_RAW).partitions)
     settings = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     producer = create_producer(settings, client_id="test")
@@ -74,7 +75,12 @@ async def test_envelope_round_trips_byte_identical_with_headers(kafka_bootstrap:
         for msg in sent:
             acks.append(
                 await publisher.publish(
-                    topic, key, msg, event_id=msg.event_id, event_time_ns=msg.exchange_time_ns, trace_id="trace-7"
+                    topic,
+                    key,
+                    msg,
+                    event_id=msg.event_id,
+                    event_time_ns=msg.exchange_time_ns,
+                    trace_id="trace-7",
                 )
             )
     finally:
@@ -95,7 +101,9 @@ async def test_envelope_round_trips_byte_identical_with_headers(kafka_bootstrap:
         assert decoded == msg
 
 
-async def test_undecodable_record_is_reported_with_its_position(kafka_bootstrap: str, new_topic: NewTopic) -> None:
+async def test_undecodable_record_is_reported_with_its_position(
+    kafka_bootstrap: str, new_topic: NewTopic
+) -> None:
     topic = await new_topic(partitions=1)
     producer = create_producer(KafkaSettings(bootstrap_servers=kafka_bootstrap), client_id="test")
     await producer.start()
@@ -111,7 +119,9 @@ async def test_undecodable_record_is_reported_with_its_position(kafka_bootstrap:
     assert len(records) == 2
     bad, ok = records
     with pytest.raises(serde.DecodeError) as info:
-        serde.decode(bad.value, list(bad.headers), MarketDataEnvelope, topic=topic, partition=0, offset=bad.offset)
+        serde.decode(
+            bad.value, list(bad.headers), MarketDataEnvelope, topic=topic, partition=0, offset=bad.offset
+        )
     assert info.value.offset == bad.offset == 0
     assert f"{topic}[0]@0" in str(info.value)
     assert "invalid protobuf encoding" in str(info.value)
@@ -138,7 +148,9 @@ async def test_broker_restart_mid_stream_loses_no_acknowledged_message(
         for i in range(total):
             msg = quote(f"SYM{i % 6}-USDT", i)
             key = f"binance:{msg.symbol}".encode()
-            fut = await publisher.send(topic, key, msg, event_id=msg.event_id, event_time_ns=msg.exchange_time_ns)
+            fut = await publisher.send(
+                topic, key, msg, event_id=msg.event_id, event_time_ns=msg.exchange_time_ns
+            )
             pending.append((msg.event_id, fut))
             if i == total // 3:
                 restarted.set()

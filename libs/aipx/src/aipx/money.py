@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from aipx.v1.common_pb2 import Decimal as PbDecimal
+
+# Scale of derived prices (volume-weighted averages): 12 decimal places, far below any venue's tick, and
+# within what the data lake stores exactly (decimal128(38, 18)). Quotients never carry the 28-digit noise of
+# Decimal's default context into positions, PnL or events.
+AVERAGE_QUANTUM = Decimal("1e-12")
+
+
+def weighted_average(value: Decimal, quantity: Decimal) -> Decimal:
+    """value / quantity, half-even to AVERAGE_QUANTUM, trailing zeros dropped (1499.5, not 1499.500…)."""
+    return (value / quantity).quantize(AVERAGE_QUANTUM, rounding=ROUND_HALF_EVEN).normalize()
 
 
 class InvalidDecimalError(ValueError):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from aipx.money import weighted_average
+
 ZERO = Decimal(0)
 
 
@@ -238,7 +240,7 @@ class Position:
         realized = self.realized_pnl - fee
         if current == ZERO or (current > ZERO) == (signed > ZERO):
             new_qty = current + signed
-            average = (abs(current) * self.average_price + quantity * price) / abs(new_qty)
+            average = weighted_average(abs(current) * self.average_price + quantity * price, abs(new_qty))
         else:
             closing = min(abs(current), quantity)
             direction = 1 if current > ZERO else -1

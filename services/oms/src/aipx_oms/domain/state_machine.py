@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 
+from aipx.money import weighted_average
+
 from aipx_oms.domain.model import ZERO, EventType, Order, OrderStatus, RejectReason
 
 S = OrderStatus
@@ -78,7 +80,7 @@ class OrderStateMachine:
             raise IllegalTransitionError(order, S.FILLED, f"fill {quantity} exceeds leaves {leaves}")
         filled = order.filled_quantity + quantity
         previous_value = (order.average_fill_price or ZERO) * order.filled_quantity
-        average = (previous_value + price * quantity) / filled
+        average = weighted_average(previous_value + price * quantity, filled)
         if filled == order.quantity:
             to, event = S.FILLED, EventType.FILLED
         else:
