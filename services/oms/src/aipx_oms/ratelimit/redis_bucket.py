@@ -95,9 +95,11 @@ class RedisTokenBucket:
     async def _flush(self, account_id: str, rate_per_s: Decimal, burst: int) -> None:
         await asyncio.sleep(0)  # let the requests arriving in this loop iteration join the call
         waiters = self._waiting.pop(account_id, [])
+        lease_size = min(burst // 4, int(rate_per_s * Decimal(str(self.lease_s))))
+        wanted = len(waiters) + max(lease_size, 0)
         try:
             granted = int(
-                await self._script(keys=[self.key(account_id)], args=[str(rate_per_s), burst, len(waiters)])
+                await self._script(keys=[self.key(account_id)], args=[str(rate_per_s), burst, wanted])
             )
         except (RedisError, OSError) as exc:
             error = RateLimiterUnavailableError(f"Redis unavailable for the rate limit: {exc}")
