@@ -93,6 +93,8 @@ class OrderService:
         self._reports: asyncio.Queue[ExecutionReport] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
+        # Committed orders on their way to each venue, sent in commit order by one task per venue.
+        self._outbound: dict[str, asyncio.Queue[Order]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -100,6 +102,9 @@ class OrderService:
         """Load instruments, reconcile open orders with the venues, start processing venue reports."""
         self.instruments = await self.store.instruments()
         self._workers.append(asyncio.create_task(self._report_loop(), name="venue-reports"))
+        for name in self.venues:
+            queue = self._outbound.setdefault(name, asyncio.Queue())
+            self._workers.append(asyncio.create_task(self._send_loop(queue), name=f"venue-{name}-sender"))
         self._workers.append(asyncio.create_task(self._refresh_loop(refresh_s), name="account-refresh"))
         await self.reconcile()
 
@@ -311,8 +316,12 @@ class OrderService:
             metrics.RISK_DENIALS.labels(denial.reason.value).inc()
         else:
             self._update_open_gauge()
-            self._spawn(self._send(new))
+            self._outbound.setdefault(new.venue, asyncio.Queue()).put_nowait(new)
         return new, True
+
+    async def _send_loop(self, queue: asyncio.Queue[Order]) -> None:
+        while True:
+            await self._send(await queue.get())
 
     async def _send(self, order: Order) -> None:
         venue = self.venues[order.venue]

@@ -71,6 +71,21 @@ _INSERT_EVENTS = (
     " $7::text[], $8::int8[], $9::bytea[]) RETURNING log_sequence)"
     " INSERT INTO outbox (log_sequence) SELECT log_sequence FROM ev"
 )
+# The hot path: a batch of new orders with their events as ONE statement (hence one implicit transaction and
+# one round trip). Events of orders that already existed (idempotent repeats) are not inserted.
+_INSERT_NEW_ORDERS_AND_EVENTS = (
+    f"WITH o AS (INSERT INTO orders ({ORDER_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"${i + 1}::{t}" for i, t in enumerate(_ORDER_TYPES))
+    + ") ON CONFLICT (account_id, client_order_id) DO NOTHING RETURNING order_id),"
+    " e AS (INSERT INTO order_events"
+    " (log_sequence, event_id, account_id, order_id, sequence, type, symbol, event_time_ns, payload)"
+    " SELECT v.* FROM unnest($24::int8[], $25::uuid[], $26::text[], $27::text[], $28::int8[], $29::text[],"
+    " $30::text[], $31::int8[], $32::bytea[]) AS v(log_sequence, event_id, account_id, order_id, sequence,"
+    " type, symbol, event_time_ns, payload) WHERE v.order_id IN (SELECT order_id FROM o)"
+    " RETURNING log_sequence),"
+    " x AS (INSERT INTO outbox (log_sequence) SELECT log_sequence FROM e)"
+    " SELECT order_id FROM o"
+)
 _INSERT_FILLS = (
     "INSERT INTO fills (fill_id, order_id, account_id, symbol, side, quantity, price, fee, fee_currency,"
     " liquidity, venue, venue_fill_id, fill_time_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
@@ -289,13 +304,74 @@ class GroupCommitWriter:
         started = time.perf_counter()
         first_log_sequence = self._next_log_sequence
         try:
-            async with conn.transaction():
-                results, committed = await self._apply(conn, mutations)
+            if all(_is_plain_submit(m) for m in mutations):
+                results, committed = await self._apply_submits(conn, mutations)
+            else:
+                async with conn.transaction():
+                    results, committed = await self._apply(conn, mutations)
         except BaseException:
             self._next_log_sequence = first_log_sequence
             raise
         COMMIT_SECONDS.observe(time.perf_counter() - started)
         BATCH_SIZE.observe(len(mutations))
+        return results, committed
+
+    def _encode(self, events: list[OrderEvent]) -> tuple[list[CommittedEvent], list[int]]:
+        committed: list[CommittedEvent] = []
+        sequences: list[int] = []
+        for event in events:
+            log_sequence = self._next_log_sequence
+            self._next_log_sequence += 1
+            committed.append(
+                CommittedEvent(log_sequence, event, event_to_pb(event, log_sequence).SerializeToString())
+            )
+            sequences.append(log_sequence)
+        return committed, sequences
+
+    async def _apply_submits(
+        self, conn: asyncpg.Connection, mutations: list[Mutation]
+    ) -> tuple[list[WriteResult], list[CommittedEvent]]:
+        """New orders only: one statement inserts the orders, their events and outbox rows."""
+        orders = [m.new_order for m in mutations if m.new_order is not None]
+        encoded = [self._encode(m.events) for m in mutations]
+        events = [c for committed, _ in encoded for c in committed]
+        columns = [list(c) for c in zip(*(order_columns(o) for o in orders), strict=True)]
+        rows = await conn.fetch(
+            _INSERT_NEW_ORDERS_AND_EVENTS,
+            *columns,
+            [c.log_sequence for c in events],
+            [c.event.event_id for c in events],
+            [c.event.order.account_id for c in events],
+            [c.event.order.order_id for c in events],
+            [c.event.order.sequence for c in events],
+            [c.event.type.value for c in events],
+            [c.event.order.symbol for c in events],
+            [c.event.event_time_ns for c in events],
+            [c.payload for c in events],
+        )
+        inserted = {r[0] for r in rows}
+        existing: dict[tuple[str, str], Order] = {}
+        missing = [o for o in orders if o.order_id not in inserted]
+        if missing:
+            found = await conn.fetch(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE (account_id, client_order_id) IN"
+                " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                [o.account_id for o in missing],
+                [o.client_order_id for o in missing],
+            )
+            existing = {(r["account_id"], r["client_order_id"]): order_from_row(r) for r in found}
+        results: list[WriteResult] = []
+        committed: list[CommittedEvent] = []
+        for mutation, (mutation_events, sequences) in zip(mutations, encoded, strict=True):
+            order = mutation.new_order
+            assert order is not None
+            if order.order_id in inserted:
+                committed.extend(mutation_events)
+                results.append(WriteResult(True, log_sequences=tuple(sequences)))
+            else:
+                results.append(
+                    WriteResult(False, existing_order=existing[(order.account_id, order.client_order_id)])
+                )
         return results, committed
 
     async def _apply(
@@ -431,3 +507,16 @@ class GroupCommitWriter:
                 [c.payload for c in committed],
             )
         return results, committed
+
+
+def _is_plain_submit(mutation: Mutation) -> bool:
+    """A new order and its own events, nothing else (the one-statement path applies)."""
+    order = mutation.new_order
+    return (
+        order is not None
+        and mutation.request_key is None
+        and not mutation.updates
+        and not mutation.fills
+        and not mutation.positions
+        and all(e.order.order_id == order.order_id for e in mutation.events)
+    )
