@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from decimal import Decimal
 from typing import Any
 
 import grpc
 import pytest
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 from aipx_oms.client import OmsClient
+from aipx_oms.venues.paper import PaperVenue
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -287,8 +287,25 @@ async def test_deadline_is_honoured(oms: OmsEnv) -> None:
         # whatever happened, a retry with the same id gives one order
         retry = await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="late")
         assert retry.order.client_order_id == "late"
+        # Calls cut off by their deadline while their commit is in flight: whatever got committed is known
+        # to the OMS (in the account book and at the venue), never committed-but-forgotten.
+        outcomes = await asyncio.gather(
+            *(
+                client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id=f"d{i}", timeout_s=0.004)
+                for i in range(60)
+            ),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                assert isinstance(outcome, grpc.aio.AioRpcError)
+                assert outcome.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        await asyncio.sleep(0.5)
     assert (await oms.sql("SELECT count(*) AS n FROM orders WHERE client_order_id = 'late'"))[0]["n"] == 1
-
-
-def _decimal(value: str) -> Decimal:
-    return Decimal(value)
+    assert oms.app is not None and oms.app.service is not None
+    accepted = {r["order_id"] for r in await oms.sql("SELECT order_id FROM orders WHERE status = 'ACCEPTED'")}
+    book = oms.app.service._books["acct-a"]
+    paper = oms.app.venues["paper"]
+    assert isinstance(paper, PaperVenue)
+    assert accepted == set(book.orders), "the book holds exactly the committed working orders"
+    assert accepted == set(paper.working), "every committed order reached the venue"

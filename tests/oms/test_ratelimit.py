@@ -34,9 +34,9 @@ async def test_burst_then_limited_and_concurrent_calls_coalesce(redis_url: str) 
         calls = 0
         allowed = 0
         for _ in range(50):
-            allowed += (await bucket.acquire("c", Decimal(1000), 100)) is RateVerdict.ALLOWED
+            allowed += (await bucket.acquire("c", Decimal(1000), 1000)) is RateVerdict.ALLOWED
         assert allowed == 50
-        assert calls <= 3, f"leased tokens are spent locally ({calls} Redis calls for 50 orders)"
+        assert calls <= 2, f"leased tokens are spent locally ({calls} Redis calls for 50 orders)"
     finally:
         await bucket.close()
 

@@ -48,7 +48,7 @@ from aipx_oms.domain.validation import FieldViolation, check_price, check_quanti
 from aipx_oms.errors import InvalidRequestError, OrderNotFoundError, RequestRejectedError, UnknownAccountError
 from aipx_oms.events import OVERFLOW, EventBus
 from aipx_oms.settings import OmsSettings
-from aipx_oms.store.errors import StoreUnavailableError
+from aipx_oms.store.errors import StoreUnavailableError, WriteConflictError
 from aipx_oms.store.postgres import AccountRow, OmsStore, OrderFilter, RequestKeyRow, StoredEvent
 from aipx_oms.store.writer import GroupCommitWriter, Mutation, RequestKey, WriteResult
 from aipx_oms.venues.base import ExecutionReport, ExecutionVenue, ReportKind
@@ -229,9 +229,40 @@ class OrderService:
             event.set()
 
     def _write_failed(self, account_id: str, exc: BaseException) -> None:
-        if isinstance(exc, StoreUnavailableError):
-            # The commit may or may not have happened: rebuild this account's book from the database.
+        if isinstance(exc, StoreUnavailableError | WriteConflictError):
+            # The commit may or may not have happened, or memory and database disagree: rebuild this
+            # account's book from the database.
             self._stale.add(account_id)
+
+    async def _write(
+        self,
+        account_id: str,
+        mutation: Mutation,
+        applied: Callable[[WriteResult], None],
+        failed: Callable[[BaseException], None] | None = None,
+    ) -> WriteResult:
+        """Commit a mutation and apply its outcome to memory exactly once, before the caller resumes, and
+        also when the caller is cancelled meanwhile (a deadline): what is committed is never forgotten."""
+        future = self.writer.enqueue(mutation)
+
+        def done(f: asyncio.Future[WriteResult]) -> None:
+            error = f.exception()
+            if error is None:
+                applied(f.result())
+                return
+            self._write_failed(account_id, error)
+            if failed is not None:
+                failed(error)
+
+        future.add_done_callback(done)
+        return await asyncio.shield(future)
+
+    def _applier(self, account_id: str, new: Order) -> Callable[[WriteResult], None]:
+        def applied(result: WriteResult) -> None:
+            if result.created:
+                self._committed(account_id, new)
+
+        return applied
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -301,22 +332,23 @@ class OrderService:
             event = OrderEvent(
                 new_event_id(), event_type, new, now, reason=denial.reason, message=denial.message
             )
-        try:
-            result = await self.writer.write(Mutation(new_order=new, events=[event], deadline=deadline))
-        except BaseException as exc:
-            book.release(new.order_id)
-            self._write_failed(account_id, exc)
-            raise
+
+        def applied(result: WriteResult) -> None:
+            if not result.created:
+                book.release(new.order_id)
+                return
+            self._committed(account_id, new)
+            if denial is not None:
+                metrics.RISK_DENIALS.labels(denial.reason.value).inc()
+            else:
+                self._update_open_gauge()
+                self._outbound.setdefault(new.venue, asyncio.Queue()).put_nowait(new)
+
+        mutation = Mutation(new_order=new, events=[event], deadline=deadline)
+        result = await self._write(account_id, mutation, applied, lambda _: book.release(new.order_id))
         if not result.created:
-            book.release(new.order_id)
             assert result.existing_order is not None
             return result.existing_order, False
-        self._committed(account_id, new)
-        if denial is not None:
-            metrics.RISK_DENIALS.labels(denial.reason.value).inc()
-        else:
-            self._update_open_gauge()
-            self._outbound.setdefault(new.venue, asyncio.Queue()).put_nowait(new)
         return new, True
 
     async def _send_loop(self, queue: asyncio.Queue[Order]) -> None:
@@ -445,15 +477,10 @@ class OrderService:
                 events=[OrderEvent(new_event_id(), event_type, new, now)],
                 deadline=deadline,
             )
-            try:
-                result = await self.writer.write(mutation)
-            except BaseException as exc:
-                self._write_failed(account_id, exc)
-                raise
+            result = await self._write(account_id, mutation, self._applier(account_id, new))
             earlier = await self._keyed(account_id, key, "cancel", order, result)
             if earlier is not None:
                 return earlier
-            self._committed(account_id, new)
         try:
             await self.venues[new.venue].cancel(new)
         except Exception as exc:
@@ -611,15 +638,10 @@ class OrderService:
             mutation = Mutation(
                 request_key=rk, updates=[(new, order.sequence)], events=[event], deadline=deadline
             )
-            try:
-                result = await self.writer.write(mutation)
-            except BaseException as exc:
-                self._write_failed(account_id, exc)
-                raise
+            result = await self._write(account_id, mutation, self._applier(account_id, new))
             earlier = await self._keyed(account_id, key, "replace", order, result)
             if earlier is not None:
                 return earlier
-            self._committed(account_id, new)
             if denial is not None:
                 metrics.RISK_DENIALS.labels(denial.reason.value).inc()
                 raise RequestRejectedError(denial.reason, denial.message)
@@ -738,15 +760,14 @@ class OrderService:
             metrics.VENUE_ERRORS.labels(report.venue, "illegal_transition").inc()
             log.warning("ignoring %s report: %s", report.kind, exc)
             return
-        try:
-            await self.writer.write(mutation)
-        except BaseException as exc:
-            self._write_failed(account_id, exc)
-            raise
-        for position in mutation.positions:
-            book.set_position(position)
-        self._committed(account_id, new)
-        self._update_open_gauge()
+
+        def applied(result: WriteResult) -> None:
+            for position in mutation.positions:
+                book.set_position(position)
+            self._committed(account_id, new)
+            self._update_open_gauge()
+
+        await self._write(account_id, mutation, applied)
 
     # --- events ---------------------------------------------------------------------------------------
 

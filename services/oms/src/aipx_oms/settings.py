@@ -76,7 +76,7 @@ class OmsSettings(ComponentSettings):
     migrate_on_start: bool = True
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
     redis_key_prefix: str = "aipx:oms"
-    # Rate-limit tokens taken from Redis ahead of need, spent locally for this long (0: Redis per order).
+    # Rate-limit tokens taken from Redis ahead of need: this many seconds at the rate (0: Redis per order).
     rate_limit_lease_s: float = Field(0.05, ge=0, le=1)
     # A cancel waits this long for the venue's confirmation before answering with PENDING_CANCEL.
     cancel_wait_s: float = Field(1.0, ge=0)

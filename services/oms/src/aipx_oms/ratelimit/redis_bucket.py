@@ -2,14 +2,13 @@
 
 Two things keep Redis off the per-order path: concurrent requests of one account are coalesced into one
 script call taking N tokens, and each call also takes a small lease (the tokens of `lease_s` at the account's
-rate) that later requests spend locally until it is used up or expires. Expired lease tokens are simply lost,
-so the limit is never exceeded, only approached a little more slowly.
+rate, at most a tenth of the burst) that later requests spend locally. Leased tokens never go back, so the
+long-run rate is exact; a burst can exceed the bucket size by at most the lease.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -49,7 +48,6 @@ class RateLimiterUnavailableError(RuntimeError):
 @dataclass(slots=True)
 class _Lease:
     tokens: int
-    expires: float
 
 
 class RedisTokenBucket:
@@ -80,7 +78,7 @@ class RedisTokenBucket:
 
     async def acquire(self, account_id: str, rate_per_s: Decimal, burst: int) -> RateVerdict:
         lease = self._leases.get(account_id)
-        if lease is not None and lease.tokens > 0 and lease.expires > time.monotonic():
+        if lease is not None and lease.tokens > 0:
             lease.tokens -= 1
             return RateVerdict.ALLOWED
         future: asyncio.Future[RateVerdict] = asyncio.get_running_loop().create_future()
@@ -95,7 +93,7 @@ class RedisTokenBucket:
     async def _flush(self, account_id: str, rate_per_s: Decimal, burst: int) -> None:
         await asyncio.sleep(0)  # let the requests arriving in this loop iteration join the call
         waiters = self._waiting.pop(account_id, [])
-        lease_size = min(burst // 4, int(rate_per_s * Decimal(str(self.lease_s))))
+        lease_size = min(burst // 10, int(rate_per_s * Decimal(str(self.lease_s))))
         wanted = len(waiters) + max(lease_size, 0)
         try:
             granted = int(
@@ -111,4 +109,4 @@ class RedisTokenBucket:
             if not waiter.done():
                 waiter.set_result(RateVerdict.ALLOWED if index < granted else RateVerdict.LIMITED)
         if granted > len(waiters):
-            self._leases[account_id] = _Lease(granted - len(waiters), time.monotonic() + self.lease_s)
+            self._leases[account_id] = _Lease(granted - len(waiters))

@@ -197,13 +197,19 @@ class GroupCommitWriter:
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
 
+    def enqueue(self, mutation: Mutation) -> asyncio.Future[WriteResult]:
+        """Queue a mutation; the future resolves once it is durably committed (or refused). The writer never
+        cancels it, so a caller that is cancelled meanwhile can still learn (by callback) what happened."""
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        if self._closing:
+            future.set_exception(StoreUnavailableError("the OMS is shutting down"))
+        else:
+            self._queue.put_nowait(_Pending(mutation, future))
+        return future
+
     async def write(self, mutation: Mutation) -> WriteResult:
         """Queue a mutation and wait until it is durably committed (or refused)."""
-        if self._closing:
-            raise StoreUnavailableError("the OMS is shutting down")
-        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(mutation, future))
-        return await asyncio.shield(future)
+        return await asyncio.shield(self.enqueue(mutation))
 
     async def _connect(self) -> asyncpg.Connection:
         if self._conn is not None and not self._conn.is_closed():
