@@ -359,24 +359,36 @@ async def main_async(args: argparse.Namespace) -> int:
             "AIPX_OMS_GRPC_PORT": str(oms_port),
             "AIPX_OMS_ORDER_EVENTS_TOPIC": topic,
             "AIPX_OMS_MARKET_DATA_TOPIC": market_topic,
-            "AIPX_OMS_RELAY_ENABLED": "true" if args.relay else "false",
+            "AIPX_OMS_RELAY_ENABLED": "true" if args.relay == "inprocess" else "false",
             "AIPX_OMS_REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}",
         }
     )
     bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)])  # noqa: ASYNC220
     oms = subprocess.Popen([sys.executable, "-m", "aipx_oms"], env=environ)  # noqa: ASYNC220
+    relay = (
+        subprocess.Popen([sys.executable, "-m", "aipx_oms", "relay"], env=environ)  # noqa: ASYNC220
+        if args.relay == "separate"
+        else None
+    )
     try:
         await wait_serving(f"127.0.0.1:{bare_port}", bare)
         await wait_serving(f"127.0.0.1:{oms_port}", oms)
         print("ceiling: bare grpc.aio SubmitOrder server (fixed answer, no work)")
         ceiling = await measure("bare", f"127.0.0.1:{bare_port}", loadgen, ghz, args.seconds)
         stop(bare)
-        print("OMS: auth + validation + risk + Redis rate limit + group commit (sync) + outbox"
-              + (" + relay to Kafka" if args.relay else ""))  # fmt: skip
+        relay_note = {
+            "inprocess": "relay in process",
+            "separate": "relay as its own process",
+            "off": "no relay",
+        }
+        print("OMS: auth + validation + risk + Redis rate limit + group commit (sync) + outbox; "
+              + relay_note[args.relay])  # fmt: skip
         measured = await measure("oms", f"127.0.0.1:{oms_port}", loadgen, ghz, args.seconds)
     finally:
         stop(bare)
         stop(oms)
+        if relay is not None:
+            stop(relay)
 
     conn = await asyncpg.connect(dsn)
     try:
@@ -424,7 +436,10 @@ def main() -> int:
         "--loadgen", choices=("ghz", "python"), default=None, help="default: ghz when installed"
     )
     parser.add_argument(
-        "--no-relay", dest="relay", action="store_false", help="run the OMS without its relay"
+        "--relay",
+        choices=("inprocess", "separate", "off"),
+        default="inprocess",
+        help="outbox relay in the OMS process (default), its own process (python -m aipx_oms relay), or off",
     )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database and topic")
     parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)

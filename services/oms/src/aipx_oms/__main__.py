@@ -1,6 +1,7 @@
-"""Entry point: `python -m aipx_oms [serve|migrate|seed]` (also the `aipx-oms` script).
+"""Entry point: `python -m aipx_oms [serve|migrate|seed|relay]` (also the `aipx-oms` script).
 
 serve    run the gRPC OMS (default)
+relay    run only the outbox relay (when the OMS runs with AIPX_OMS_RELAY_ENABLED=false)
 migrate  apply the SQL migrations to AIPX_POSTGRES_DSN and exit
 seed     migrate, then create the local demo account, its API key and the demo instruments
 """
@@ -15,7 +16,7 @@ import sys
 import asyncpg
 from aipx.logs import configure_logging
 
-from aipx_oms.server import serve
+from aipx_oms.server import run_relay, serve
 from aipx_oms.settings import OmsSettings
 from aipx_oms.store.admin import DEMO_ACCOUNT, DEMO_API_KEY, seed_demo
 from aipx_oms.store.errors import StoreUnavailableError, is_unavailable
@@ -39,7 +40,7 @@ async def _seed(settings: OmsSettings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aipx_oms", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "migrate", "seed"))
+    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "migrate", "seed", "relay"))
     args = parser.parse_args(argv)
     settings = OmsSettings()
     configure_logging("oms", settings.log)
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "seed":
             asyncio.run(_seed(settings))
             print(f"demo data ready: account {DEMO_ACCOUNT!r}, API key {DEMO_API_KEY!r}")
+        elif args.command == "relay":
+            asyncio.run(run_relay(settings))
         else:
             asyncio.run(serve(settings))
     except MigrationError as exc:

@@ -181,6 +181,38 @@ class OmsApp:
             await self.ops.stop()
 
 
+async def run_relay(settings: OmsSettings | None = None) -> None:
+    """Run only the outbox relay (a separate process/container next to OMS replicas with
+    AIPX_OMS_RELAY_ENABLED=false); one relay publishes at a time (advisory lock)."""
+    s = settings or OmsSettings()
+    dsn = s.postgres.dsn.get_secret_value()
+    store = await OmsStore.connect(
+        dsn, min_size=1, max_size=2, command_timeout_s=s.postgres.command_timeout_s
+    )
+    relay = OutboxRelay(
+        store,
+        dsn,
+        s.kafka,
+        topic=s.order_events_topic,
+        batch_size=s.relay_batch_size,
+        poll_interval_s=s.relay_poll_interval_s,
+        retry_backoff_s=s.relay_retry_backoff_s,
+    )
+    ops = OpsServer(s.metrics)
+    ops.add_check("postgres", store.ping)
+    ops.add_check("leader", lambda: relay.leader)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await relay.start()
+    await ops.start()
+    await stop.wait()
+    await relay.stop()
+    await ops.stop()
+    await store.close()
+
+
 async def serve(settings: OmsSettings | None = None) -> None:
     """Run the OMS until SIGTERM/SIGINT, then shut down gracefully."""
     app = OmsApp(settings or OmsSettings())

@@ -278,16 +278,29 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, auth: ApiKeyAuthenticator) -> None:
         self.auth = auth
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
         method_path: str = handler_call_details.method
+        wrapped = self._wrapped.get(method_path)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None or method_path.startswith(PUBLIC_SERVICES):
             return handler
+        wrapped = self._wrap(method_path, handler)
+        self._wrapped[method_path] = wrapped
+        return wrapped
+
+    def _wrap(
+        self, method_path: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """The registered handler with authentication, logging context, error mapping and metrics around it
+        (built once per method: the registered handlers do not change)."""
         method = method_path.rsplit("/", 1)[-1]
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
