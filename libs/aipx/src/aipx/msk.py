@@ -28,6 +28,10 @@ from aipx.serde import Headers, decode
 M = TypeVar("M", bound=Message)
 
 EVENT_SOURCES = ("aws:kafka", "SelfManagedKafka")
+# Lambda's synchronous invocation payload limit: an event source mapping never sends a larger event.
+MAX_EVENT_BYTES = 6 * 1024 * 1024
+# JSON framing and per-record fields of an event record beyond its key, value and headers.
+_RECORD_OVERHEAD_BYTES = 160
 
 
 class InvalidEventError(ValueError):
@@ -94,6 +98,14 @@ class MskRecord:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidEventError(f"malformed Kafka event record: {exc}") from exc
+
+    @property
+    def event_bytes(self) -> int:
+        """Approximate size of this record in an invocation event (base64 key/value, headers as byte lists
+        of up to 4 characters per byte, JSON framing): what counts against MAX_EVENT_BYTES."""
+        raw = len(self.key or b"") + len(self.value or b"")
+        headers = sum(len(name) + 4 * len(value) for name, value in self.headers)
+        return (raw + 2) // 3 * 4 + headers + _RECORD_OVERHEAD_BYTES
 
     def to_event_record(self) -> dict[str, Any]:
         """The record as it appears in the event (base64 key/value, headers as byte lists)."""
