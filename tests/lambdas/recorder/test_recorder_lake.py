@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +30,13 @@ from aipx_runner.runner import EventSourcePoller
 
 pytestmark = pytest.mark.integration
 
-HOUR0 = 490_000 * NS_PER_HOUR  # 2025-11-24T16:00Z
+# Recent event times: the broker's retention (7 days, by record timestamp) must not delete test data.
+HOUR0 = (time.time_ns() // NS_PER_HOUR - 3) * NS_PER_HOUR
+
+
+def date_hour(t_ns: int) -> tuple[str, int]:
+    moment = datetime.fromtimestamp(t_ns / 1e9, tz=UTC)
+    return moment.strftime("%Y-%m-%d"), moment.hour
 
 
 def s3_settings(s3_endpoint: Any) -> S3Settings:
@@ -51,11 +59,17 @@ def envelope(i: int) -> MarketDataEnvelope:
     return env
 
 
-def messages(topic: str, n: int) -> list[tuple[bytes, Any, int]]:
+def event_time(i: int, step_s: int = 120) -> int:
+    """HH:50 + step * i, three hours ago: records cross hour boundaries, and none is in the future (the
+    broker rejects timestamps too far ahead)."""
+    return HOUR0 + 50 * 60_000_000_000 + i * step_s * 1_000_000_000
+
+
+def messages(topic: str, n: int, step_s: int = 120) -> list[tuple[bytes, Any, int]]:
     """(key, message, event time) for a topic; event times cross an hour boundary."""
     out: list[tuple[bytes, Any, int]] = []
     for i in range(n):
-        t = HOUR0 + 50 * 60_000_000_000 + i * 120_000_000_000  # 16:50, every 2 min -> into hour 17
+        t = event_time(i, step_s)
         if topic == MARKET_DATA_RAW:
             out.append((b"binance:BTC-USDT", envelope(i), t))
         elif topic == TRADING_SIGNALS:
@@ -145,9 +159,9 @@ async def test_each_topic_through_the_runner_lands_in_the_lake(
         assert sorted(table.column("_event_id").to_pylist()) == sorted(
             f"{actual[t]}-{i}" for i in range(counts[t])
         )
-        assert set(table.column("date").to_pylist()) == {"2025-11-24"}
-        hours = [16 + (50 + 2 * i) // 60 for i in range(counts[t])]  # event time 16:50 + 2 min * i
-        assert sorted(table.column("hour").to_pylist()) == sorted(hours)  # Hive partitions by event hour
+        expected = sorted(date_hour(event_time(i)) for i in range(counts[t]))
+        got = sorted(zip(table.column("date").to_pylist(), table.column("hour").to_pylist(), strict=True))
+        assert got == expected  # Hive partitions by event date and hour
     md = tables[MARKET_DATA_RAW].to_pylist()
     by_id = {r["event_id"]: r for r in md}
     assert by_id["md-7"]["trade"]["price"] == Decimal("27007.07")
@@ -165,7 +179,8 @@ async def test_each_topic_through_the_runner_lands_in_the_lake(
         o["Key"]
         for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"topic={actual[ORDER_EVENTS]}/")["Contents"]
     ]
-    assert all(k.endswith(".parquet") and "/date=2025-11-24/hour=" in k for k in keys)
+    date, _ = date_hour(event_time(0))
+    assert all(k.endswith(".parquet") and f"/date={date}/hour=" in k for k in keys)
 
 
 class Crash(Exception):
@@ -178,7 +193,7 @@ async def test_every_record_lands_exactly_once_across_a_crash_between_upload_and
     topic, dlq, bucket = await new_topic(2), await new_topic(1), await new_bucket()
     settings = s3_settings(s3_endpoint)
     n = 300
-    items = [(b"k%d" % (i % 7), sig, t) for i, (_, sig, t) in enumerate(messages(TRADING_SIGNALS, n))]
+    items = [(b"k%d" % (i % 7), sig, t) for i, (_, sig, t) in enumerate(messages(TRADING_SIGNALS, n, 30))]
     await publish(kafka_bootstrap, topic, items)
     group = f"rec-crash-{uuid.uuid4().hex[:8]}"
     results: list[RecordResult] = []

@@ -18,8 +18,8 @@ Buffering across invocations (rotation)
         hour's end + late_grace_s): hourly files close with their hour;
       - age: its oldest record has waited max_age_s;
       - idle: the invocation brought no new record for the partition (the source is quiet, flush now);
-      - backlog: the invocation was a full batch (holding would only make the next batches redeliver held
-        records instead of new ones);
+      - backlog: the invocation was full (batch size or payload limit reached): holding would only make the
+        next batches redeliver held records instead of new ones;
       - retry budget: it was held max_holds invocations in a row (a held record counts as a failed delivery
         for the mapping, whose retries are bounded by max_retries: we always flush before they run out);
       - first delivery of the partition to this process (after a cold start the mapping's retry count for
@@ -48,7 +48,7 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.parquet as pq
 from aipx.functions import EventSource, manifest
-from aipx.msk import MskRecord, item_failure, records_of
+from aipx.msk import MAX_EVENT_BYTES, MskRecord, item_failure, records_of
 from aipx.serde import HEADER_EVENT_ID, HEADER_EVENT_TIME, DecodeError, message_type
 from aipx.topics import catalogue
 from google.protobuf.descriptor import Descriptor
@@ -65,6 +65,8 @@ DeadLetter = Callable[[MskRecord, BaseException, str], None]
 """(record, error, dlq topic) -> None: sends a record to a dead-letter topic (raises if it could not)."""
 
 FUNCTION = "recorder"
+# An event within this much of the payload limit had no room for another batch of typical records.
+_FULL_MARGIN_BYTES = 256 * 1024
 META_FIELDS = [
     pa.field("_partition", pa.int32(), nullable=False),
     pa.field("_offset", pa.int64(), nullable=False),
@@ -101,6 +103,7 @@ class Pending:
     message: Message
     event_time_ns: int
     directory: Directory
+    event_id: str | None = None
 
 
 @dataclass
@@ -143,6 +146,16 @@ class PartitionBuffer:
         self.holds, self.oldest_at, self.open_hour = 0, None, None
 
 
+@dataclass(frozen=True, slots=True)
+class _File:
+    directory: Directory
+    key: str
+    body: bytes
+    first: int
+    last: int
+    records: int
+
+
 @dataclass(frozen=True)
 class WrittenFile:
     key: str
@@ -175,10 +188,22 @@ def buf_key(buf: PartitionBuffer) -> tuple[str, int]:
 
 def event_time_ns(record: MskRecord) -> int:
     """The aipx-event-time-ns header, else the Kafka timestamp."""
-    text = record.header(HEADER_EVENT_TIME)
-    if text is not None and text.isdigit():
-        return int(text)
-    return record.timestamp_ms * 1_000_000
+    return event_time_and_id(record)[0]
+
+
+def event_time_and_id(record: MskRecord) -> tuple[int, str | None]:
+    """(event time: the aipx-event-time-ns header, else the Kafka timestamp; the aipx-event-id header)."""
+    time_text: bytes | None = None
+    event_id: bytes | None = None
+    for name, value in record.headers:
+        if name == HEADER_EVENT_TIME:
+            time_text = value
+        elif name == HEADER_EVENT_ID:
+            event_id = value
+    ident = event_id.decode("utf-8", errors="replace") if event_id is not None else None
+    if time_text is not None and time_text.isdigit():
+        return int(time_text), ident
+    return record.timestamp_ms * 1_000_000, ident
 
 
 @cache
@@ -208,6 +233,7 @@ class ParquetRecorder:
         self._info: dict[str, TopicInfo] = {}
         self.buffers: dict[tuple[str, int], PartitionBuffer] = {}
         self.index = DurableIndex()
+        self._directories: dict[tuple[str, int, str | None], Directory] = {}
         self._pool = ThreadPoolExecutor(
             max_workers=self.policy.upload_concurrency, thread_name_prefix="recorder"
         )
@@ -248,9 +274,11 @@ class ParquetRecorder:
         by_partition: dict[tuple[str, int], list[MskRecord]] = {}
         for record in records:
             by_partition.setdefault((record.topic, record.partition), []).append(record)
+        # A full event (batch size reached, or the payload limit nearly so): the source has a backlog.
         per_topic: dict[str, int] = {}
         for (topic, _), recs in by_partition.items():
             per_topic[topic] = per_topic.get(topic, 0) + len(recs)
+        payload_full = sum(r.event_bytes for r in records) >= MAX_EVENT_BYTES - _FULL_MARGIN_BYTES
 
         to_flush: list[PartitionBuffer] = []
         for (topic, partition), recs in by_partition.items():
@@ -260,7 +288,7 @@ class ParquetRecorder:
             buf.deliveries += 1
             gap = bool(buf.pending) and recs[0].offset > buf.pending[0].record.offset
             new = self._take(buf, recs, info, now, result)
-            backlog = per_topic[topic] >= info.batch_size
+            backlog = payload_full or per_topic[topic] >= info.batch_size
             reasons = self._flush_reasons(
                 buf, info, new=new, first=first_delivery, backlog=backlog, gap=gap, now=now
             )
@@ -301,14 +329,23 @@ class ParquetRecorder:
                 buf.dead.add(record.offset)
                 result.dead_lettered += 1
                 continue
-            et = event_time_ns(record)
+            et, event_id = event_time_and_id(record)
             hour = et // NS_PER_HOUR
             late = buf.watermark_ns >= (hour + 1) * NS_PER_HOUR + grace_ns
             buf.watermark_ns = max(buf.watermark_ns, et)
             symbol = getattr(message, "symbol", None) if self.policy.partition_by_symbol else None
-            directory = Directory(record.topic, hour, symbol if isinstance(symbol, str) else None)
-            buf.add(Pending(record, message, et, directory), late=late, now=now)
+            directory = self._directory(record.topic, hour, symbol if isinstance(symbol, str) else None)
+            buf.add(Pending(record, message, et, directory, event_id), late=late, now=now)
         return new
+
+    def _directory(self, topic: str, hour: int, symbol: str | None) -> Directory:
+        key = (topic, hour, symbol)
+        directory = self._directories.get(key)
+        if directory is None:
+            if len(self._directories) > 10_000:
+                self._directories.clear()
+            directory = self._directories[key] = Directory(topic, hour, symbol)
+        return directory
 
     def _flush_reasons(
         self,
@@ -341,28 +378,49 @@ class ParquetRecorder:
     # --- writing ------------------------------------------------------------------------------------------
 
     def _flush(self, buffers: list[PartitionBuffer], result: RecordResult) -> None:
-        futures = [(buf, self._pool.submit(self._write_partition, buf)) for buf in buffers]
-        for buf, future in futures:
+        """Encode every buffer's files here (CPU: one thread, no GIL contention), upload them all at once
+        (I/O: in parallel); a buffer is handled once all of its files are stored."""
+        uploads: list[tuple[PartitionBuffer, list[_File]]] = []
+        for buf in buffers:
             try:
-                written, dead, durable = future.result()
+                files, dead, durable = self._prepare(buf)
             except Exception:
-                log.exception(
-                    "flush of %s-%d failed; its records stay unacknowledged", buf.topic, buf.partition
-                )
+                log.exception("flush of %s-%d failed; its records stay unacknowledged", *buf_key(buf))
                 buf.holds += 1
                 continue
-            result.written.extend(written)
             result.dead_lettered += dead
             result.already_durable += durable
-            buf.handled_all()
+            uploads.append((buf, files))
+        futures = [
+            (buf, [(f, self._pool.submit(self.store.put, f.key, f.body)) for f in files])
+            for buf, files in uploads
+        ]
+        for buf, puts in futures:
+            stored = True
+            for f, future in puts:
+                try:
+                    future.result()
+                except Exception:
+                    log.exception("upload of %s failed; its records stay unacknowledged", f.key)
+                    stored = False
+                    continue
+                self.index.add(f.directory, buf.partition, f.first, f.last)
+                result.written.append(
+                    WrittenFile(f.key, buf.partition, f.first, f.last, f.records, len(f.body))
+                )
+            if stored:
+                buf.handled_all()
+            else:
+                buf.holds += 1
 
-    def _write_partition(self, buf: PartitionBuffer) -> tuple[list[WrittenFile], int, int]:
-        """Write every directory group of the buffer; returns (files, dead-lettered, already durable)."""
+    def _prepare(self, buf: PartitionBuffer) -> tuple[list[_File], int, int]:
+        """The files of a buffer, one per directory, without the records already in the lake; returns
+        (files, records dead-lettered, records already durable)."""
         info = self.topic_info(buf.topic)
         groups: dict[Directory, list[Pending]] = {}
         for item in buf.pending:
             groups.setdefault(item.directory, []).append(item)
-        written: list[WrittenFile] = []
+        files: list[_File] = []
         dead = durable = 0
         for directory, items in sorted(groups.items()):
             prefix = directory.path(self.policy.prefix)
@@ -385,10 +443,8 @@ class ParquetRecorder:
                 continue
             first, last = keep[0].record.offset, keep[-1].record.offset
             key = prefix + file_name(buf.topic, buf.partition, first, last)
-            self.store.put(key, body)
-            self.index.add(directory, buf.partition, first, last)
-            written.append(WrittenFile(key, buf.partition, first, last, len(keep), len(body)))
-        return written, dead, durable
+            files.append(_File(directory, key, body, first, last, len(keep)))
+        return files, dead, durable
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -411,7 +467,7 @@ def lake_table(descriptor: Descriptor, items: Sequence[Pending]) -> pa.Table:
         pa.array([r.offset for r in records], pa.int64()),
         pa.array([r.timestamp_ms for r in records], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
         pa.array([i.event_time_ns for i in items], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
-        pa.array([r.header(HEADER_EVENT_ID) for r in records], pa.string()),
+        pa.array([i.event_id for i in items], pa.string()),
         pa.array([r.key for r in records], pa.binary()),
     ]
     return pa.Table.from_arrays([*table.columns, *meta], schema=lake_schema(descriptor))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 
 from aipx.functions import manifest
@@ -36,9 +37,19 @@ async def serve(config: RunnerConfig) -> None:
     await runner.run()
 
 
+def tune_gc() -> None:
+    """Fewer cyclic-GC passes: a batch allocates ~10 objects per record (event dicts, header lists, decoded
+    messages), so the default gen-0 threshold (700) runs the collector hundreds of times per batch for
+    garbage that is freed by reference counting anyway. Measured: event build + parse ~2x faster."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("runner")
+    tune_gc()
     config = RunnerConfig.from_manifest(args.functions, bootstrap_servers=args.bootstrap_servers)
     asyncio.run(serve(config))
     return 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from aipx.functions import FunctionManifest, manifest
+from aipx.msk import MAX_EVENT_BYTES
 from aipx.settings import KafkaSettings
 
 from aipx_runner.domain import Backoff
@@ -57,7 +58,7 @@ class RunnerConfig:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     backoff: Backoff = field(default_factory=Backoff)
     # Lambda's invocation payload limit; a batch stops growing before its event would exceed it.
-    max_payload_bytes: int = 6 * 1024 * 1024
+    max_payload_bytes: int = MAX_EVENT_BYTES
 
     @classmethod
     def from_manifest(

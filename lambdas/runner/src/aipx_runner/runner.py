@@ -22,7 +22,7 @@ from aipx.kafka import DeadLetterPublisher, create_producer
 from aipx.lambda_kit import FakeLambdaContext
 from aipx.msk import MskRecord, build_event
 
-from aipx_runner.adapters.kafka import event_size, mapping_consumer, to_msk_record
+from aipx_runner.adapters.kafka import mapping_consumer, to_msk_record
 from aipx_runner.config import Handler, RunnerConfig, SourceConfig
 from aipx_runner.domain import InvocationResult, PartitionState, Settlement, settle
 
@@ -39,6 +39,11 @@ class PollerStats:
     retries: int = 0
     dead_lettered: int = 0
     committed: dict[str, int] = field(default_factory=dict)
+    # Where the time goes (seconds): fetching + batching, building events, in the handler, settling.
+    gather_s: float = 0.0
+    build_s: float = 0.0
+    invoke_s: float = 0.0
+    settle_s: float = 0.0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -101,7 +106,9 @@ class EventSourcePoller:
         log.info("event source %s <- %s (group %s) started", src.function, src.topic, src.group_id)
         try:
             while not self.stopping.is_set():
+                started = time.perf_counter()
                 batch = await self._gather(consumer)
+                self.stats.gather_s += time.perf_counter() - started
                 if batch:
                     await self._invoke_and_settle(consumer, batch)
         finally:
@@ -151,7 +158,7 @@ class EventSourcePoller:
                 limit = self._windows.get(tp)
                 for record in records:
                     msk = to_msk_record(record)
-                    grow = event_size(msk)
+                    grow = msk.event_bytes
                     if (limit is not None and len(taken) >= limit) or (
                         count and size + grow > self.config.max_payload_bytes
                     ):
@@ -190,10 +197,15 @@ class EventSourcePoller:
         self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[MskRecord]]
     ) -> None:
         src = self.source
+        t0 = time.perf_counter()
         records = [r for tp in sorted(batch, key=lambda t: t.partition) for r in batch[tp]]
         event = build_event(records, bootstrap_servers=self.config.kafka.bootstrap_servers)
         names = {tp: f"{tp.topic}-{tp.partition}" for tp in batch}
+        t1 = time.perf_counter()
         result = await self._invoke(event, list(names.values()))
+        t2 = time.perf_counter()
+        self.stats.build_s += t1 - t0
+        self.stats.invoke_s += t2 - t1
         self.stats.invocations += 1
         self.stats.records += len(records)
         if result.error or result.failed:
@@ -213,6 +225,7 @@ class EventSourcePoller:
             await self._apply(consumer, tp, recs, decision, error=result.error, commits=commits)
         if commits:
             await self._commit(consumer, commits)
+        self.stats.settle_s += time.perf_counter() - t2
 
     async def _apply(
         self,

@@ -1,4 +1,4 @@
-"""Kafka for the runner: the mapping's consumer, records as MSK records, the on-failure publisher."""
+"""Kafka for the runner: the mapping's consumer, and consumed records as MSK event records."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aipx.kafka import create_consumer
 from aipx.msk import MskRecord
 from aipx.settings import KafkaSettings
-
-# What Lambda's event holds beyond the raw bytes (base64 inflation, JSON framing, per-record fields).
-_RECORD_OVERHEAD = 160
 
 
 def mapping_consumer(
@@ -40,10 +37,3 @@ def to_msk_record(record: ConsumerRecord[Any, Any]) -> MskRecord:
         value=record.value,
         headers=[(k, bytes(v)) for k, v in record.headers],
     )
-
-
-def event_size(record: MskRecord) -> int:
-    """Approximate bytes the record adds to the invocation payload."""
-    raw = len(record.key or b"") + len(record.value or b"")
-    headers = sum(len(k) + 4 * len(v) for k, v in record.headers)  # byte lists: ~4 chars per byte
-    return raw * 4 // 3 + headers + _RECORD_OVERHEAD
