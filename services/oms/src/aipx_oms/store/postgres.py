@@ -68,6 +68,23 @@ class StoredEvent:
     payload: bytes
 
 
+async def fetch_unpublished(conn: asyncpg.Connection | Any, limit: int) -> list[StoredEvent]:
+    """Outbox rows not yet published, oldest first (on a given connection)."""
+    rows = await conn.fetch(
+        "SELECT e.log_sequence, e.account_id, e.event_id::text AS event_id, e.event_time_ns, e.payload"
+        " FROM outbox o JOIN order_events e USING (log_sequence)"
+        " WHERE o.published_at IS NULL ORDER BY o.log_sequence LIMIT $1",
+        limit,
+    )
+    return [StoredEvent(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+async def mark_published(conn: asyncpg.Connection | Any, log_sequences: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE outbox SET published_at = now() WHERE log_sequence = ANY($1::bigint[])", list(log_sequences)
+    )
+
+
 def encode_page_token(order: Order) -> str:
     raw = f"{order.created_time_ns}:{order.order_id}".encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -286,21 +303,11 @@ class OmsStore:
     async def unpublished(self, limit: int) -> list[StoredEvent]:
         """Outbox rows not yet published, oldest first."""
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                "SELECT e.log_sequence, e.account_id, e.event_id::text AS event_id, e.event_time_ns,"
-                " e.payload"
-                " FROM outbox o JOIN order_events e USING (log_sequence)"
-                " WHERE o.published_at IS NULL ORDER BY o.log_sequence LIMIT $1",
-                limit,
-            )
-        return [StoredEvent(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+            return await fetch_unpublished(conn, limit)
 
     async def mark_published(self, log_sequences: Sequence[int]) -> None:
         async with self._conn() as conn:
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE log_sequence = ANY($1::bigint[])",
-                list(log_sequences),
-            )
+            await mark_published(conn, log_sequences)
 
     async def outbox_lag(self) -> tuple[int, float]:
         """(unpublished events, age in seconds of the oldest one)."""
