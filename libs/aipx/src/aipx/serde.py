@@ -110,7 +110,14 @@ def decode(
     another schema or content type, or the bytes are not a valid encoding.
     """
     expected = message_type.DESCRIPTOR.full_name
-    schema = header(headers, HEADER_SCHEMA)
+    schema = content_type = None
+    for key, raw in headers or ():  # one pass for both headers, last one wins (hot path: every record)
+        if raw is None:
+            continue
+        if key == HEADER_SCHEMA:
+            schema = raw.decode("utf-8", errors="replace")
+        elif key == HEADER_CONTENT_TYPE:
+            content_type = raw.decode("utf-8", errors="replace")
 
     def error(reason: str) -> DecodeError:
         return DecodeError(
@@ -119,7 +126,6 @@ def decode(
 
     if value is None:
         raise error("record has no value (tombstone)")
-    content_type = header(headers, HEADER_CONTENT_TYPE)
     if content_type is not None and content_type != CONTENT_TYPE:
         raise error(f"content-type is {content_type!r}, expected {CONTENT_TYPE!r}")
     if schema is not None and schema != expected:
