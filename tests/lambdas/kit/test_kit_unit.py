@@ -219,3 +219,21 @@ def test_runtime_reuses_one_loop_across_calls_and_threads() -> None:
     finally:
         rt.close()
     rt.close()  # idempotent
+
+
+def test_logs_carry_each_records_correlation_id_and_it_is_cleared_after_the_batch(
+    runtime: OfflineRuntime,
+) -> None:
+    logger = Logger(service="unit-test-correlation")
+    batch = KafkaBatch("unit", logger=logger, runtime=runtime)
+    seen: list[tuple[object, object]] = []
+
+    def callback(message: MarketDataEnvelope, record: MskRecord) -> None:
+        keys = logger.get_current_keys()
+        seen.append((keys.get("correlation_id"), keys.get("kafka_record")))
+
+    batch.route(MARKET_DATA_RAW, MarketDataEnvelope, callback)
+    batch.process(build_event([envelope_record(0), envelope_record(1)]), None)
+    assert seen == [("t-0", "market-data-raw-0-0"), ("t-1", "market-data-raw-0-1")]
+    keys = logger.get_current_keys()
+    assert keys.get("correlation_id") is None and "kafka_record" not in keys

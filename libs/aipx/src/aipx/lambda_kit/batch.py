@@ -154,30 +154,26 @@ class KafkaBatch:
             raise UnroutedTopicError(
                 f"{self.function}: no route for topic {record.topic!r} (routes: {sorted(self._routes)})"
             )
-        self.logger.set_correlation_id(correlation_id(record))
-        self.logger.append_keys(kafka_record=record.ident)
+        # One update per record (the next record overwrites it; `process` clears it after the batch).
+        self.logger.append_keys(correlation_id=correlation_id(record), kafka_record=record.ident)
         try:
+            message = record.decode(route.message_type)
+        except DecodeError as exc:
             try:
-                message = record.decode(route.message_type)
-            except DecodeError as exc:
-                try:
-                    dlq = dead_letter(self.runtime, record, exc, consumer=self.function, dlq=route.dlq)
-                except Exception:
-                    self.logger.exception("dead-lettering failed; the record will be retried")
-                    raise
-                self._dead_lettered += 1
-                self.logger.warning("undecodable record dead-lettered", extra={"dlq": dlq, "error": str(exc)})
-                return DeadLettered(dlq, str(exc))
-            try:
-                if route.idempotent and self.idempotency is not None:
-                    return self.idempotency.run_record(record, lambda: route.callback(message, record))
-                return route.callback(message, record)
+                dlq = dead_letter(self.runtime, record, exc, consumer=self.function, dlq=route.dlq)
             except Exception:
-                self.logger.exception("record failed; it will be retried")
+                self.logger.exception("dead-lettering failed; the record will be retried")
                 raise
-        finally:
-            self.logger.remove_keys(["kafka_record"])
-            self.logger.set_correlation_id(None)
+            self._dead_lettered += 1
+            self.logger.warning("undecodable record dead-lettered", extra={"dlq": dlq, "error": str(exc)})
+            return DeadLettered(dlq, str(exc))
+        try:
+            if route.idempotent and self.idempotency is not None:
+                return self.idempotency.run_record(record, lambda: route.callback(message, record))
+            return route.callback(message, record)
+        except Exception:
+            self.logger.exception("record failed; it will be retried")
+            raise
 
     def _record_handler(self, record: KafkaEventRecord) -> object:
         return self.handle_record(MskRecord.from_event_record(record.raw_event))
@@ -195,9 +191,16 @@ class KafkaBatch:
             self.idempotency.register_lambda_context(context)
         self._dead_lettered = 0
         started = time.perf_counter()
-        response = process_partial_response(
-            event=dict(event), record_handler=self._record_handler, processor=self.processor, context=context
-        )
+        try:
+            response = process_partial_response(
+                event=dict(event),
+                record_handler=self._record_handler,
+                processor=self.processor,
+                context=context,
+            )
+        finally:
+            self.logger.remove_keys(["kafka_record"])
+            self.logger.set_correlation_id(None)
         failures = [dict(item) for item in response.get("batchItemFailures", [])]
         total = sum(len(v) for v in records.values())
         if self.metrics is not None:
