@@ -68,9 +68,9 @@ class OmsSettings(ComponentSettings):
     relay_retry_backoff_s: float = Field(1.0, gt=0)
 
     # Group commit: a batch takes whatever queued while the previous commit ran, up to this many
-    # operations; linger waits a little for more when the queue is short (0: never wait).
+    # operations; while writes are concurrent (the last batch had several) it lingers this long for more.
     batch_max_ops: int = Field(512, ge=1)
-    batch_linger_ms: float = Field(0.0, ge=0)
+    batch_linger_ms: float = Field(1.0, ge=0)
 
     # Storage
     migrate_on_start: bool = True

@@ -173,6 +173,7 @@ class GroupCommitWriter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._conn: asyncpg.Connection | None = None
         self._next_log_sequence = 0
+        self._last_batch = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -244,10 +245,22 @@ class GroupCommitWriter:
         while True:
             first = await self._queue.get()
             batch = [first]
-            if self.linger_s and self._queue.qsize() < self.max_ops:
+            if self.linger_s and self._last_batch > 1 and self._queue.qsize() < self.max_ops:
+                # Concurrent writers are about: wait a moment for more of them (fewer, larger commits).
                 await asyncio.sleep(self.linger_s)
+            else:
+                # Let requests already received by this process reach the queue before committing: yield to
+                # the event loop while the queue keeps growing (a lone request waits one loop iteration).
+                seen = -1
+                for _ in range(16):
+                    size = self._queue.qsize()
+                    if size == seen or size >= self.max_ops:
+                        break
+                    seen = size
+                    await asyncio.sleep(0)
             while len(batch) < self.max_ops and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            self._last_batch = len(batch)
             try:
                 await self._process(batch)
             except Exception:  # never let the writer die: every caller has its answer by now
