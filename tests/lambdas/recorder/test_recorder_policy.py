@@ -121,6 +121,19 @@ def test_records_bytes_age_and_backlog_rotate() -> None:
     assert "backlog" in full.process([signal(1), signal(2)]).flush_reasons["trading-signals-0"]
 
 
+def test_an_event_at_the_payload_limit_is_a_backlog_too() -> None:
+    big = [signal(1001 + i) for i in range(40)]
+    big = [
+        MskRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers * 500)
+        for r in big
+    ]
+    assert sum(r.event_bytes for r in big) > 6 * 1024 * 1024 - 256 * 1024
+    rec, _ = recorder(MemoryStore(), max_holds=100)
+    rec.process([signal(1000)])  # first delivery
+    result = rec.process(big)
+    assert offsets_failed(result) == [] and "backlog" in result.flush_reasons["trading-signals-0"]
+
+
 def test_hour_boundary_closes_files_and_late_data_rides_along() -> None:
     store = MemoryStore()
     rec, _ = recorder(store, late_grace_s=300, max_holds=100)

@@ -105,3 +105,35 @@ def test_valid_response_lists_failures_per_partition() -> None:
 
 def test_backoff_is_exponential_and_capped() -> None:
     assert [Backoff(0.5, 3.0).delay(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_cli_offers_the_manifest_functions() -> None:
+    from aipx_runner.__main__ import parse_args
+
+    assert parse_args(["--function", "recorder", "--function", "strategy"]).functions == [
+        "recorder",
+        "strategy",
+    ]
+    assert parse_args([]).functions is None
+    with pytest.raises(SystemExit):
+        parse_args(["--function", "no-such-function"])
+
+
+def test_config_from_the_manifest_with_overrides() -> None:
+    from aipx_runner import RunnerConfig
+
+    cfg = RunnerConfig.from_manifest(
+        ["notification"],
+        bootstrap_servers="example:9092",
+        topics={"order-events": "t-orders", "order-events.dlq": "t-orders-dlq"},
+        group_ids={"notification:order-events": "g1"},
+        batching_window_s=0.1,
+    )
+    assert cfg.kafka.bootstrap_servers == "example:9092"
+    orders, decisions = cfg.sources
+    assert (orders.topic, orders.on_failure_topic, orders.group_id) == ("t-orders", "t-orders-dlq", "g1")
+    assert (decisions.topic, decisions.group_id) == ("trading-decisions", "aipx-notification-decisions")
+    assert orders.batching_window_s == decisions.batching_window_s == 0.1
+    assert orders.auto_offset_reset == "latest" and orders.handler == "aipx_notification.handler.handler"
+    recorder = RunnerConfig.from_manifest(["recorder"]).sources[0]
+    assert recorder.auto_offset_reset == "earliest" and recorder.batch_size == 10_000

@@ -35,5 +35,5 @@ def to_msk_record(record: ConsumerRecord[Any, Any]) -> MskRecord:
         timestamp_type="LOG_APPEND_TIME" if record.timestamp_type == 1 else "CREATE_TIME",
         key=record.key,
         value=record.value,
-        headers=[(k, bytes(v)) for k, v in record.headers],
+        headers=list(record.headers),
     )
