@@ -3,6 +3,8 @@
 One `EventSourcePoller` per event source (its own consumer group, as an MSK mapping), one worker thread per
 function (a warm Lambda instance serves one invocation at a time, and handlers keep per-invocation state
 at module level). The handler runs in that thread with the exact MSK event and a FakeLambdaContext.
+Functions run side by side in one process share its GIL and powertools' class-level Metrics store; run
+one function per process (`--function NAME`) for isolated EMF metrics or throughput.
 """
 
 from __future__ import annotations

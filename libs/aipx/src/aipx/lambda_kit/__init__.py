@@ -46,6 +46,8 @@ persistent event loop per process, so clients started once are reused across war
 
 A handler serves one invocation at a time per process (as in Lambda): `KafkaBatch` and powertools' Metrics
 keep per-invocation state; the local runner (lambdas/runner) invokes each function from one worker thread.
+Tracer is optional: `Tracer(service=...)` + `@tracer.capture_lambda_handler` where useful; it needs the
+`aws-lambda-powertools[tracer]` extra (aws-xray-sdk), which the shared library does not pull in.
 """
 
 from aipx.lambda_kit.batch import (
