@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.structs import RecordMetadata
 from google.protobuf.message import Message
 
@@ -66,8 +67,31 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
         return self._token
 
 
+class CachedKeyPartitioner:
+    """aiokafka's default partitioner (murmur2, the Java client's mapping) with each key's hash cached.
+
+    Keys repeat (one per instrument or account), and murmur2 is pure Python in aiokafka: caching it takes a
+    per-record cost off hot producers. Records without a key are spread as by the default partitioner.
+    """
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            partition: int = DefaultPartitioner()(key, all_partitions, available)
+            return partition
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            hashed = murmur2(key) & 0x7FFFFFFF
+            if len(self._hashes) < self.max_keys:
+                self._hashes[key] = hashed
+        return all_partitions[hashed % len(all_partitions)]
+
+
 def producer_config(settings: KafkaSettings, *, client_id: str, **overrides: Any) -> dict[str, Any]:
-    """Idempotent, acks=all, compressed, batched producer settings."""
+    """Idempotent, acks=all, compressed, batched producer settings (key hashes cached)."""
     return {
         **client_config(settings, client_id=client_id),
         "enable_idempotence": True,
@@ -75,6 +99,7 @@ def producer_config(settings: KafkaSettings, *, client_id: str, **overrides: Any
         "compression_type": settings.compression_type,
         "linger_ms": settings.linger_ms,
         "max_batch_size": settings.max_batch_size,
+        "partitioner": CachedKeyPartitioner(),
         **overrides,
     }
 
