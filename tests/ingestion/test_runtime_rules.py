@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from aipx.kafka.clients import CachedKeyPartitioner
 from aipx_ingestion.adapters.rest import TokenBucket
 from aipx_ingestion.domain.backoff import backoff_delay
 from aipx_ingestion.domain.events import TradeEvent
@@ -101,3 +103,13 @@ def test_registry_and_template() -> None:
     frame = b'{"channel":"trades","symbol":"BTC_USDT","id":17,"price":"1.5","size":"2","side":"buy","ts":3}'
     (event,) = feed.parse(frame).events
     assert isinstance(event, TradeEvent) and event.sequence_id == 17 and event.exchange_time_ns == 3_000_000
+
+
+def test_cached_key_partitioner_maps_keys_like_the_default() -> None:
+    cached, default = CachedKeyPartitioner(max_keys=2), DefaultPartitioner()
+    keys = [f"binance:{b}-USDT".encode() for b in ("BTC", "ETH", "SOL", "DOGE")] * 2
+    partitions = list(range(12))
+    assert [cached(k, partitions, partitions) for k in keys] == [
+        default(k, partitions, partitions) for k in keys
+    ]
+    assert cached(None, partitions, [3]) == 3  # no key: spread over the available partitions

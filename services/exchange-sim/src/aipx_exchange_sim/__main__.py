@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import uvloop
 from aipx.logs import configure_logging
 
 from aipx_exchange_sim.server import ExchangeSimulator
@@ -27,7 +28,8 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    # uvloop: a faster event loop for a process that spends its time in socket I/O.
+    uvloop.run(_main())
 
 
 if __name__ == "__main__":

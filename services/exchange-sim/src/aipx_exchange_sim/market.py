@@ -107,15 +107,20 @@ class SymbolMarket:
             self.pending_first = self.update_id + 1
         self.update_id += 1
         pending[price] = lots
-
-    def _refresh_best(self) -> bool:
-        best = (max(self.bids) if self.bids else 0, min(self.asks) if self.asks else 0)
-        changed = best != (self.best_bid, self.best_ask)
-        self.best_bid, self.best_ask = best
-        return changed
+        # Keep the best prices current without scanning the book on every change.
+        if side is self.bids:
+            if lots and price > self.best_bid:
+                self.best_bid = price
+            elif not lots and price == self.best_bid:
+                self.best_bid = max(side) if side else 0
+        elif lots and (price < self.best_ask or not self.best_ask):
+            self.best_ask = price
+        elif not lots and price == self.best_ask:
+            self.best_ask = min(side) if side else 0
 
     def step_book(self) -> bool:
         """One random book change; True if the best bid/ask changed."""
+        before = (self.best_bid, self.best_ask)
         rng = self.rng
         buy = rng.random() < 0.5
         side, pending = (self.bids, self.pending_bids) if buy else (self.asks, self.pending_asks)
@@ -126,7 +131,7 @@ class SymbolMarket:
         elif roll < 0.3 and len(side) > 10:
             price = best - rng.randint(0, 9) if buy else best + rng.randint(0, 9)
             self._set(side, pending, price, 0)
-            return self._refresh_best()
+            return (self.best_bid, self.best_ask) != before
         else:
             offset = rng.randint(0, 19)
             price = best - offset if buy else best + offset
@@ -137,10 +142,11 @@ class SymbolMarket:
             far = (min(side) - 1) if buy else (max(side) + 1)
             if far > 0:
                 self._set(side, pending, far, rng.randint(1, 5_000))
-        return self._refresh_best()
+        return (self.best_bid, self.best_ask) != before
 
     def step_trade(self, now_ms: int) -> tuple[TradeTick, bool]:
         """One trade against the top of the book; returns it and whether the best bid/ask changed."""
+        before = (self.best_bid, self.best_ask)
         rng = self.rng
         taker_buys = rng.random() < 0.5
         side, pending = (self.asks, self.pending_asks) if taker_buys else (self.bids, self.pending_bids)
@@ -154,7 +160,7 @@ class SymbolMarket:
         self._set(side, pending, price, max(left, 0))
         trade = TradeTick(self.trade_id, price, lots, buyer_is_maker=not taker_buys, time_ms=now_ms)
         self._candle_add(trade)
-        return trade, self._refresh_best()
+        return trade, (self.best_bid, self.best_ask) != before
 
     def take_diff(self, now_ms: int) -> DiffTick | None:
         """The accumulated changes as one diff (None if nothing changed), and start a new one."""

@@ -288,6 +288,10 @@ class ExchangeSimulator:
                 await asyncio.sleep(stall)
                 started, produced = time.monotonic(), 0
                 continue
+            if not self.clients:  # nobody listens: idle instead of spinning (matters at full speed)
+                await asyncio.sleep(0.05)
+                started, produced = time.monotonic(), 0
+                continue
             if self.faults.malformed:
                 await self._inject_malformed()
             if self.rate <= 0:
@@ -420,7 +424,20 @@ class ExchangeSimulator:
                 "orderTypes": ["LIMIT", "MARKET"],
                 "isSpotTradingAllowed": True,
                 "permissions": ["SPOT"],
-                "filters": [],
+                "filters": [
+                    {
+                        "filterType": "PRICE_FILTER",
+                        "minPrice": "0.01",
+                        "maxPrice": "1000000.00",
+                        "tickSize": "0.01",
+                    },
+                    {
+                        "filterType": "LOT_SIZE",
+                        "minQty": "0.001",
+                        "maxQty": "100000.000",
+                        "stepSize": "0.001",
+                    },
+                ],
             }
             for m in self._market_list
         ]

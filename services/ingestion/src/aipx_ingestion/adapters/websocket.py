@@ -28,6 +28,8 @@ from aipx_ingestion.venues.base import FeedAdapter
 
 log = logging.getLogger(__name__)
 
+_YIELD_EVERY = 16
+
 FrameHandler = Callable[[str | bytes, int], Awaitable[bool]]
 """Handles one frame (with its receive time); returns True if the frame answered a (un)subscribe request."""
 
@@ -77,8 +79,13 @@ class _Session:
 
     async def _read(self) -> None:
         handler = self.owner.on_frame
+        frames = 0
         try:
             async for frame in self.ws:
+                frames += 1
+                if not frames % _YIELD_EVERY:
+                    # Frames already buffered are returned without suspending: let the producer run.
+                    await asyncio.sleep(0)
                 self.last_frame = time.monotonic()
                 self.in_handler = True
                 if await handler(frame, time.time_ns()):

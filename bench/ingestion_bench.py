@@ -1,0 +1,459 @@
+"""Ingestion benchmark (not a test): simulator -> ingestion -> Kafka, against its ceiling and its peer.
+
+In one run:
+  ceiling    a bare aiokafka producer (same producer settings: idempotent, acks=all, lz4, linger, batch size;
+             same 12-partition topic, same keys) sending pre-serialized MarketDataEnvelopes as fast as it can;
+  ingestion  `python -m aipx_ingestion` (its own process) on the simulated Binance feed (`python -m
+             aipx_exchange_sim`, another process) at full speed, N symbols, aggTrade + bookTicker streams;
+  latency    the same at a fixed ~10,000 messages/s: p50/p99 from exchange event time to the broker;
+  peer       cryptofeed (PyPI, its own isolated environment: bench/ingestion_bench_cryptofeed.py) with its
+             Kafka backend, on the same simulated Binance feed at full speed, same streams and symbols.
+Throughput and latency are read back from the broker: every topic is created with
+message.timestamp.type=LogAppendTime, so a record's timestamp is when the broker appended it (with one broker
+and acks=all, that is when it acknowledged it). Messages/s = records appended in the steady window / window.
+Latency = append time - exchange event time (the simulator stamps trades with the wall clock at
+generation, in milliseconds, so figures carry +-1 ms of rounding).
+
+    uv run python bench/ingestion_bench.py [--symbols 20] [--seconds 20] [--skip-peer]
+
+Needs the local stack's Kafka (AIPX_KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:19092) and, for the peer,
+uv (it runs `uv run --isolated --no-project --with 'cryptofeed[kafka]' ...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import uvloop
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import TopicPartition
+from aipx.kafka import producer_config
+from aipx.serde import encode
+from aipx.settings import KafkaSettings
+from aipx.topics import MARKET_DATA_RAW, catalogue
+from aipx.v1.common_pb2 import SIDE_BUY
+from aipx.v1.market_data_pb2 import MarketDataEnvelope
+
+ROOT = Path(__file__).resolve().parent
+BASES = (
+    "BTC",
+    "ETH",
+    "SOL",
+    "BNB",
+    "XRP",
+    "ADA",
+    "DOGE",
+    "TRX",
+    "DOT",
+    "LINK",
+    "AVAX",
+    "LTC",
+    "BCH",
+    "ATOM",
+    "UNI",
+    "ETC",
+    "XLM",
+    "FIL",
+    "APT",
+    "NEAR",
+    "ARB",
+    "OP",
+    "SUI",
+    "INJ",
+    "AAVE",
+    "MKR",
+    "RUNE",
+    "SEI",
+    "TIA",
+    "PEPE",
+)
+PRODUCE_TIMEOUT_MS = (
+    120_000  # the ingestion service's produce_timeout_ms default: same settings for the ceiling
+)
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+SIM_READY_S = 30.0
+
+
+@dataclass
+class Measured:
+    """What the broker saw of one run."""
+
+    name: str
+    records: int
+    window_s: float
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.window_s if self.window_s > 0 else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without other AIPX_* settings (the components reject unknown ones), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIPX_") or k.startswith("AIPX_KAFKA_")}
+    env.update(extra)
+    return env
+
+
+async def create_topics(bootstrap: str, specs: dict[str, int]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, p, 1, topic_configs=APPEND_TIME) for n, p in specs.items()])
+        for _ in range(100):
+            described = await admin.describe_topics(list(specs))
+            if all(d.get("partitions") and all(p["leader"] >= 0 for p in d["partitions"]) for d in described):
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    except Exception as exc:  # leftover bench topics are harmless; say so and go on
+        print(f"  (could not delete topics {names[:3]}...: {exc})")
+    finally:
+        await admin.close()
+
+
+async def read_back(
+    bootstrap: str, topics: dict[str, int], start_ms: int, end_ms: int, *, envelopes: bool
+) -> Measured:
+    """Records appended in [start_ms, end_ms), and (for envelopes) their event-time -> append latency."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=8 << 20
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t, n in topics.items() for p in range(n)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        count = 0
+        latencies: list[float] = []
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
+            for tp, messages in batch.items():
+                for m in messages:
+                    if start_ms <= m.timestamp < end_ms:
+                        count += 1
+                        if envelopes:
+                            env = MarketDataEnvelope.FromString(m.value)
+                            if env.exchange_time_ns:
+                                latencies.append(m.timestamp - env.exchange_time_ns / 1e6)
+                    if m.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+        return Measured("", count, (end_ms - start_ms) / 1000, latencies)
+    finally:
+        await consumer.stop()
+
+
+# -- ceiling -----------------------------------------------------------------------------------------------
+
+
+async def ceiling(bootstrap: str, symbols: list[str], seconds: float) -> Measured:
+    """A bare producer with the ingestion's settings sending pre-serialized envelopes."""
+    topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
+    await create_topics(bootstrap, {topic: catalogue().get(MARKET_DATA_RAW).partitions})
+    spec = catalogue().get(MARKET_DATA_RAW)
+    settings = KafkaSettings(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(
+        **producer_config(settings, client_id="bench-ceiling", request_timeout_ms=PRODUCE_TIMEOUT_MS)
+    )
+    await producer.start()
+    # Pre-serialized, realistic envelopes (a trade per symbol, ids and sequences varying).
+    payloads = []
+    for i in range(4_096):
+        symbol = symbols[i % len(symbols)]
+        env = MarketDataEnvelope(
+            venue="binance",
+            symbol=symbol,
+            venue_symbol=symbol.replace("-", ""),
+            exchange_time_ns=time.time_ns(),
+            ingest_time_ns=time.time_ns(),
+            source_sequence=1_700_000_000_000_000 + i,
+            event_id=f"binance:{symbol}:agg_trade:{5_000_000 + i}",
+        )
+        trade = env.trade
+        trade.trade_id = str(5_000_000 + i)
+        trade.price.value = "65012.34"
+        trade.quantity.value = "0.125"
+        trade.aggressor_side = SIDE_BUY
+        trade.first_trade_id = trade.last_trade_id = 5_000_000 + i
+        encoded = encode(env, event_id=env.event_id, event_time_ns=env.exchange_time_ns)
+        payloads.append((spec.key_for(venue="binance", symbol=symbol), encoded.value, encoded.headers))
+    start = time.time()
+    futures = []
+    sent = 0
+    while time.time() - start < seconds:
+        for key, value, headers in payloads[:512]:
+            futures.append(await producer.send(topic, value, key=key, headers=headers))
+        sent += 512
+        payloads.append(payloads.pop(0))
+        if len(futures) > 50_000:
+            await asyncio.gather(*futures[:25_000])
+            del futures[:25_000]
+    await asyncio.gather(*futures)
+    elapsed = time.time() - start
+    await producer.stop()
+    await delete_topics(bootstrap, [topic])
+    return Measured("ceiling: bare aiokafka producer, pre-serialized envelopes", sent, elapsed, [])
+
+
+# -- processes ---------------------------------------------------------------------------------------------
+
+
+class Simulator:
+    """`python -m aipx_exchange_sim` in its own process, controlled over its HTTP API."""
+
+    def __init__(self, symbols: list[str], rate: float) -> None:
+        self.ws_port, self.rest_port = free_port(), free_port()
+        self.env = clean_env(
+            AIPX_SIM_WS_PORT=str(self.ws_port),
+            AIPX_SIM_REST_PORT=str(self.rest_port),
+            AIPX_SIM_RATE=str(rate),
+            AIPX_SIM_SYMBOLS=",".join(symbols),
+            AIPX_SIM_SEED="7",
+            AIPX_LOG_LEVEL="WARNING",
+        )
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}"
+
+    @property
+    def rest(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    async def __aenter__(self) -> Simulator:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aipx_exchange_sim", env=self.env
+        )
+        deadline = time.monotonic() + SIM_READY_S
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(f"{self.rest}/api/v3/ping") as r:
+                        if r.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline or self.proc.returncode is not None:
+                    raise RuntimeError("the simulator did not start")
+                await asyncio.sleep(0.1)
+
+    async def stats(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, http.get(f"{self.rest}/control/stats") as r:
+            result: dict[str, Any] = await r.json()
+            return result
+
+    async def __aexit__(self, *_: object) -> None:
+        await stop(self.proc)
+
+
+async def stop(
+    proc: asyncio.subprocess.Process | None, sig: int = signal.SIGTERM, grace_s: float = 30.0
+) -> None:
+    """Signal a child process and wait for it (killed after `grace_s`)."""
+    if proc is None or proc.returncode is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def run_ingestion(
+    bootstrap: str, symbols: list[str], sim_rate: float, *, seconds: float, warmup: float, name: str
+) -> tuple[Measured, dict[str, Any]]:
+    topic = f"bench-ingestion-{uuid.uuid4().hex[:8]}"
+    partitions = catalogue().get(MARKET_DATA_RAW).partitions
+    await create_topics(bootstrap, {topic: partitions})
+    async with Simulator(symbols, sim_rate) as sim:
+        env = clean_env(
+            AIPX_INGESTION_VENUES="binance",
+            AIPX_INGESTION_SYMBOLS=",".join(symbols),
+            AIPX_INGESTION_CHANNELS=json.dumps({"binance": ["aggTrade", "bookTicker"]}),
+            AIPX_INGESTION_WS_URLS=json.dumps({"binance": f"{sim.ws}/binance/stream"}),
+            AIPX_INGESTION_REST_URLS=json.dumps({"binance": sim.rest}),
+            AIPX_INGESTION_TOPIC=topic,
+            AIPX_INGESTION_SUBSCRIBE_INTERVAL_S="0.01",
+            AIPX_METRICS_PORT=str(free_port()),
+            AIPX_LOG_LEVEL="WARNING",
+        )
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "aipx_ingestion", env=env)
+        try:
+            start = time.time()
+            await asyncio.sleep(seconds)
+            end = time.time()
+            stats = await sim.stats()
+        finally:
+            await stop(proc)  # SIGTERM: graceful, flushes the producer
+        if proc.returncode not in (0, -signal.SIGTERM):
+            raise RuntimeError(f"ingestion exited with {proc.returncode}")
+    window = (int((start + warmup) * 1000), int((end - 1) * 1000))
+    measured = await read_back(bootstrap, {topic: partitions}, *window, envelopes=True)
+    measured.name = name
+    await delete_topics(bootstrap, [topic])
+    return measured, stats
+
+
+async def run_cryptofeed(bootstrap: str, symbols: list[str], seconds: float, warmup: float) -> Measured:
+    topics = [f"{kind}-BINANCE-{s}" for kind in ("trades", "ticker") for s in symbols]
+    await create_topics(bootstrap, dict.fromkeys(topics, 1))
+    async with Simulator(symbols, 0) as sim:
+        cmd = [
+            "uv",
+            "run",
+            "--isolated",
+            "--no-project",
+            "--python",
+            f"{sys.version_info.major}.{sys.version_info.minor}",
+            "--with",
+            "cryptofeed[kafka]",
+            "python",
+            str(ROOT / "ingestion_bench_cryptofeed.py"),
+            "--ws",
+            sim.ws,
+            "--rest",
+            sim.rest,
+            "--bootstrap",
+            bootstrap,
+            "--symbols",
+            ",".join(symbols),
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, env=clean_env(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            # The isolated environment is installed on first use: start the clock at its first record.
+            first = await first_record(bootstrap, topics, within_s=180.0)
+            start = max(time.time(), first)
+            await asyncio.sleep(seconds)
+            end = time.time()
+        finally:
+            await stop(proc, signal.SIGINT)
+        if proc.returncode not in (0, -signal.SIGINT, 1):
+            err = (await proc.stderr.read()).decode(errors="replace")[-2000:] if proc.stderr else ""
+            raise RuntimeError(f"cryptofeed exited with {proc.returncode}: {err}")
+    window = (int((start + warmup) * 1000), int((end - 1) * 1000))
+    measured = await read_back(bootstrap, dict.fromkeys(topics, 1), *window, envelopes=False)
+    measured.name = "peer: cryptofeed 2.4 + Kafka backend (JSON, topic per symbol, acks=1, awaits each ack)"
+    await delete_topics(bootstrap, topics)
+    return measured
+
+
+async def first_record(bootstrap: str, topics: list[str], within_s: float) -> float:
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if await consumer.getmany(timeout_ms=500):
+                return time.time()
+        raise RuntimeError(f"cryptofeed produced nothing within {within_s}s")
+    finally:
+        await consumer.stop()
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next(
+            (line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+            model,
+        )
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    python = platform.python_version()
+    return f"{platform.machine()}, {model}, {os.cpu_count()} vCPU, Python {python}, load average {load}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds excluded at the start of each run")
+    parser.add_argument("--target-rate", type=float, default=10_000.0, help="messages/s of the latency run")
+    parser.add_argument("--skip-peer", action="store_true")
+    args = parser.parse_args()
+    bootstrap = KafkaSettings().bootstrap_servers
+    symbols = [f"{b}-USDT" for b in BASES[: args.symbols]]
+    print(f"ingestion benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}")
+    print(
+        f"  {len(symbols)} symbols, Binance aggTrade + bookTicker, runs of {args.seconds:.0f}s "
+        f"(first {args.warmup:.0f}s excluded), Kafka {bootstrap}"
+    )
+
+    top = await ceiling(bootstrap, symbols, args.seconds / 2)
+    full, stats = await run_ingestion(
+        bootstrap,
+        symbols,
+        0,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        name="ingestion, simulator at full speed",
+    )
+    frames_per_event = stats.get("binance.frames", 0) / max(1, stats.get("events", 1))
+    rate = args.target_rate / max(frames_per_event, 1e-6)
+    paced_name = f"ingestion, simulator paced at ~{args.target_rate:,.0f} msg/s"
+    paced, _ = await run_ingestion(
+        bootstrap, symbols, rate, seconds=args.seconds, warmup=args.warmup, name=paced_name
+    )
+    peer = None if args.skip_peer else await run_cryptofeed(bootstrap, symbols, args.seconds, args.warmup)
+
+    print()
+    print(f"  {'run':<86} {'msg/s':>9} {'p50 ms':>7} {'p99 ms':>7}")
+    for m in (top, full, paced, *([peer] if peer else [])):
+        lat = f"{m.pct(0.5):7.1f} {m.pct(0.99):7.1f}" if m.latencies_ms else f"{'-':>7} {'-':>7}"
+        print(f"  {m.name:<86} {m.rate:9,.0f} {lat}")
+    print()
+    print(f"  ingestion / ceiling   = {full.rate / top.rate:.2f}   (target >= 0.60)")
+    if peer:
+        print(f"  ingestion / cryptofeed = {full.rate / max(peer.rate, 1e-9):.2f}   (target >= 3)")
+    print(f"  p99 at {paced.rate:,.0f} msg/s = {paced.pct(0.99):.1f} ms   (target < 25 ms at 10,000 msg/s)")
+
+
+if __name__ == "__main__":
+    uvloop.run(main())  # the event loop the ingestion service runs on: the ceiling gets the same
