@@ -168,6 +168,27 @@ def test_crash_after_upload_redelivery_with_other_boundaries_lands_once() -> Non
     assert parse_file_name(sorted(store.objects)[1].rsplit("/", 1)[1]) is not None
 
 
+def test_partition_moved_on_by_another_consumer_is_relisted_and_not_duplicated() -> None:
+    store = MemoryStore()
+    rec, _ = recorder(store)
+    rec.process([signal(i) for i in range(3)])  # we own partition 0: 0-2 durable, committed
+    other, _ = recorder(store)  # a rebalance: another instance writes 3-6 (uploaded, commit lost)
+    other.process([signal(i) for i in range(3, 7)])
+    back = [signal(i) for i in range(3, 9)]  # the partition comes back from offset 3
+    assert offsets_failed(rec.process(back)) == [3, 4, 5, 6, 7, 8]  # held (it continues where we were)
+    flushed = rec.process(back)  # redelivered, nothing new: idle flush; the fresh listing shows 3-6
+    assert offsets_failed(flushed) == [] and flushed.already_durable == 4
+    assert sorted(r["_offset"] for r in store.rows()) == list(range(9))
+
+
+def test_partition_that_moved_past_us_starts_over_as_after_a_cold_start() -> None:
+    store = MemoryStore()
+    rec, _ = recorder(store)
+    rec.process([signal(i) for i in range(3)])
+    resumed = rec.process([signal(i) for i in range(7, 9)])  # 3-6 were handled and committed elsewhere
+    assert offsets_failed(resumed) == [] and resumed.flush_reasons["trading-signals-0"] == ["first-delivery"]
+
+
 def test_failed_upload_keeps_records_unacknowledged_and_the_retry_does_not_duplicate() -> None:
     store = MemoryStore()
     rec, _ = recorder(store)

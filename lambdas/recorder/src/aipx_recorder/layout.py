@@ -76,26 +76,22 @@ def parse_file_name(name: str) -> FileRange | None:
 
 
 class DurableIndex:
-    """Which offsets of which partition are already in which directory (learned from our uploads and, once
-    per directory per process, from a listing of the store)."""
+    """Which offsets of which partition are already in which directory: learned from our own uploads and
+    from listings of the store (re-read before every flush, so files another instance wrote after a
+    rebalance are seen too)."""
 
     def __init__(self) -> None:
-        self._ranges: dict[tuple[str, int, Directory], list[tuple[int, int]]] = {}
-        self._listed: set[Directory] = set()
-
-    def is_listed(self, directory: Directory) -> bool:
-        return directory in self._listed
+        self._ranges: dict[tuple[str, int, Directory], set[tuple[int, int]]] = {}
 
     def learn_listing(self, directory: Directory, names: list[str]) -> None:
-        """Record the files found in `directory`."""
+        """Record the files named in a listing of `directory`."""
         for name in names:
             parsed = parse_file_name(name)
             if parsed is not None and parsed.topic == directory.topic:
                 self.add(directory, parsed.partition, parsed.first, parsed.last)
-        self._listed.add(directory)
 
     def add(self, directory: Directory, partition: int, first: int, last: int) -> None:
-        self._ranges.setdefault((directory.topic, partition, directory), []).append((first, last))
+        self._ranges.setdefault((directory.topic, partition, directory), set()).add((first, last))
 
     def covers(self, directory: Directory, partition: int, offset: int) -> bool:
         """Whether a file of `directory` already holds this partition's record at `offset`."""
@@ -105,4 +101,3 @@ class DurableIndex:
         """Drop knowledge of directories older than `hour` (bounded memory in long-lived processes)."""
         for key in [k for k in self._ranges if k[2].hour < hour]:
             del self._ranges[key]
-        self._listed = {d for d in self._listed if d.hour >= hour}

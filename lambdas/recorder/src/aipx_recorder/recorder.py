@@ -7,8 +7,9 @@ Durability contract (MSK partial batch response + the mapping's commit semantics
     rebuilds the buffer from the redelivered records. Records redelivered after their upload (crash between
     upload and commit) are recognised and skipped: file names carry the partition and first/last offset and a
     file holds every record of its partition and directory in that range (aipx_recorder.layout), so the
-    files already in a directory (listed once per directory per process) say which offsets are durable. The
-    lake therefore holds each consumed record exactly once, whatever the batch boundaries of the redelivery.
+    partition's files already in a directory (listed before every flush) say which offsets are durable.
+    The lake holds each consumed record exactly once, whatever the batch boundaries of the redelivery, and
+    also after a rebalance (another instance's files are in the listing too).
 
 Buffering across invocations (rotation)
     Each Kafka partition has its own buffer. At the end of an invocation a partition's buffer is flushed
@@ -23,7 +24,7 @@ Buffering across invocations (rotation)
       - retry budget: it was held max_holds invocations in a row (a held record counts as a failed delivery
         for the mapping, whose retries are bounded by max_retries: we always flush before they run out);
       - first delivery of the partition to this process (after a cold start the mapping's retry count for
-        it is unknown).
+        it is unknown), or the first since another consumer moved the partition on (a rebalance).
     Late data (a record whose hour had already closed when it arrived) never triggers a flush: it waits in
     the buffer and is written into its own (closed) hour at the partition's next flush, so late stragglers
     ride along with regular flushes instead of each forcing a tiny file into a closed hour.
@@ -293,6 +294,10 @@ class ParquetRecorder:
         for (topic, partition), recs in by_partition.items():
             info = self.topic_info(topic)
             buf = self.buffers.setdefault((topic, partition), PartitionBuffer(topic, partition))
+            if buf.deliveries and not buf.pending and recs[0].offset > buf.handled_below:
+                # Someone else moved this partition on since we last had it (a rebalance): what we knew
+                # about it and about the lake's directories may be stale. Start over as after a cold start.
+                buf = self.buffers[(topic, partition)] = PartitionBuffer(topic, partition)
             first_delivery = buf.deliveries == 0
             buf.deliveries += 1
             gap = bool(buf.pending) and recs[0].offset > buf.pending[0].record.offset
@@ -389,6 +394,12 @@ class ParquetRecorder:
     def _flush(self, buffers: list[PartitionBuffer], result: RecordResult) -> None:
         """Encode every buffer's files here (CPU: one thread, no GIL contention), upload them all at once
         (I/O: in parallel); a buffer is handled once all of its files are stored."""
+        try:
+            self._refresh_index(buffers)
+        except Exception:
+            for buf in buffers:  # cannot tell what is durable: keep everything unacknowledged, retry later
+                buf.holds += 1
+            return
         uploads: list[tuple[PartitionBuffer, list[_File]]] = []
         for buf in buffers:
             try:
@@ -422,6 +433,22 @@ class ParquetRecorder:
             else:
                 buf.holds += 1
 
+    def _refresh_index(self, buffers: list[PartitionBuffer]) -> None:
+        """List, in parallel, the files each flushing partition already has in the directories it writes."""
+        wanted = {(buf.topic, buf.partition, item.directory) for buf in buffers for item in buf.pending}
+        listings = []
+        for topic, partition, directory in wanted:
+            start = f"{topic}-{partition}-"
+            prefix = directory.path(self.policy.prefix) + start
+            listings.append((directory, start, self._pool.submit(self.store.list_names, prefix)))
+        for directory, start, future in listings:
+            try:
+                names = future.result()
+            except Exception:
+                log.exception("listing %s failed; its partition is not flushed now", directory.path())
+                raise
+            self.index.learn_listing(directory, [start + name for name in names])
+
     def _prepare(self, buf: PartitionBuffer) -> tuple[list[_File], int, int]:
         """The files of a buffer, one per directory, without the records already in the lake; returns
         (files, records dead-lettered, records already durable)."""
@@ -433,8 +460,6 @@ class ParquetRecorder:
         dead = durable = 0
         for directory, items in sorted(groups.items()):
             prefix = directory.path(self.policy.prefix)
-            if not self.index.is_listed(directory):
-                self.index.learn_listing(directory, self.store.list_names(prefix))
             keep = [i for i in items if not self.index.covers(directory, buf.partition, i.record.offset)]
             durable += len(items) - len(keep)
             body: bytes | None = None
