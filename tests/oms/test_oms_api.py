@@ -158,6 +158,13 @@ async def test_pagination_and_filters(oms: OmsEnv) -> None:
         assert "p0" not in {o.client_order_id for o in open_.orders} and len(open_.orders) == 6
         canceled = await client.list_orders(statuses=[orders_pb2.ORDER_STATUS_CANCELED])
         assert [o.client_order_id for o in canceled.orders] == ["p0"]
+        window = await client.stub.ListOrders(
+            oms_pb2.ListOrdersRequest(
+                created_after_ns=placed[2].created_time_ns, created_before_ns=placed[4].created_time_ns
+            ),
+            metadata=(("x-api-key", KEY_A),),
+        )
+        assert [o.client_order_id for o in window.orders] == ["p4", "p3", "p2"]
 
 
 async def test_cancel_and_replace_are_idempotent_and_checked(oms: OmsEnv) -> None:

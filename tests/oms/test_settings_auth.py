@@ -1,0 +1,59 @@
+"""OmsSettings validation (typos and half configurations fail loudly) and the API key authenticator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aipx_oms.auth import ApiKeyAuthenticator
+from aipx_oms.settings import OmsSettings
+from pydantic import ValidationError
+
+
+def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIPX_OMS_GRPC_PORT", "6000")
+    monkeypatch.setenv("AIPX_OMS_RISK_MAX_ORDER_NOTIONAL", "12345.67")
+    settings = OmsSettings()
+    assert settings.grpc_port == 6000 and str(settings.risk_max_order_notional) == "12345.67"
+    assert settings.order_events_topic == "order-events" and settings.market_data_topic == "market-data-raw"
+    assert settings.venues == ("paper",) and settings.api_key_source == "postgres"
+
+
+def test_unknown_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIPX_OMS_GRPC_PROT", "6000")
+    with pytest.raises(ValidationError, match="AIPX_OMS_GRPC_PROT"):
+        OmsSettings()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"tls_cert_file": Path("/c.pem")}, "TLS_KEY_FILE"),
+        ({"venues": ("paper",), "default_venue": "binance"}, "not enabled"),
+        ({"api_key_source": "env"}, "AIPX_OMS_API_KEYS"),
+        ({"venues": ("paper", "binance")}, "BINANCE_API_KEY"),
+    ],
+)
+def test_half_configurations_are_refused(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        OmsSettings(**values)  # type: ignore[arg-type]
+
+
+async def test_authenticator_from_json_and_cache() -> None:
+    auth = ApiKeyAuthenticator.from_json('{"k1": "acct-1"}')
+    assert await auth.account_for("k1") == "acct-1"
+    assert await auth.account_for("other") is None
+    with pytest.raises(ValueError, match="JSON object"):
+        ApiKeyAuthenticator.from_json('["k1"]')
+    calls = 0
+
+    async def lookup(key: str) -> str | None:
+        nonlocal calls
+        calls += 1
+        return "a" if key == "good" else None
+
+    cached = ApiKeyAuthenticator(lookup, ttl_s=60)
+    for _ in range(5):
+        assert await cached.account_for("good") == "a"
+        assert await cached.account_for("bad") is None
+    assert calls == 2, "answers (also negative ones) are cached"
