@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from aipx.ids import now_ns
+from aipx.money import InvalidDecimalError, from_pb
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 
 from aipx_oms.domain.model import ZERO, Liquidity, Order, OrderType, RejectReason, Side, TimeInForce
@@ -259,8 +260,11 @@ class PaperVenue:
             self._fill(order, available, price, liquidity)
 
     def _match_trade(self, symbol: str, envelope: MarketDataEnvelope) -> None:
-        trade_price = Decimal(envelope.trade.price.value) if envelope.trade.price.value else None
-        remaining = Decimal(envelope.trade.quantity.value) if envelope.trade.quantity.value else ZERO
+        try:
+            trade_price = from_pb(envelope.trade.price)
+            remaining = from_pb(envelope.trade.quantity) or ZERO
+        except InvalidDecimalError:
+            return  # the cache already logged the bad record
         if trade_price is None:
             return
         for order_id, working in list(self.working.items()):
