@@ -1,4 +1,8 @@
-"""`python -m aipx_runner [--function NAME ...]`: run the functions' event source mappings locally."""
+"""`python -m aipx_runner [--function NAME ...]`: run the functions' event source mappings locally.
+
+Options for local experiments and tests: --topic NAME=ACTUAL, --group-prefix, --handler FN=module.attr,
+--batching-window. SIGTERM/SIGINT stop it gracefully (in-flight batches finish and are committed).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import sys
 from aipx.functions import manifest
 from aipx.logs import configure_logging
 
-from aipx_runner.config import RunnerConfig
+from aipx_runner.config import RunnerConfig, import_handler
 from aipx_runner.runner import Runner
 
 
@@ -28,7 +32,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="function to run (repeatable; default: all of them)",
     )
     parser.add_argument("--bootstrap-servers", help="default: AIPX_KAFKA_BOOTSTRAP_SERVERS")
+    parser.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="NAME=ACTUAL",
+        help="consume/dead-letter ACTUAL instead of catalogue topic NAME (repeatable)",
+    )
+    parser.add_argument("--group-prefix", default="", help="prefix for every consumer group id")
+    parser.add_argument(
+        "--handler",
+        action="append",
+        default=[],
+        metavar="FUNCTION=module.attr",
+        help="run another handler for FUNCTION (repeatable)",
+    )
+    parser.add_argument("--batching-window", type=float, help="override every source's batching window (s)")
     return parser.parse_args(argv)
+
+
+def pairs(values: list[str], what: str) -> dict[str, str]:
+    """'A=B' arguments as a mapping (SystemExit with a clear message on a malformed one)."""
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, target = value.partition("=")
+        if not sep or not name or not target:
+            raise SystemExit(f"--{what} expects NAME=VALUE, got {value!r}")
+        out[name] = target
+    return out
+
+
+def build_config(args: argparse.Namespace) -> RunnerConfig:
+    """The RunnerConfig the command line asks for."""
+    spec = manifest()
+    groups = {
+        f"{f.name}:{src.topic}": f"{args.group_prefix}{src.consumer_group}"
+        for f in spec.functions
+        for src in f.event_sources
+    }
+    handlers = {name: import_handler(path) for name, path in pairs(args.handler, "handler").items()}
+    overrides = {} if args.batching_window is None else {"batching_window_s": args.batching_window}
+    return RunnerConfig.from_manifest(
+        args.functions,
+        bootstrap_servers=args.bootstrap_servers,
+        topics=pairs(args.topic, "topic"),
+        group_ids=groups,
+        handlers=handlers,
+        **overrides,
+    )
 
 
 async def serve(config: RunnerConfig) -> None:
@@ -50,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("runner")
     tune_gc()
-    config = RunnerConfig.from_manifest(args.functions, bootstrap_servers=args.bootstrap_servers)
-    asyncio.run(serve(config))
+    asyncio.run(serve(build_config(args)))
     return 0
 
 

@@ -123,6 +123,12 @@ class EventSourcePoller:
             for tp in assignment:
                 await consumer.position(tp)  # resolves LATEST/TRIM_HORIZON now, not at the first record
             self.ready.set()
+            log.info(
+                "event source %s <- %s ready (%d partitions)",
+                self.source.function,
+                self.source.topic,
+                len(assignment),
+            )
 
     def _resume_due(self, consumer: AIOKafkaConsumer) -> float | None:
         now = time.monotonic()
