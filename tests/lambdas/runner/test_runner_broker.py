@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aipx.msk import item_failure, records_of
 from aipx.serde import HEADER_DLQ_OFFSET, HEADER_DLQ_TOPIC, header
+from prometheus_client import REGISTRY
 
 from .conftest import committed, one_source_config, produce, read_topic, running, until
 
@@ -77,6 +78,11 @@ async def test_exact_msk_event_and_everything_committed(kafka_bootstrap: str, ne
     assert sorted(handler.succeeded) == sorted(v for _, v in values)
     assert await committed(kafka_bootstrap, topic, g, 2) == [10, 10]
     assert len(handler.threads) == 1 and next(iter(handler.threads)).startswith("lambda-probe")
+    invocations = REGISTRY.get_sample_value(
+        "aipx_runner_invocations_total", {"function": "probe", "topic": topic, "outcome": "ok"}
+    )
+    assert invocations is not None and invocations >= 1
+    assert REGISTRY.get_sample_value("aipx_runner_records_total", {"function": "probe", "topic": topic}) == 20
 
 
 async def test_partial_failure_commits_below_it_and_redelivers_from_it(

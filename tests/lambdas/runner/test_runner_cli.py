@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from .conftest import committed, produce, until
@@ -35,8 +37,13 @@ async def test_sigterm_finishes_the_in_flight_batch_commits_and_exits_cleanly(
     topic, dlq = await new_topic(1), await new_topic(1)
     prefix = f"cli-{uuid.uuid4().hex[:6]}-"
     out = tmp_path / "probe.txt"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        ops_port = probe.getsockname()[1]
     env = {
         **os.environ,
+        "AIPX_METRICS_HOST": "127.0.0.1",
+        "AIPX_METRICS_PORT": str(ops_port),
         "PROBE_OUT": str(out),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
         "AIPX_LOG_FORMAT": "console",
@@ -57,6 +64,10 @@ async def test_sigterm_finishes_the_in_flight_batch_commits_and_exits_cleanly(
     try:
         assert proc.stdout is not None
         await wait_for_line(proc.stdout, "ready")  # LATEST: produce only once positions are resolved
+        url = f"http://127.0.0.1:{ops_port}/readyz"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            assert response.status == 200
+            assert (await response.json())["checks"] == {"event-sources-assigned": True}
         await produce(kafka_bootstrap, topic, [(0, f"m{i}".encode()) for i in range(5)])
         await until(lambda: out.exists() and out.read_text().startswith("start"), what="a batch in flight")
         proc.send_signal(signal.SIGTERM)  # the handler is sleeping inside the batch
@@ -68,3 +79,11 @@ async def test_sigterm_finishes_the_in_flight_batch_commits_and_exits_cleanly(
     assert code == 0
     assert out.read_text().splitlines() == ["start [0, 1, 2, 3, 4]", "end [0, 1, 2, 3, 4]"]
     assert await committed(kafka_bootstrap, topic, f"{prefix}aipx-strategy") == [5]
+
+
+def test_invocations_are_counted_for_prometheus() -> None:
+    import aipx_runner.runner  # noqa: F401  (registers the metrics)
+    from prometheus_client import REGISTRY
+
+    names = {metric.name for metric in REGISTRY.collect()}
+    assert {"aipx_runner_invocations", "aipx_runner_records", "aipx_runner_dead_lettered"} <= names

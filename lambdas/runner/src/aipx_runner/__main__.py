@@ -13,6 +13,7 @@ import sys
 
 from aipx.functions import manifest
 from aipx.logs import configure_logging
+from aipx.ops import OpsServer
 
 from aipx_runner.config import RunnerConfig, import_handler
 from aipx_runner.runner import Runner
@@ -83,9 +84,16 @@ def build_config(args: argparse.Namespace) -> RunnerConfig:
 
 
 async def serve(config: RunnerConfig) -> None:
+    """Run until SIGTERM/SIGINT, with /metrics, /healthz and /readyz on AIPX_METRICS_PORT."""
     runner = Runner(config)
     runner.install_signals()
-    await runner.run()
+    ops = OpsServer()
+    ops.add_check("event-sources-assigned", runner.ready)
+    await ops.start()
+    try:
+        await runner.run()
+    finally:
+        await ops.stop()
 
 
 def tune_gc() -> None:

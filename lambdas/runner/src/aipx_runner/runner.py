@@ -23,12 +23,25 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aipx.kafka import DeadLetterPublisher, create_producer
 from aipx.lambda_kit import FakeLambdaContext
 from aipx.msk import MskRecord, build_event
+from aipx.ops import LATENCY_BUCKETS
+from prometheus_client import Counter, Histogram
 
 from aipx_runner.adapters.kafka import mapping_consumer, to_msk_record
 from aipx_runner.config import Handler, RunnerConfig, SourceConfig
 from aipx_runner.domain import InvocationResult, PartitionState, Settlement, settle
 
 log = logging.getLogger(__name__)
+
+_LABELS = ("function", "topic")
+INVOCATIONS = Counter("aipx_runner_invocations_total", "Handler invocations", [*_LABELS, "outcome"])
+RECORDS = Counter(
+    "aipx_runner_records_total", "Records delivered to handlers (redeliveries included)", _LABELS
+)
+RETRIES = Counter("aipx_runner_retries_total", "Partition retries scheduled after a failure", _LABELS)
+DEAD_LETTERED = Counter("aipx_runner_dead_lettered_total", "Records sent to the on-failure topic", _LABELS)
+INVOCATION_SECONDS = Histogram(
+    "aipx_runner_invocation_seconds", "Handler invocation time", _LABELS, buckets=LATENCY_BUCKETS
+)
 
 
 @dataclass
@@ -216,8 +229,13 @@ class EventSourcePoller:
         self.stats.invoke_s += t2 - t1
         self.stats.invocations += 1
         self.stats.records += len(records)
+        labels = (src.function, src.topic)
         if result.error or result.failed:
             self.stats.failed_invocations += 1
+        outcome = "error" if result.error else "partial" if result.failed else "ok"
+        INVOCATIONS.labels(*labels, outcome).inc()
+        RECORDS.labels(*labels).inc(len(records))
+        INVOCATION_SECONDS.labels(*labels).observe(t2 - t1)
         commits: dict[TopicPartition, int] = {}
         for tp, recs in batch.items():
             state = self._states.setdefault(tp, PartitionState())
@@ -262,6 +280,7 @@ class EventSourcePoller:
                         offset=record.offset,
                     )
             self.stats.dead_lettered += len(doomed)
+            DEAD_LETTERED.labels(src.function, src.topic).inc(len(doomed))
             log.warning(
                 "%s: %d record(s) of %s-%d sent to %s after %d retries",
                 src.function,
@@ -281,6 +300,7 @@ class EventSourcePoller:
             consumer.seek(tp, decision.seek)
             if decision.retry_in_s:
                 self.stats.retries += 1
+                RETRIES.labels(src.function, src.topic).inc()
                 self._paused[tp] = time.monotonic() + decision.retry_in_s
                 consumer.pause(tp)
 
@@ -305,6 +325,10 @@ class Runner:
     def stop(self) -> None:
         """Ask every poller to finish its in-flight batch, commit and close."""
         self.stopping.set()
+
+    def ready(self) -> bool:
+        """Every event source has its partitions assigned (for /readyz)."""
+        return self._started.is_set() and all(p.ready.is_set() for p in self.pollers)
 
     def install_signals(self) -> None:
         """SIGTERM/SIGINT -> graceful stop."""
