@@ -93,7 +93,7 @@ async def wait_for(what: str, platform: Platform, probe: object, timeout_s: floa
         except Exception as exc:  # the lake has no file yet, etc.
             last_error = exc
         await asyncio.sleep(2)
-    logs = "\n".join(f"--- {n}\n{platform.tail(n, 15)}" for n in ("ingestion", "oms", "runner"))
+    logs = "\n".join(f"--- {n}\n{platform.tail(n, 15)}" for n in platform.procs)
     pytest.fail(f"timed out waiting for {what} (last error: {last_error!r})\n{logs}")
 
 

@@ -36,6 +36,7 @@ log = logging.getLogger("aipx.platform")
 
 DEMO_API_KEY = "aipx-demo-key"  # seeded by `python -m aipx_oms seed` (services/oms store/admin.py)
 DEMO_ACCOUNT = "demo"
+FUNCTIONS = ("strategy", "cognitive", "notification", "recorder")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Ports:
     inbox: int = 18780
     ingestion_metrics: int = 9101
     oms_metrics: int = 9102
-    runner_metrics: int = 9103
+    runner_metrics: int = 9103  # first of four consecutive ports, one per function
 
 
 @dataclass
@@ -150,10 +151,16 @@ def default_processes(ports: Ports) -> list[ProcessSpec]:
             {"AIPX_METRICS_PORT": str(ports.ingestion_metrics)},
             ready_url=f"http://127.0.0.1:{ports.ingestion_metrics}/readyz",
         ),
-        ProcessSpec(
-            "runner",
-            _py("-m", "aipx_runner"),
-            {"AIPX_METRICS_PORT": str(ports.runner_metrics)},
+        # One runner process per function, as each is its own Lambda: separate interpreters, and
+        # powertools' Metrics (a per-process store) stays per function.
+        *(
+            ProcessSpec(
+                f"runner-{name}",
+                _py("-m", "aipx_runner", "--function", name),
+                {"AIPX_METRICS_PORT": str(ports.runner_metrics + i)},
+                ready_url=f"http://127.0.0.1:{ports.runner_metrics + i}/healthz",
+            )
+            for i, name in enumerate(FUNCTIONS)
         ),
     ]
 
@@ -307,8 +314,8 @@ class Platform:
                 f"  Redis             {e.redis_url}",
                 f"  S3 (data lake)    {e.s3_endpoint_url}  bucket {e.s3_bucket}",
                 f"  Exchange sim      ws://127.0.0.1:{p.sim_ws}  rest http://127.0.0.1:{p.sim_rest}",
-                f"  Metrics/health    ingestion :{p.ingestion_metrics}  oms :{p.oms_metrics}  "
-                "(/metrics /healthz /readyz)",
+                f"  Metrics/health    ingestion :{p.ingestion_metrics}  oms :{p.oms_metrics}  functions "
+                f":{p.runner_metrics}-{p.runner_metrics + len(FUNCTIONS) - 1}  (/metrics /healthz /readyz)",
                 f"  Notifications     http://127.0.0.1:{p.inbox}/notifications",
                 f"  Logs              {self.log_dir}/<process>.log",
                 "Ctrl-C stops the platform; `./aipx down` stops the stack.",
