@@ -35,6 +35,7 @@ from aipx_exchange_sim.settings import SimSettings
 log = logging.getLogger(__name__)
 
 _conn_ids = itertools.count(1)
+_FRAMES = {binance.VENUE: "binance.frames", bybit.VENUE: "bybit.frames"}
 _BYBIT_FIRST_ID = 18_521_288  # like the venue's: large; u = 1 would announce a venue restart
 
 
@@ -68,6 +69,11 @@ class ExchangeSimulator:
         self.clients: set[Client] = set()
         self._subscribers: dict[str, set[Client]] = {}
         self._bybit_ids: dict[str, int] = {}  # topic -> last update id pushed
+        self._overflow: list[tuple[Client, str]] = []
+        self._names = {
+            vs: {**binance.streams(m), **{f"bybit_{k}": v for k, v in bybit.topics(m).items()}}
+            for vs, m in self.markets.items()
+        }
         self._malformed = {v: malformed_frames(v) for v in (binance.VENUE, bybit.VENUE)}
         self._canned: dict[str, bytes] = {}
         self._ws_server: Server | None = None
@@ -208,8 +214,12 @@ class ExchangeSimulator:
 
     # -- publishing --------------------------------------------------------------------------------------
 
-    async def _publish(self, venue: str, stream: str, build: Callable[..., str], *args: Any) -> None:
-        """Send build(*args) to the subscribers of `stream` (built only if anyone listens), with faults."""
+    def _publish(self, venue: str, stream: str, build: Callable[..., str], *args: Any) -> None:
+        """Queue build(*args) for the subscribers of `stream` (built only if anyone listens), with faults.
+
+        Synchronous (no await per frame); frames that do not fit a full client queue wait in `_overflow`
+        until `_drain()` (called before the next event), which is where a slow client slows the feed down.
+        """
         clients = self._subscribers.get(stream)
         if not clients:
             return
@@ -220,13 +230,20 @@ class ExchangeSimulator:
         frame = build(*args)
         if copies == 2:
             self.stats[f"{venue}.duplicated"] += 1
-        for client in list(clients):
+        for client in clients:
             for _ in range(copies):
-                if client.queue.full():
-                    await client.queue.put(frame)  # backpressure from a slow client
+                if self._overflow or client.queue.full():
+                    self._overflow.append((client, frame))
                 else:
                     client.queue.put_nowait(frame)
-        self.stats[f"{venue}.frames"] += len(clients) * copies
+        self.stats[_FRAMES[venue]] += len(clients) * copies
+
+    async def _drain(self) -> None:
+        """Wait until every overflowed frame found room in its client's queue (backpressure)."""
+        while self._overflow:
+            client, frame = self._overflow.pop(0)
+            if client in self.clients:
+                await client.queue.put(frame)
 
     async def _inject_malformed(self) -> None:
         for venue in (binance.VENUE, bybit.VENUE):
@@ -238,46 +255,37 @@ class ExchangeSimulator:
                     await client.queue.put(frame)
                 self.stats[f"{venue}.malformed"] += 1
 
-    async def _publish_trade(self, market: SymbolMarket, now_ms: int) -> None:
+    def _publish_trade(self, market: SymbolMarket, now_ms: int) -> None:
         trade, top_changed = market.step_trade(now_ms)
-        streams = binance.streams(market)
-        await self._publish(
-            binance.VENUE,
-            streams["trade"],
-            lambda: binance.combined(streams["trade"], binance.trade(market, trade, now_ms)),
-        )
-        await self._publish(
-            binance.VENUE,
-            streams["aggTrade"],
-            lambda: binance.combined(streams["aggTrade"], binance.agg_trade(market, trade, now_ms)),
-        )
-        topic = f"publicTrade.{market.venue_symbol}"
-        await self._publish(
-            bybit.VENUE, topic, lambda: bybit.frame(bybit.public_trade(market, trade, now_ms))
-        )
+        names = self._names[market.venue_symbol]
+        stream = names["trade"]
+        self._publish(binance.VENUE, stream, _binance, stream, binance.trade, market, trade, now_ms)
+        stream = names["aggTrade"]
+        self._publish(binance.VENUE, stream, _binance, stream, binance.agg_trade, market, trade, now_ms)
+        self._publish(bybit.VENUE, names["bybit_trade"], _bybit, bybit.public_trade, market, trade, now_ms)
         if top_changed:
-            await self._publish_top(market, now_ms)
+            self._publish_top(market, now_ms)
 
-    async def _publish_top(self, market: SymbolMarket, now_ms: int) -> None:
-        stream = f"{market.venue_symbol.lower()}@bookTicker"
-        await self._publish(
-            binance.VENUE, stream, lambda: binance.combined(stream, binance.book_ticker(market))
-        )
-        topic = f"orderbook.1.{market.venue_symbol}"
+    def _publish_top(self, market: SymbolMarket, now_ms: int) -> None:
+        names = self._names[market.venue_symbol]
+        stream = names["bookTicker"]
+        self._publish(binance.VENUE, stream, _binance, stream, binance.book_ticker, market)
+        topic = names["bybit_bbo"]
         if self._subscribers.get(topic):
             update_id = self._bybit_ids[topic] = self._bybit_ids.get(topic, _BYBIT_FIRST_ID) + 1
             bid, ask = market.best_bid, market.best_ask
             levels = ([(bid, market.bids.get(bid, 0))], [(ask, market.asks.get(ask, 0))])
             msg = bybit.book(market, 1, "delta", update_id, levels=levels, now_ms=now_ms)
-            await self._publish(bybit.VENUE, topic, bybit.frame, msg)
+            self._publish(bybit.VENUE, topic, bybit.frame, msg)
 
-    async def step(self, now_ms: int) -> None:
+    def _step(self, now_ms: int) -> None:
         """One market event on a random symbol: a trade (45%) or a book change."""
-        market = self._market_list[self.rng.randrange(len(self._market_list))]
-        if self.rng.random() < 0.45:
-            await self._publish_trade(market, now_ms)
+        rng = self.rng
+        market = self._market_list[int(rng.random() * len(self._market_list))]
+        if rng.random() < 0.45:
+            self._publish_trade(market, now_ms)
         elif market.step_book():
-            await self._publish_top(market, now_ms)
+            self._publish_top(market, now_ms)
         self.stats["events"] += 1
 
     async def _generate(self) -> None:
@@ -303,7 +311,9 @@ class ExchangeSimulator:
                     continue
             now_ms = int(time.time() * 1000)
             for _ in range(due):
-                await self.step(now_ms)
+                self._step(now_ms)
+                if self._overflow:
+                    await self._drain()
             produced += due
             if self.rate <= 0:
                 await asyncio.sleep(0)
@@ -320,9 +330,7 @@ class ExchangeSimulator:
                 if diff is None:
                     continue
                 stream = f"{market.venue_symbol.lower()}@depth@100ms"
-                await self._publish(
-                    binance.VENUE, stream, _binance, stream, binance.depth_update, market, diff
-                )
+                self._publish(binance.VENUE, stream, _binance, stream, binance.depth_update, market, diff)
                 topic = f"orderbook.{bybit.BOOK_DEPTH}.{market.venue_symbol}"
                 if self._subscribers.get(topic):
                     update_id = self._bybit_ids[topic] = self._bybit_ids.get(topic, _BYBIT_FIRST_ID) + 1
@@ -330,7 +338,7 @@ class ExchangeSimulator:
                     msg = bybit.book(
                         market, bybit.BOOK_DEPTH, "delta", update_id, levels=levels, now_ms=now_ms
                     )
-                    await self._publish(bybit.VENUE, topic, bybit.frame, msg)
+                    self._publish(bybit.VENUE, topic, bybit.frame, msg)
 
     async def _push_klines(self) -> None:
         interval = self.settings.kline_interval_ms / 1000
@@ -343,8 +351,9 @@ class ExchangeSimulator:
                 candle, closed = market.current_candle(now_ms)
                 stream = f"{market.venue_symbol.lower()}@kline_1m"
                 args = (market, candle, closed, now_ms)
-                await self._publish(binance.VENUE, stream, _binance, stream, binance.kline, *args)
-                await self._publish(bybit.VENUE, f"kline.1.{market.venue_symbol}", _bybit, bybit.kline, *args)
+                self._publish(binance.VENUE, stream, _binance, stream, binance.kline, *args)
+                self._publish(bybit.VENUE, f"kline.1.{market.venue_symbol}", _bybit, bybit.kline, *args)
+                await self._drain()
 
     async def _replay(self, path: Path) -> None:
         """Replay a JSON-lines recording: {"venue", "stream", "frame" (object or text), "delay_ms"}; lines
@@ -371,7 +380,8 @@ class ExchangeSimulator:
                     for client in [c for c in self.clients if c.venue == venue]:
                         await client.queue.put(text)
                 else:
-                    await self._publish(venue, str(stream), str, text)
+                    self._publish(venue, str(stream), str, text)
+                    await self._drain()
                 self.stats["replayed"] += 1
         log.info("replay of %s finished (%d frames)", path, self.stats["replayed"])
 

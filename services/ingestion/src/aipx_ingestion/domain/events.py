@@ -1,6 +1,7 @@
 """Venue-neutral events produced by the venue parsers and consumed by the normalizer.
 
 Prices and quantities stay as the venue's exact decimal text (validated by the parser), never floats.
+Not frozen: one is built per venue message, and frozen dataclasses construct several times slower.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class Kind(StrEnum):
     GAP = "gap"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TradeEvent:
     """A public trade. `sequence_id` is the venue's numeric, per-symbol contiguous id when it has one."""
 
@@ -42,7 +43,7 @@ class TradeEvent:
     last_trade_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QuoteEvent:
     """Best bid and offer; `update_id` is the venue's book update id (0 if none)."""
 
@@ -55,7 +56,7 @@ class QuoteEvent:
     ask_size: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DepthDiff:
     """An incremental book update covering venue update ids first_update_id..final_update_id."""
 
@@ -70,7 +71,7 @@ class DepthDiff:
     """True for a top-of-book-only stream (e.g. Bybit orderbook.1): it feeds quotes, not the depth book."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DepthSnapshot:
     """A full book consistent with update id `last_update_id` (from REST or from the stream)."""
 
@@ -83,7 +84,7 @@ class DepthSnapshot:
     bbo: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CandleEvent:
     """An OHLCV candle update; `closed` once the interval is final."""
 
@@ -102,7 +103,7 @@ class CandleEvent:
     closed: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ControlEvent:
     """A non-data frame: subscription ack, pong, venue error. `ok` is False for errors the venue reports."""
 

@@ -21,6 +21,10 @@ class Check:
     expected: int = 0
 
 
+_NEXT = Check(Verdict.NEXT)
+_DUPLICATE = Check(Verdict.DUPLICATE)
+
+
 class ContiguousIds:
     """A stream whose numeric ids increase by one per item (Binance trade ids, aggregate trade ids).
 
@@ -38,14 +42,14 @@ class ContiguousIds:
         end = first if last is None else last
         if self.last is None:
             self.last = end
-            return Check(Verdict.NEXT)
+            return _NEXT
         if end <= self.last:
-            return Check(Verdict.DUPLICATE)
+            return _DUPLICATE
         expected = self.last + 1
         self.last = end
         if first > expected:
             return Check(Verdict.GAP, expected)
-        return Check(Verdict.NEXT)
+        return _NEXT
 
 
 class RecentIds:
