@@ -219,6 +219,7 @@ class Platform:
         self.specs = processes or default_processes(self.ports)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.inbox = Inbox(self.ports.inbox)
+        self.started_ns = time.time_ns()
 
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -239,6 +240,7 @@ class Platform:
 
     async def start(self, ready_timeout_s: float = 90.0) -> None:
         """Seed, start every process in order and wait until each answers its readiness URL."""
+        self.started_ns = time.time_ns()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.seed)
         await self.inbox.start()
@@ -336,14 +338,18 @@ def _signals(stop: asyncio.Event) -> Iterator[None]:
 
 
 async def _first_order(platform: Platform, timeout_s: float) -> bool:
-    """True once the OMS holds an order placed by the cognitive function."""
+    """True once the OMS holds an order the cognitive function placed after the platform started."""
     import asyncpg
 
+    since_ns = platform.started_ns
     deadline = time.monotonic() + timeout_s
     conn = await asyncpg.connect(platform.endpoints.postgres_dsn)
     try:
         while time.monotonic() < deadline:
-            count = await conn.fetchval("SELECT count(*) FROM orders")
+            count = await conn.fetchval(
+                "SELECT count(*) FROM orders WHERE client_order_id LIKE 'sig-%' AND created_time_ns >= $1",
+                since_ns,
+            )
             if count:
                 log.info("smoke: %d order(s) in the OMS", count)
                 return True
