@@ -8,7 +8,7 @@ from collections import Counter
 import aiohttp
 import pytest
 
-from .conftest import PipelineFactory, assert_books_consistent, assert_ordered_and_complete, by_key
+from .conftest import SYMBOLS, PipelineFactory, assert_books_consistent, assert_ordered_and_complete, by_key
 
 pytestmark = pytest.mark.integration
 
@@ -49,18 +49,20 @@ async def test_gaps_are_marked_and_books_resynchronised(pipeline: PipelineFactor
     # Trades flowing first: a loss before the first trade seen is no gap (the stream starts after it).
     trades = "aipx_ingestion_messages_in_total"
     await p.until(lambda: p.metric(trades, venue="binance", type="trade") >= 30, what="trades flowing")
+    await p.sim.control("snapshot_failures", {"count": 2})  # the REST snapshot answers 429 twice first
     p.sim.faults.drop(2, venue="binance", stream="@depth")
     p.sim.faults.drop(2, venue="bybit", stream="orderbook.50.")
     p.sim.faults.drop(3, venue="binance", stream="btcusdt@trade")
     await p.until(lambda: p.metric("aipx_ingestion_resyncs_total") >= 2, what="resyncs of both venues")
     await p.until(lambda: p.metric("aipx_ingestion_gaps_total", stream="trade") >= 1, what="a trade gap")
-    # Each resynchronised book is published again as a snapshot.
-    snapshots = p.metric("aipx_ingestion_messages_out_total", type="book_snapshot")
-    await p.until(
-        lambda: p.metric("aipx_ingestion_messages_out_total", type="book_snapshot") >= 8,
-        what="resync snapshots",
-    )
-    assert snapshots >= 6
+
+    # Each resynchronised book is published again as a snapshot (after the initial one per symbol).
+    def resynced(venue: str) -> bool:
+        gaps = p.metric("aipx_ingestion_gaps_total", venue=venue, stream="depth")
+        snapshots = p.metric("aipx_ingestion_messages_out_total", venue=venue, type="book_snapshot")
+        return snapshots >= len(SYMBOLS) + gaps
+
+    await p.until(lambda: resynced("binance") and resynced("bybit"), what="resync snapshots")
     records = await p.consume()
     gaps = [r.envelope for r in records if r.envelope.WhichOneof("payload") == "gap"]
     depth = [g for g in gaps if g.gap.stream == "depth"]
@@ -78,6 +80,21 @@ async def test_gaps_are_marked_and_books_resynchronised(pipeline: PipelineFactor
                 )
     assert_books_consistent(records)
     assert_ordered_and_complete(records)
+    assert (
+        p.metric("aipx_ingestion_snapshot_requests_total", outcome="error") == 2
+    )  # retried after Retry-After
+
+
+async def test_silent_streams_are_resubscribed(pipeline: PipelineFactory) -> None:
+    # DOGE-USDT is configured but the simulator has no such market: its streams never deliver anything.
+    p = await pipeline(symbols=("BTC-USDT", "DOGE-USDT"), stale_stream_after_s=1.0)
+    reason = {"reason": "stale"}
+    await p.until(
+        lambda: p.metric("aipx_ingestion_resubscribes_total", **reason) >= 4, what="resubscriptions"
+    )
+    assert p.metric("aipx_ingestion_stale_streams", venue="binance") >= 1
+    assert p.metric("aipx_ingestion_reconnects_total") == 0  # the connection itself is fine
+    assert_ordered_and_complete(await p.consume())
 
 
 async def test_duplicates_are_dropped_and_malformed_frames_survived(pipeline: PipelineFactory) -> None:

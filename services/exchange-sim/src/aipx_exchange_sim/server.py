@@ -70,6 +70,7 @@ class ExchangeSimulator:
         self._subscribers: dict[str, set[Client]] = {}
         self._bybit_ids: dict[str, int] = {}  # topic -> last update id pushed
         self._overflow: list[tuple[Client, str]] = []
+        self._subscribed = asyncio.Event()
         self._names = {
             vs: {**binance.streams(m), **{f"bybit_{k}": v for k, v in bybit.topics(m).items()}}
             for vs, m in self.markets.items()
@@ -180,6 +181,7 @@ class ExchangeSimulator:
     def _subscribe(self, client: Client, stream: str) -> None:
         client.subscriptions.add(stream)
         self._subscribers.setdefault(stream, set()).add(client)
+        self._subscribed.set()
 
     def _on_request(self, client: Client, message: str | bytes) -> None:
         if client.venue == binance.VENUE:
@@ -359,6 +361,7 @@ class ExchangeSimulator:
         """Replay a JSON-lines recording: {"venue", "stream", "frame" (object or text), "delay_ms"}; lines
         with "rest" and "body" register canned REST answers (e.g. "/api/v3/depth?symbol=BTCUSDT")."""
         speed = self.settings.replay_speed
+        await self._subscribed.wait()  # start with the first subscription: no client misses the beginning
         with path.open("rb") as lines:
             for number, line in enumerate(lines, 1):
                 if not line.strip():
