@@ -87,13 +87,13 @@ class IngestionMetrics:
         )
         self.produce_latency = Histogram(
             f"{ns}_produce_latency_seconds",
-            "From handing an envelope to the producer to the broker acknowledgement",
+            "From handing an envelope to the producer to the broker acknowledgement (every 8th record)",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.end_to_end_latency = Histogram(
             f"{ns}_end_to_end_latency_seconds",
-            "From the exchange event time to the broker acknowledgement",
+            "From the exchange event time to the broker acknowledgement (every 8th record)",
             ["venue"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
