@@ -131,8 +131,8 @@ def platform_env(
     return env
 
 
-def default_processes(ports: Ports) -> list[ProcessSpec]:
-    """The deployables, in start order."""
+def default_processes(ports: Ports, runner_args: tuple[str, ...] = ()) -> list[ProcessSpec]:
+    """The deployables, in start order (`runner_args`: extra options of every `python -m aipx_runner`)."""
     return [
         ProcessSpec(
             "exchange-sim",
@@ -156,7 +156,7 @@ def default_processes(ports: Ports) -> list[ProcessSpec]:
         *(
             ProcessSpec(
                 f"runner-{name}",
-                _py("-m", "aipx_runner", "--function", name),
+                _py("-m", "aipx_runner", "--function", name, *runner_args),
                 {"AIPX_METRICS_PORT": str(ports.runner_metrics + i)},
                 ready_url=f"http://127.0.0.1:{ports.runner_metrics + i}/healthz",
             )
@@ -211,12 +211,13 @@ class Platform:
         log_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         processes: list[ProcessSpec] | None = None,
+        runner_args: tuple[str, ...] = (),
     ) -> None:
         self.endpoints = endpoints
         self.ports = ports or Ports()
         self.log_dir = log_dir or StackConfig.from_env().state_dir.parent / "platform"
         self.env = {**os.environ, **platform_env(endpoints, self.ports), **(extra_env or {})}
-        self.specs = processes or default_processes(self.ports)
+        self.specs = processes or default_processes(self.ports, runner_args)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.inbox = Inbox(self.ports.inbox)
         self.started_ns = time.time_ns()

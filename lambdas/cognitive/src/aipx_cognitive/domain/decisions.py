@@ -78,6 +78,9 @@ def order_request(signal: TradingSignal, policy: AutoTradingPolicy, decision: De
             "strategy_id": signal.strategy_id,
             "signal_id": signal.signal_id,
             "decision_id": decision.decision_id,
+            # exchange time of the market data the signal was computed from: end-to-end latency is
+            # measured from it (bench/e2e_bench.py)
+            "market_data_time_ns": str(signal.watermark.exchange_time_ns),
         },
     )
     if policy.order_type == "limit":
