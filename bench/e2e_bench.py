@@ -7,8 +7,8 @@ market data the signal was computed from, carried from the signal's watermark by
 
 The functions run with fresh consumer groups, so they start at the latest offsets and measure only data
 produced during the run. Printed in the same run, as the floor the figures are compared against: the
-event-source mappings' batching windows on the path (strategy + cognitive, from catalog/functions.yaml) — a record can wait up
-to one window per function before it is invoked — and the ratio p50 / floor.
+event-source mappings' batching windows on the path (strategy + cognitive, from catalog/functions.yaml) —
+a record can wait up to one window per function before it is invoked — and the ratio p50 / floor.
 
     uv run python bench/e2e_bench.py [--seconds 90]
 
