@@ -244,7 +244,10 @@ module "lambda" {
   })
   function_environment = merge(var.function_environment, {
     cognitive = merge(
-      { AIPX_COGNITIVE_OMS_TARGET = "${coalesce(var.oms_grpc_hostname, module.ecs.oms_grpc_endpoint)}:443" },
+      {
+        AIPX_COGNITIVE_OMS_TARGET = "${coalesce(var.oms_grpc_hostname, module.ecs.oms_grpc_endpoint)}:443"
+        AIPX_COGNITIVE_OMS_TLS    = "true"
+      },
       lookup(var.function_environment, "cognitive", {}),
     )
   })

@@ -121,6 +121,7 @@ class CognitiveService:
                 settings.oms_target,
                 api_key=settings.oms_api_key.get_secret_value(),
                 timeout_s=settings.oms_timeout_s,
+                tls=settings.oms_tls,
             )
             if settings.oms_api_key
             else None

@@ -16,7 +16,7 @@ Auto-trading (orders through the OMS for approved decisions):
     AIPX_COGNITIVE_ORDER_QUANTITIES          JSON {symbol: quantity}, e.g. '{"BTC-USDT": "0.001"}'
     AIPX_COGNITIVE_ORDER_TYPE                market (IOC) | limit (GTC at the signal price)
     AIPX_COGNITIVE_ORDER_VENUE               execution venue ("paper")
-    AIPX_COGNITIVE_OMS_TARGET / _OMS_API_KEY / _OMS_TIMEOUT_S
+    AIPX_COGNITIVE_OMS_TARGET / _OMS_API_KEY / _OMS_TIMEOUT_S / _OMS_TLS (true: TLS with system roots)
 Other:
     AIPX_COGNITIVE_DECISIONS_TOPIC           output topic (default: the catalogue's trading-decisions)
     AIPX_COGNITIVE_STATE_KEY_PREFIX / _STATE_TTL_S   Redis keys of decisions and latest signals
@@ -62,6 +62,8 @@ class CognitiveSettings(ComponentSettings):
     oms_target: str = "127.0.0.1:50051"
     oms_api_key: SecretStr | None = None
     oms_timeout_s: float = Field(5.0, gt=0)
+    # TLS to the OMS (true behind the AWS load balancer, which terminates TLS on 443; system CA roots)
+    oms_tls: bool = False
 
     decisions_topic: str = TRADING_DECISIONS
     state_key_prefix: str = "aipx:cognitive"

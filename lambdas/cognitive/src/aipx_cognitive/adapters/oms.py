@@ -33,8 +33,9 @@ class OrderRefusedError(Exception):
 class OmsClient:
     """Submits orders; the channel is created on first use (on the loop it is used from)."""
 
-    def __init__(self, target: str, *, api_key: str, timeout_s: float = 5.0) -> None:
+    def __init__(self, target: str, *, api_key: str, timeout_s: float = 5.0, tls: bool = False) -> None:
         self.target = target
+        self.tls = tls
         self._metadata = (("x-api-key", api_key),)
         self.timeout_s = timeout_s
         self._channel: grpc.aio.Channel | None = None
@@ -42,7 +43,11 @@ class OmsClient:
 
     def _oms(self) -> OmsServiceStub:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = (
+                grpc.aio.secure_channel(self.target, grpc.ssl_channel_credentials())
+                if self.tls
+                else grpc.aio.insecure_channel(self.target)
+            )
             self._stub = OmsServiceStub(self._channel)
         return self._stub
 
