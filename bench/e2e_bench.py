@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import platform as host
-import socket
 import statistics
 import tempfile
 import uuid
@@ -33,13 +32,6 @@ import redis.asyncio as aioredis
 from aipx.functions import manifest
 from aipx_stack.platform import Platform, Ports
 from aipx_stack.select import open_stack
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -59,7 +51,7 @@ async def main(seconds: float) -> None:
     client = aioredis.from_url(redis_url)
     await client.flushdb()
     await client.aclose()
-    ports = Ports(*(free_port() for _ in range(7)))
+    ports = Ports.ephemeral()
     platform = Platform(
         endpoints,
         ports=ports,

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ from aipx.settings import KafkaSettings
 from aipx.topics import MARKET_DATA_RAW, catalogue
 from aipx.v1.common_pb2 import SIDE_BUY
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
+from aipx_stack.ports import free_port
 
 ROOT = Path(__file__).resolve().parent
 BASES = (
@@ -108,13 +108,6 @@ class Measured:
             return float("nan")
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def clean_env(**extra: str) -> dict[str, str]:

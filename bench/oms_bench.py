@@ -21,7 +21,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import asyncpg
 import grpc
 from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
+from aipx_stack.ports import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
@@ -60,12 +60,6 @@ class Result:
     @property
     def rps(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def request_json(client_order_id: str) -> dict[str, object]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -29,13 +28,6 @@ from aipx_stack.pytest_plugin import BucketFactory, DatabaseFactory
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def platform(
     stack_endpoints: Endpoints,
@@ -49,15 +41,7 @@ async def platform(
     client = aioredis.from_url(redis_url)
     await client.flushdb()
     await client.aclose()
-    ports = Ports(
-        oms_grpc=free_port(),
-        sim_ws=free_port(),
-        sim_rest=free_port(),
-        inbox=free_port(),
-        ingestion_metrics=free_port(),
-        oms_metrics=free_port(),
-        runner_metrics=free_port(),
-    )
+    ports = Ports.ephemeral()
     p = Platform(
         stack_endpoints,
         ports=ports,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -18,6 +17,7 @@ import pytest
 from aipx.settings import PostgresSettings
 from aipx.v1 import common_pb2, orders_pb2
 from aipx_oms.client import OmsClient
+from aipx_stack.ports import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.oms.conftest import KEY_A, KEY_B, OmsEnv, eventually
@@ -139,12 +139,6 @@ async def test_kafka_down_orders_accepted_events_delivered_after_restart(oms: Om
     assert {e.event_id for e in published} == await db_event_ids(oms)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _spawn(env: OmsEnv, port: int) -> subprocess.Popen[bytes]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIPX_OMS_")}
     environ.update(
@@ -182,7 +176,7 @@ async def _wait_serving(target: str, proc: subprocess.Popen[bytes], timeout_s: f
 
 
 async def test_sigkill_during_a_burst_loses_no_acknowledged_order_or_event(oms_env: OmsEnv) -> None:
-    port = _free_port()
+    port = free_port()
     target = f"127.0.0.1:{port}"
     proc = _spawn(oms_env, port)
     acknowledged: set[str] = set()

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from aiohttp import web
 
 from aipx_stack.config import StackConfig
 from aipx_stack.endpoints import Endpoints
+from aipx_stack.ports import free_port
 from aipx_stack.select import open_stack
 
 log = logging.getLogger("aipx.platform")
@@ -50,6 +51,11 @@ class Ports:
     ingestion_metrics: int = 9101
     oms_metrics: int = 9102
     runner_metrics: int = 9103  # first of four consecutive ports, one per function
+
+    @classmethod
+    def ephemeral(cls) -> Ports:
+        """Ports the OS reports free (tests and benchmarks that run beside `./aipx run`)."""
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 @dataclass

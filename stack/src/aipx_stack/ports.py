@@ -23,6 +23,13 @@ class PortHolder:
         return f"pid {self.pid} ({self.command})"
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS reports free right now (for test/bench processes that need their own ports)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """True when binding `host:port` fails because something already uses it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +17,7 @@ from aiohttp import web
 from aipx.money import to_pb
 from aipx.v1 import oms_pb2, oms_pb2_grpc
 from aipx.v1.signals_pb2 import SignalDirection, TradingSignal
+from aipx_stack.ports import free_port
 
 LONG = SignalDirection.SIGNAL_DIRECTION_LONG
 SHORT = SignalDirection.SIGNAL_DIRECTION_SHORT
@@ -163,13 +163,6 @@ async def llm_stub() -> AsyncIterator[LlmStub]:
     stub.url = f"http://127.0.0.1:{port}"
     yield stub
     await runner.cleanup()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
