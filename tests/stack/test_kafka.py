@@ -7,6 +7,7 @@ import os
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aipx.settings import KafkaSettings, S3Settings
 from aipx.topics import catalogue
 from aipx_stack import Endpoints, Stack
@@ -64,6 +65,27 @@ async def test_new_topic_has_the_requested_partitions(kafka_bootstrap: str, new_
         await admin.close()
     with pytest.raises(ValueError, match="at least one partition"):
         await new_topic(0)
+
+
+async def topic_config(bootstrap: str, topic: str, name: str) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    [resource] = response.resources
+    values = {entry[0]: entry[1] for entry in resource[4]}
+    return str(values[name])
+
+
+async def test_new_topic_keeps_records_with_historical_timestamps(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    # Tests publish records with fixed 2026-01 event times; 7-day retention would delete them mid-test.
+    assert await topic_config(kafka_bootstrap, await new_topic(), "retention.ms") == "-1"
+    limited = await new_topic(config={"retention.ms": "60000"})
+    assert await topic_config(kafka_bootstrap, limited, "retention.ms") == "60000"
 
 
 def test_session_exports_the_endpoints_for_aipx_settings(stack: Stack, stack_endpoints: Endpoints) -> None:

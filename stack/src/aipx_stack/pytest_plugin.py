@@ -101,8 +101,13 @@ def s3_endpoint(stack: Stack) -> S3Endpoint:
 class TopicFactory:
     """`await new_topic(partitions=1, *, prefix=None, config=None) -> name`: a fresh topic (replication 1).
 
-    Deleted after the test. Sync tests call `new_topic.sync(...)`.
+    Deleted after the test. Sync tests call `new_topic.sync(...)`. Time-based retention is off unless `config`
+    sets it: tests publish records stamped with fixed historical event times (the platform's producers use the
+    event time as the Kafka timestamp), and under the broker's default 7-day retention such a record can be
+    deleted by the next retention check (every 60 s on the local stack) while the test is still reading it.
     """
+
+    DEFAULT_CONFIG: Mapping[str, str] = {"retention.ms": "-1"}
 
     def __init__(self, bootstrap: str, slug: str) -> None:
         self.bootstrap = bootstrap
@@ -115,7 +120,7 @@ class TopicFactory:
         if partitions < 1:
             raise ValueError(f"a topic needs at least one partition, got {partitions}")
         name = f"{prefix or 'test-' + self.slug}-{uuid.uuid4().hex[:10]}"
-        await self._create(name, partitions, dict(config or {}))
+        await self._create(name, partitions, {**self.DEFAULT_CONFIG, **(config or {})})
         self.created.append(name)
         return name
 
