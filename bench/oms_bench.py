@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
+import uvloop
 from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 from aipx_stack.ports import free_port
@@ -56,10 +57,28 @@ class Result:
     seconds: float
     p50_ms: float
     p99_ms: float
+    cpu_s: float = 0.0  # CPU time (user + system) of the server process(es) during the round
 
     @property
     def rps(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_s / self.ok * 1e6 if self.ok else 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time consumed so far by the processes (from /proc; 0 where unavailable)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def request_json(client_order_id: str) -> dict[str, object]:
@@ -319,7 +338,13 @@ async def load(
 
 
 async def measure(
-    targets: dict[str, str], loadgen: str, ghz: str | None, seconds: float, rounds: int
+    targets: dict[str, str],
+    pids: dict[str, list[int]],
+    *,
+    loadgen: str,
+    ghz: str | None,
+    seconds: float,
+    rounds: int,
 ) -> dict[str, list[Result]]:
     """For each concurrency, alternate rounds between the targets (so both see the same machine load) and
     keep each target's best round."""
@@ -331,12 +356,15 @@ async def measure(
         rounds_of: dict[str, list[Result]] = {label: [] for label in targets}
         for _ in range(rounds):
             for label, target in targets.items():
+                cpu_before = cpu_seconds(pids[label])
                 result = await load(loadgen, ghz, target, concurrency, seconds=seconds, label=label)
+                result.cpu_s = cpu_seconds(pids[label]) - cpu_before
                 rounds_of[label].append(result)
                 TOTAL_OK[label] = TOTAL_OK.get(label, 0) + result.ok
                 print(
                     f"  {label:<5} c={concurrency:<3} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
-                    f"p99 {result.p99_ms:7.2f} ms  ok {result.ok}  errors {result.errors}",
+                    f"p99 {result.p99_ms:7.2f} ms  ok {result.ok}  errors {result.errors}  "
+                    f"server CPU {result.cpu_us_per_request:5.0f} us/request",
                     flush=True,
                 )
         for label, results in rounds_of.items():
@@ -413,10 +441,11 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"{args.rounds} alternating rounds of {args.seconds:.0f}s per concurrency; best round of each")
         best = await measure(
             {"bare": f"127.0.0.1:{bare_port}", "oms": f"127.0.0.1:{oms_port}"},
-            loadgen,
-            ghz,
-            args.seconds,
-            args.rounds,
+            {"bare": [bare.pid], "oms": [oms.pid] + ([relay.pid] if relay is not None else [])},
+            loadgen=loadgen,
+            ghz=ghz,
+            seconds=args.seconds,
+            rounds=args.rounds,
         )
         ceiling, measured = best["bare"], best["oms"]
     finally:
@@ -443,12 +472,13 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"durability: {acked} OK answers in all rounds (+ warm-up); {orders} orders committed, "
           f"{with_event} with their first event "
           f"in the outbox ({batch} outbox rows); statuses {statuses}")  # fmt: skip
-    print("\nconcurrency  OMS req/s  bare req/s  ratio   OMS p50 ms  OMS p99 ms")
+    print("\nconcurrency  OMS req/s  bare req/s  ratio   OMS p50 ms  OMS p99 ms  CPU us/req OMS  bare")
     for mine, top in zip(measured, ceiling, strict=True):
         ratio = mine.rps / top.rps if top.rps else 0.0
         print(
             f"{mine.concurrency:>11}  {mine.rps:9.0f}  {top.rps:10.0f}  {ratio:5.0%}   "
-            f"{mine.p50_ms:10.2f}  {mine.p99_ms:10.2f}"
+            f"{mine.p50_ms:10.2f}  {mine.p99_ms:10.2f}  {mine.cpu_us_per_request:14.0f}  "
+            f"{top.cpu_us_per_request:4.0f}"
         )
     c64 = measured[-1].rps / ceiling[-1].rps if ceiling[-1].rps else 0.0
     c16_p99 = measured[1].p99_ms
@@ -481,7 +511,7 @@ def main() -> int:
     parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server is not None:
-        asyncio.run(run_bare_server(args.bare_server))
+        uvloop.run(run_bare_server(args.bare_server))  # the same event loop as the OMS
         return 0
     return asyncio.run(main_async(args))
 

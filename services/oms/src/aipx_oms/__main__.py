@@ -14,7 +14,9 @@ import logging
 import sys
 
 import asyncpg
+import uvloop
 from aipx.logs import configure_logging
+from aipx.tuning import tune_gc
 
 from aipx_oms.server import run_relay, serve
 from aipx_oms.settings import OmsSettings
@@ -52,9 +54,12 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_seed(settings))
             print(f"demo data ready: account {DEMO_ACCOUNT!r}, API key {DEMO_API_KEY!r}")
         elif args.command == "relay":
-            asyncio.run(run_relay(settings))
+            tune_gc()
+            uvloop.run(run_relay(settings))
         else:
-            asyncio.run(serve(settings))
+            tune_gc()
+            # uvloop: the OMS spends its time in socket I/O (gRPC, PostgreSQL, Kafka); asyncpg is made for it.
+            uvloop.run(serve(settings))
     except MigrationError as exc:
         log.error("migration failed: %s", exc)
         return 2

@@ -64,7 +64,11 @@ class PaperVenue:
         self.fee_currency_of = fee_currency_of
         self.clock = clock
         self.expiry_check_s = expiry_check_s
+        # Working orders by id, and two indexes over them: per symbol (matching scans only the symbol that
+        # moved, in arrival order) and per creation day for DAY orders (expiry touches only expired days).
         self.working: dict[str, _Working] = {}
+        self._by_symbol: dict[str, dict[str, _Working]] = {}
+        self._day_orders: dict[int, dict[str, None]] = {}
         self._liquidity: dict[str, _Liquidity] = {}
         self._on_report: ReportHandler | None = None
         self._fill_ids = itertools.count(1)
@@ -89,7 +93,7 @@ class PaperVenue:
         self._arrive(order)
 
     async def cancel(self, order: Order) -> None:
-        working = self.working.pop(order.order_id, None)
+        working = self._remove(order.order_id)
         if working is None:
             self._report(
                 ExecutionReport(
@@ -115,7 +119,7 @@ class PaperVenue:
         """The paper book lives in memory: after a restart, re-rest every open order the OMS has."""
         for order in open_orders:
             if order.order_id not in self.working:
-                self.working[order.order_id] = _Working(order, order.quantity - order.filled_quantity)
+                self._rest(_Working(order, order.quantity - order.filled_quantity))
         for symbol in {o.symbol for o in open_orders}:
             self._match_resting(symbol)
 
@@ -231,7 +235,28 @@ class PaperVenue:
                 )
             )
             return
-        self.working[order.order_id] = _Working(order, leaves)
+        self._rest(_Working(order, leaves))
+
+    def _rest(self, working: _Working) -> None:
+        order = working.order
+        self.working[order.order_id] = working
+        self._by_symbol.setdefault(order.symbol, {})[order.order_id] = working
+        if order.time_in_force is TimeInForce.DAY:
+            self._day_orders.setdefault(order.created_time_ns // NS_PER_DAY, {})[order.order_id] = None
+
+    def _remove(self, order_id: str) -> _Working | None:
+        working = self.working.pop(order_id, None)
+        if working is not None:
+            order = working.order
+            symbol_orders = self._by_symbol.get(order.symbol)
+            if symbol_orders is not None:
+                symbol_orders.pop(order_id, None)
+                if not symbol_orders:
+                    del self._by_symbol[order.symbol]
+            day = self._day_orders.get(order.created_time_ns // NS_PER_DAY)
+            if day is not None:
+                day.pop(order_id, None)
+        return working
 
     def _on_market(self, symbol: str, envelope: MarketDataEnvelope) -> None:
         kind = envelope.WhichOneof("payload")
@@ -241,10 +266,8 @@ class PaperVenue:
             self._match_resting(symbol)
 
     def _match_resting(self, symbol: str) -> None:
-        for order_id, working in list(self.working.items()):
+        for order_id, working in list(self._by_symbol.get(symbol, {}).items()):
             order = working.order
-            if order.symbol != symbol:
-                continue
             available, touch_price = self._take(order, working.leaves)
             if available <= ZERO or touch_price is None:
                 continue
@@ -256,7 +279,7 @@ class PaperVenue:
                 price, liquidity = order.price, Liquidity.MAKER
             working.leaves -= available
             if working.leaves == ZERO:
-                del self.working[order_id]
+                self._remove(order_id)
             self._fill(order, available, price, liquidity)
 
     def _match_trade(self, symbol: str, envelope: MarketDataEnvelope) -> None:
@@ -267,9 +290,11 @@ class PaperVenue:
             return  # the cache already logged the bad record
         if trade_price is None:
             return
-        for order_id, working in list(self.working.items()):
+        for order_id, working in list(self._by_symbol.get(symbol, {}).items()):
             order = working.order
-            if order.symbol != symbol or order.type is not OrderType.LIMIT or remaining <= ZERO:
+            if remaining <= ZERO:
+                break
+            if order.type is not OrderType.LIMIT:
                 continue
             assert order.price is not None
             through = trade_price < order.price if order.side is Side.BUY else trade_price > order.price
@@ -279,7 +304,7 @@ class PaperVenue:
             remaining -= quantity
             working.leaves -= quantity
             if working.leaves == ZERO:
-                del self.working[order_id]
+                self._remove(order_id)
             self._fill(order, quantity, order.price, Liquidity.MAKER)
 
     # --- DAY expiry -----------------------------------------------------------------------------------
@@ -289,11 +314,11 @@ class PaperVenue:
         today = (self.clock() if now is None else now) // NS_PER_DAY
         expired = [
             order_id
-            for order_id, w in self.working.items()
-            if w.order.time_in_force is TimeInForce.DAY and w.order.created_time_ns // NS_PER_DAY < today
+            for day in sorted(d for d in self._day_orders if d < today)
+            for order_id in self._day_orders.pop(day)
         ]
         for order_id in expired:
-            del self.working[order_id]
+            self._remove(order_id)
             self._report(
                 ExecutionReport(ReportKind.EXPIRED, order_id, self.name, message="DAY order expired")
             )
