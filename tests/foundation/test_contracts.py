@@ -78,6 +78,14 @@ def test_encode_sets_standard_headers_and_decode_round_trips() -> None:
     assert money.require(decoded.trade.quantity, field="quantity") == Decimal("0.00100")
 
 
+def test_a_stored_serialized_message_gets_the_same_record_as_encoding_it() -> None:
+    msg = envelope()
+    direct = serde.encode(msg, event_id="e-1", event_time_ns=5, trace_id="t")
+    schema = "aipx.v1.MarketDataEnvelope"
+    stored = serde.encoded(msg.SerializeToString(), schema, event_id="e-1", event_time_ns=5, trace_id="t")
+    assert stored == direct
+
+
 def test_decode_refuses_a_record_of_another_schema() -> None:
     msg = envelope()
     encoded = serde.encode(msg, event_id="e", event_time_ns=1)

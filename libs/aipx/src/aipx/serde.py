@@ -75,15 +75,29 @@ class DecodeError(ValueError):
 
 def encode(message: Message, *, event_id: str, event_time_ns: int, trace_id: str | None = None) -> Encoded:
     """Serialize a message and build its standard headers."""
+    return encoded(
+        message.SerializeToString(),
+        message.DESCRIPTOR.full_name,
+        event_id=event_id,
+        event_time_ns=event_time_ns,
+        trace_id=trace_id,
+    )
+
+
+def encoded(
+    value: bytes, schema: str, *, event_id: str, event_time_ns: int, trace_id: str | None = None
+) -> Encoded:
+    """An already serialized message of type `schema` (full protobuf name) with its standard headers: for
+    payloads stored serialized (the OMS outbox), so they are published without a decode/encode round trip."""
     headers: Headers = [
         (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
-        (HEADER_SCHEMA, message.DESCRIPTOR.full_name.encode()),
+        (HEADER_SCHEMA, schema.encode()),
         (HEADER_EVENT_ID, event_id.encode()),
         (HEADER_EVENT_TIME, str(event_time_ns).encode()),
     ]
     if trace_id:
         headers.append((HEADER_TRACE_ID, trace_id.encode()))
-    return Encoded(message.SerializeToString(), headers)
+    return Encoded(value, headers)
 
 
 def header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> str | None:

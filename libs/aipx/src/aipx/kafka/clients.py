@@ -21,7 +21,7 @@ from aiokafka.structs import RecordMetadata
 from google.protobuf.message import Message
 
 from aipx.ids import now_ns
-from aipx.serde import Headers, dead_letter_headers, encode
+from aipx.serde import Encoded, Headers, dead_letter_headers, encode, encoded
 from aipx.settings import KafkaSettings
 
 
@@ -157,9 +157,29 @@ class Publisher:
 
         Awaiting this coroutine applies backpressure: it blocks while the producer's buffer is full.
         """
-        encoded = encode(message, event_id=event_id, event_time_ns=event_time_ns, trace_id=trace_id)
+        record = encode(message, event_id=event_id, event_time_ns=event_time_ns, trace_id=trace_id)
+        return await self._send(topic, key, record, event_time_ns)
+
+    async def send_serialized(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        schema: str,
+        *,
+        event_id: str,
+        event_time_ns: int,
+        trace_id: str | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """`send` for a message already serialized (`schema` = its full protobuf name)."""
+        record = encoded(value, schema, event_id=event_id, event_time_ns=event_time_ns, trace_id=trace_id)
+        return await self._send(topic, key, record, event_time_ns)
+
+    async def _send(
+        self, topic: str, key: bytes, record: Encoded, event_time_ns: int
+    ) -> asyncio.Future[RecordMetadata]:
         future: asyncio.Future[RecordMetadata] = await self.producer.send(
-            topic, encoded.value, key=key, headers=encoded.headers, timestamp_ms=event_time_ns // 1_000_000
+            topic, record.value, key=key, headers=record.headers, timestamp_ms=event_time_ns // 1_000_000
         )
         return future
 

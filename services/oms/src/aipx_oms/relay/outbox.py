@@ -25,6 +25,7 @@ from aipx_oms.store.postgres import OmsStore, fetch_unpublished, mark_published
 log = logging.getLogger(__name__)
 
 RELAY_LOCK_KEY = 0x41495058_524C4159  # "AIPXRLAY"
+ORDER_EVENT_SCHEMA = OrderEvent.DESCRIPTOR.full_name
 
 
 class OutboxRelay:
@@ -115,12 +116,13 @@ class OutboxRelay:
                 continue
             deliveries = []
             for row in rows:
-                event = OrderEvent.FromString(row.payload)
+                # The payload is the OrderEvent as committed: published as stored, not decoded and re-encoded.
                 deliveries.append(
-                    await publisher.send(
+                    await publisher.send_serialized(
                         self.topic,
                         self.key_spec.key_for(account_id=row.account_id),
-                        event,
+                        row.payload,
+                        ORDER_EVENT_SCHEMA,
                         event_id=row.event_id,
                         event_time_ns=row.event_time_ns,
                     )
