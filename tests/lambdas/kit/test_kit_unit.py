@@ -12,9 +12,11 @@ from aipx.lambda_kit import (
     DeadLettered,
     FakeLambdaContext,
     KafkaBatch,
+    MalformedRecord,
     MskRecord,
     UnroutedTopicError,
     correlation_id,
+    parse_event,
 )
 from aipx.msk import InvalidEventError, build_event, failed_offsets
 from aipx.serde import HEADER_EVENT_ID, HEADER_TRACE_ID, encode
@@ -237,3 +239,55 @@ def test_logs_carry_each_records_correlation_id_and_it_is_cleared_after_the_batc
     assert seen == [("t-0", "market-data-raw-0-0"), ("t-1", "market-data-raw-0-1")]
     keys = logger.get_current_keys()
     assert keys.get("correlation_id") is None and "kafka_record" not in keys
+
+
+def test_a_malformed_event_record_fails_alone_and_the_batch_goes_on(runtime: OfflineRuntime) -> None:
+    batch = make_batch(runtime)
+    done: list[int] = []
+    batch.route(MARKET_DATA_RAW, MarketDataEnvelope, lambda m, r: done.append(r.offset))
+    event = build_event([envelope_record(i) for i in range(4)])
+    raw = event["records"]["market-data-raw-0"]
+    raw[1]["value"] = "QQ"  # incorrect padding: binascii.Error
+    raw[2]["headers"] = [["not", "a", "mapping"]]
+    records = batch.parse(event)
+    assert [type(r) for r in records] == [MskRecord, MalformedRecord, MalformedRecord, MskRecord]
+    assert batch.process_records(records, None) == {
+        "batchItemFailures": [
+            {"itemIdentifier": {"partition": "market-data-raw-0", "offset": 1}},
+            {"itemIdentifier": {"partition": "market-data-raw-0", "offset": 2}},
+        ]
+    }
+    assert done == [0, 3]
+    assert runtime.dlq.sent == []  # retried by the mapping, not dead-lettered by the kit
+    assert batch.process(event, None) == batch.process_records(batch.parse(event), None)
+
+
+def test_an_event_record_without_coordinates_fails_the_whole_event(runtime: OfflineRuntime) -> None:
+    batch = make_batch(runtime)
+    batch.route(MARKET_DATA_RAW, MarketDataEnvelope, lambda m, r: None)
+    event = build_event([envelope_record(0), envelope_record(1)])
+    del event["records"]["market-data-raw-0"][1]["offset"]
+    with pytest.raises(InvalidEventError, match="without topic/partition/offset"):
+        batch.process(event, None)
+
+
+def test_parse_event_keeps_event_order_and_process_records_accepts_parsed_records(
+    runtime: OfflineRuntime,
+) -> None:
+    batch = make_batch(runtime)
+    seen: list[tuple[int, int]] = []
+    batch.route(MARKET_DATA_RAW, MarketDataEnvelope, lambda m, r: seen.append((r.partition, r.offset)))
+    records = [envelope_record(i, partition=i % 2) for i in range(4)]
+    parsed = parse_event(build_event(records))
+    assert parsed == [records[0], records[2], records[1], records[3]]  # grouped per partition, in order
+    assert batch.process_records(parsed, None) == {"batchItemFailures": []}
+    assert seen == [(0, 0), (0, 2), (1, 1), (1, 3)]
+    assert batch.process_records([], None) == {"batchItemFailures": []}
+
+
+def test_correlation_id_takes_the_last_header_of_a_name_and_skips_empty_ones() -> None:
+    rec = MskRecord("t", 1, 2, 0, None, b"", [(HEADER_TRACE_ID, b"old"), (HEADER_TRACE_ID, b"new")])
+    assert correlation_id(rec) == "new"
+    empty_trace = [(HEADER_TRACE_ID, b""), (HEADER_EVENT_ID, b"ev")]
+    assert correlation_id(MskRecord("t", 1, 2, 0, None, b"", empty_trace)) == "ev"
+    assert correlation_id(MskRecord("t", 1, 2, 0, None, b"", [(HEADER_TRACE_ID, b"\xff")])) == "\ufffd"

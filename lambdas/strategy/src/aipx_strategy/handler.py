@@ -40,9 +40,10 @@ def on_market_data(envelope: MarketDataEnvelope, record: MskRecord) -> object:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     svc = service()
-    svc.begin(event)
+    records = batch.parse(event)  # once: the service loads state for them, the batch processes them
+    svc.begin(records)
     try:
-        response = batch.process(event, context)
+        response = batch.process_records(records, context)
     except BaseException:
         svc.abandon()
         raise

@@ -13,13 +13,11 @@ failed offset. A record that is bad input (an invalid trade) is dead-lettered an
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aipx.ids import now_ns
-from aipx.lambda_kit import AsyncRuntime, DeadLettered, MskRecord, dead_letter
+from aipx.lambda_kit import AsyncRuntime, DeadLettered, MalformedRecord, MskRecord, dead_letter
 from aipx.topics import TRADING_SIGNALS, catalogue
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx.v1.signals_pb2 import TradingSignal
@@ -61,17 +59,16 @@ class _Invocation:
     now_ns: int = 0
 
 
-def instruments_in(event: Mapping[str, Any]) -> list[InstrumentKey]:
+def instruments_in(records: Iterable[MskRecord | MalformedRecord]) -> list[InstrumentKey]:
     """(venue, symbol) of every record, from the record keys ('{venue}:{symbol}'), without decoding values."""
     found: dict[InstrumentKey, None] = {}
-    for records in (event.get("records") or {}).values():
-        for raw in records:
-            key = raw.get("key")
-            if not key:
-                continue
-            venue, sep, symbol = base64.b64decode(key).decode("utf-8", errors="replace").partition(":")
-            if sep and venue and symbol:
-                found[(venue, symbol)] = None
+    for record in records:
+        key = record.key if isinstance(record, MskRecord) else None
+        if not key:
+            continue
+        venue, sep, symbol = key.decode("utf-8", errors="replace").partition(":")
+        if sep and venue and symbol:
+            found[(venue, symbol)] = None
     return list(found)
 
 
@@ -110,10 +107,10 @@ class StrategyService:
             raise RuntimeError("no invocation in progress: call begin() first")
         return self._current
 
-    def begin(self, event: Mapping[str, Any]) -> None:
-        """Start an invocation: load the states of the instruments named by the event's record keys."""
+    def begin(self, records: Iterable[MskRecord | MalformedRecord]) -> None:
+        """Start an invocation: load the states of the instruments named by its records' keys."""
         self._current = _Invocation(now_ns=self.clock())
-        instruments = instruments_in(event)
+        instruments = instruments_in(records)
         stored = self.runtime.run(self.store.load(instruments))
         for instrument, raw in stored.items():
             self._current.engines[instrument] = SymbolEngine.from_json(self.config, *instrument, raw)

@@ -26,12 +26,15 @@ USAGE NOTE (for function authors) -- the handler recipe::
         return batch.process(event, context)           # {"batchItemFailures": [...]}
 
 What `batch.process` guarantees:
-- records are parsed with `aipx.msk.MskRecord` and decoded into the typed protobuf class of the route
-  (the message type must match the topic catalogue's payload; checked at registration);
+- records are parsed once with `aipx.msk.MskRecord` (a handler that needs the records before processing
+  them calls `records = batch.parse(event)`, then `batch.process_records(records, context)`) and decoded
+  into the typed protobuf class of the route (the message type must match the topic catalogue's payload;
+  checked at registration);
 - an undecodable record (aipx.serde.DecodeError) goes to the topic's DLQ (catalogue `dlq_for`) with the
   aipx-dlq-* error headers and counts as handled; the batch goes on;
-- any other exception fails only that record: it is listed in `batchItemFailures` as
-  {"itemIdentifier": {"partition": "<topic>-<partition>", "offset": N}} and retried by the mapping;
+- any other exception, or a malformed event record, fails only that record: it is listed in
+  `batchItemFailures` as {"itemIdentifier": {"partition": "<topic>-<partition>", "offset": N}} and retried
+  by the mapping;
 - `idempotent=True` routes run at most once per key (the `aipx-event-id` header, else
   topic-partition-offset) through powertools idempotency on Redis; the callback's return value must then be
   JSON-serializable (return None if you have nothing to keep);
@@ -53,11 +56,13 @@ Tracer is optional: `Tracer(service=...)` + `@tracer.capture_lambda_handler` whe
 from aipx.lambda_kit.batch import (
     DeadLettered,
     KafkaBatch,
+    MalformedRecord,
     PartialBatchResponse,
     Route,
     UnroutedTopicError,
     correlation_id,
     dead_letter,
+    parse_event,
 )
 from aipx.lambda_kit.context import FakeLambdaContext
 from aipx.lambda_kit.idempotency import RecordIdempotency, idempotency_key, redis_persistence
@@ -69,6 +74,7 @@ __all__ = [
     "DeadLettered",
     "FakeLambdaContext",
     "KafkaBatch",
+    "MalformedRecord",
     "MskRecord",
     "PartialBatchResponse",
     "RecordIdempotency",
@@ -78,6 +84,7 @@ __all__ = [
     "dead_letter",
     "default_runtime",
     "idempotency_key",
+    "parse_event",
     "redis_persistence",
     "set_default_runtime",
 ]

@@ -1,26 +1,28 @@
 """Typed Kafka batch processing for Lambda handlers: powertools BatchProcessor + protobuf + DLQ + idempotency.
 
 `KafkaBatch` routes each record of an MSK event by topic to a domain callback with the decoded protobuf
-message. Outcomes per record:
+message. Each record is parsed once (`KafkaBatch.parse`, also for handlers that look at the batch before
+processing it); powertools' BatchProcessor then runs over the parsed records. Outcomes per record:
 
 - callback returns           -> processed;
 - value cannot be decoded    -> dead-lettered to the topic's DLQ (raw bytes, error in headers) and counted
   as handled, so the batch goes on (replaying it would fail the same way forever);
 - callback raises (anything) -> the record is a failure, reported in `batchItemFailures`; the event source
-  mapping commits below the lowest failed offset of its partition and retries from there.
+  mapping commits below the lowest failed offset of its partition and retries from there;
+- the event record itself is malformed (bad base64 or headers) -> a failure of that record alone, as above.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from google.protobuf.message import Message
 
@@ -59,9 +61,61 @@ class DeadLettered:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class MalformedRecord:
+    """An event record that could not be parsed (bad base64, headers or fields): it fails alone."""
+
+    topic: str
+    partition: int
+    offset: int
+    error: InvalidEventError
+
+
 def correlation_id(record: MskRecord) -> str:
     """The id that ties this record's logs to its flow: trace id, else event id, else its coordinates."""
-    return record.header(HEADER_TRACE_ID) or record.header(HEADER_EVENT_ID) or record.ident
+    trace = event = None
+    for name, value in record.headers:  # one pass, last one wins (hot path: every record)
+        if name == HEADER_TRACE_ID:
+            trace = value
+        elif name == HEADER_EVENT_ID:
+            event = value
+    found = trace or event
+    return found.decode("utf-8", errors="replace") if found else record.ident
+
+
+def parse_event(event: Mapping[str, Any]) -> list[MskRecord | MalformedRecord]:
+    """Every record of an MSK event, parsed once, in event order. A record that cannot be parsed becomes a
+    `MalformedRecord` (it fails alone); InvalidEventError if the event is not a Kafka event or a record has
+    no usable topic/partition/offset (the mapping could not retry it alone)."""
+    if event.get("eventSource") not in EVENT_SOURCES:
+        raise InvalidEventError(f"not a Kafka event: eventSource={event.get('eventSource')!r}")
+    groups = event.get("records")
+    if not isinstance(groups, Mapping):
+        raise InvalidEventError("Kafka event has no 'records' mapping")
+    parse = MskRecord.from_event_record
+    parsed: list[MskRecord | MalformedRecord] = []
+    for records in groups.values():
+        for raw in records:
+            try:
+                parsed.append(parse(raw))
+            except InvalidEventError as exc:
+                try:
+                    parsed.append(
+                        MalformedRecord(str(raw["topic"]), int(raw["partition"]), int(raw["offset"]), exc)
+                    )
+                except (KeyError, TypeError, ValueError) as no_coordinates:
+                    raise InvalidEventError(
+                        f"Kafka event record without topic/partition/offset: {no_coordinates!r}"
+                    ) from exc
+    return parsed
+
+
+class _ParsedRecordProcessor(BatchProcessor):
+    """powertools' Kafka BatchProcessor over records the kit has already parsed (`MskRecord`s carry the
+    topic/partition/offset its failure report reads), instead of wrapping each raw record again."""
+
+    def _to_batch_type(self, record: Any, event_type: Any, model: Any = None) -> Any:
+        return record
 
 
 def dead_letter(
@@ -105,9 +159,13 @@ class KafkaBatch:
         self.metrics = metrics
         self._runtime = runtime
         self.idempotency = idempotency
-        self.processor = BatchProcessor(event_type=EventType.Kafka, raise_on_entire_batch_failure=False)
+        self.processor: BatchProcessor = _ParsedRecordProcessor(
+            event_type=EventType.Kafka, raise_on_entire_batch_failure=False
+        )
         self._routes: dict[str, Route[Any]] = {}
         self._dead_lettered = 0
+        # The logger's formatter, looked up once per batch (set while `process_records` runs).
+        self._formatter: BasePowertoolsFormatter | None = None
 
     @property
     def runtime(self) -> AsyncRuntime:
@@ -147,15 +205,19 @@ class KafkaBatch:
 
         return register
 
-    def handle_record(self, record: MskRecord) -> object:
+    def handle_record(self, record: MskRecord | MalformedRecord) -> object:
         """Decode and dispatch one record (DLQ on DecodeError); raises on processing failure."""
+        if isinstance(record, MalformedRecord):
+            raise record.error
         route = self._routes.get(record.topic)
         if route is None:
             raise UnroutedTopicError(
                 f"{self.function}: no route for topic {record.topic!r} (routes: {sorted(self._routes)})"
             )
-        # One update per record (the next record overwrites it; `process` clears it after the batch).
-        self.logger.append_keys(correlation_id=correlation_id(record), kafka_record=record.ident)
+        # One update per record (the next record overwrites it; `process_records` clears it after the batch).
+        (self._formatter or self.logger.registered_formatter).append_keys(
+            correlation_id=correlation_id(record), kafka_record=record.ident
+        )
         try:
             message = record.decode(route.message_type)
         except DecodeError as exc:
@@ -175,34 +237,37 @@ class KafkaBatch:
             self.logger.exception("record failed; it will be retried")
             raise
 
-    def _record_handler(self, record: KafkaEventRecord) -> object:
-        return self.handle_record(MskRecord.from_event_record(record.raw_event))
+    def parse(self, event: Mapping[str, Any]) -> list[MskRecord | MalformedRecord]:
+        """The event's records, parsed once (see `parse_event`): for handlers that look at the batch before
+        `process_records` (e.g. to load state for it)."""
+        return parse_event(event)
 
     def process(self, event: Mapping[str, Any], context: LambdaContext | None = None) -> PartialBatchResponse:
         """Process an MSK event; the partial batch response naming every failed record."""
-        if event.get("eventSource") not in EVENT_SOURCES:
-            raise InvalidEventError(f"not a Kafka event: eventSource={event.get('eventSource')!r}")
-        records = event.get("records")
-        if not isinstance(records, Mapping):
-            raise InvalidEventError("Kafka event has no 'records' mapping")
-        if not any(records.values()):
+        return self.process_records(parse_event(event), context)
+
+    def process_records(
+        self, records: Sequence[MskRecord | MalformedRecord], context: LambdaContext | None = None
+    ) -> PartialBatchResponse:
+        """Process the records of one event (from `parse`); the partial batch response naming every failed
+        record."""
+        if not records:
             return {"batchItemFailures": []}
         if self.idempotency is not None:
             self.idempotency.register_lambda_context(context)
         self._dead_lettered = 0
         started = time.perf_counter()
+        self._formatter = self.logger.registered_formatter
         try:
-            response = process_partial_response(
-                event=dict(event),
-                record_handler=self._record_handler,
-                processor=self.processor,
-                context=context,
-            )
+            with self.processor(list(records), self.handle_record, context):  # type: ignore[arg-type]
+                self.processor.process()
+            response = self.processor.response()
         finally:
+            self._formatter = None
             self.logger.remove_keys(["kafka_record"])
             self.logger.set_correlation_id(None)
         failures = [dict(item) for item in response.get("batchItemFailures", [])]
-        total = sum(len(v) for v in records.values())
+        total = len(records)
         if self.metrics is not None:
             self.metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=total)
             self.metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(failures))
