@@ -157,6 +157,36 @@ def test_hour_boundary_closes_files_and_late_data_rides_along() -> None:
     ]
 
 
+def test_interleaved_symbols_and_hours_each_land_in_their_own_directory() -> None:
+    store = MemoryStore()
+    rec, _ = recorder(store, partition_by_symbol=True)
+    records = []
+    for offset in range(12):  # symbol alternates every record, the hour every third
+        t = HOUR0 + (offset // 3 % 2) * NS_PER_HOUR + offset * 1_000_000_000
+        sym = ["BTC-USDT", "ETH-USDT"][offset % 2]
+        enc = encode(
+            TradingSignal(signal_id=f"s{offset}", symbol=sym), event_id=f"s{offset}", event_time_ns=t
+        )
+        records.append(
+            MskRecord(TRADING_SIGNALS, 0, offset, t // 1_000_000, sym.encode(), enc.value, enc.headers)
+        )
+    assert offsets_failed(rec.process(records)) == []
+    files = {}
+    for key, body in store.objects.items():
+        directory = "/".join(key.split("/")[2:4])
+        files[directory] = sorted(r["_offset"] for r in pq.read_table(io.BytesIO(body)).to_pylist())
+        assert {r["symbol"] for r in pq.read_table(io.BytesIO(body)).to_pylist()} == {directory[-8:]}
+    assert files == {
+        "hour=16/symbol=BTC-USDT": [0, 2, 6, 8],
+        "hour=16/symbol=ETH-USDT": [1, 7],
+        "hour=17/symbol=BTC-USDT": [4, 10],
+        "hour=17/symbol=ETH-USDT": [3, 5, 9, 11],
+    }
+    # Redelivered after the upload (commit lost): recognised per directory from the listing, nothing twice.
+    again, _ = recorder(store, partition_by_symbol=True)
+    assert again.process(records).already_durable == 12 and len(store.objects) == 4
+
+
 def test_crash_after_upload_redelivery_with_other_boundaries_lands_once() -> None:
     store = MemoryStore()
     rec, _ = recorder(store)
@@ -235,3 +265,17 @@ def test_meta_columns_and_the_event_shape_entry_point() -> None:
     [row] = store.rows()
     assert (row["_partition"], row["_offset"], row["_event_id"], row["_key"]) == (3, 0, "s0", b"BTC-USDT")
     assert row["_event_time"].hour == 16 and row["_timestamp"].tzinfo is not None
+
+
+def test_durable_index_covering_matches_covers() -> None:
+    from aipx_recorder.layout import Directory, DurableIndex
+
+    index = DurableIndex()
+    here, other = Directory(TRADING_SIGNALS, 490_000), Directory(TRADING_SIGNALS, 490_001)
+    assert index.covering(here, 0) is None  # nothing known: no per-record check needed
+    index.learn_listing(here, ["trading-signals-0-5-9.parquet", "trading-signals-0-20-20.parquet", "junk"])
+    covers = index.covering(here, 0)
+    assert covers is not None
+    assert [o for o in range(25) if covers(o)] == [5, 6, 7, 8, 9, 20]
+    assert all(covers(o) == index.covers(here, 0, o) for o in range(25))
+    assert index.covering(here, 1) is None and index.covering(other, 0) is None

@@ -11,6 +11,7 @@ objects already in a directory tell which redelivered records to skip (see `Dura
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -96,6 +97,14 @@ class DurableIndex:
     def covers(self, directory: Directory, partition: int, offset: int) -> bool:
         """Whether a file of `directory` already holds this partition's record at `offset`."""
         return any(a <= offset <= b for a, b in self._ranges.get((directory.topic, partition, directory), ()))
+
+    def covering(self, directory: Directory, partition: int) -> Callable[[int], bool] | None:
+        """`covers` for one directory and partition as a function of the offset, or None when no file of
+        theirs is known (nothing is covered: callers skip the per-record check)."""
+        ranges = tuple(self._ranges.get((directory.topic, partition, directory), ()))
+        if not ranges:
+            return None
+        return lambda offset: any(a <= offset <= b for a, b in ranges)
 
     def forget_before(self, hour: int) -> None:
         """Drop knowledge of directories older than `hour` (bounded memory in long-lived processes)."""

@@ -129,7 +129,7 @@ class PartitionBuffer:
         """Already durable, dead-lettered or buffered (a redelivery)."""
         return offset < self.handled_below or offset in self.offsets or offset in self.dead
 
-    def add(self, item: Pending, *, late: bool, now: float) -> None:
+    def add(self, item: Pending, late: bool, now: float) -> None:
         self.pending.append(item)
         self.offsets.add(item.record.offset)
         self.size += len(item.record.value or b"")
@@ -190,6 +190,19 @@ def _estimated_event_bytes(records: Sequence[MskRecord]) -> int:
     step = max(1, len(records) // 64)
     sample = records[::step]
     return sum(r.event_bytes for r in sample) * len(records) // len(sample)
+
+
+def _by_directory(buf: PartitionBuffer) -> dict[Directory, list[Pending]]:
+    """The buffer's records per directory, in buffer order."""
+    groups: dict[Directory, list[Pending]] = {}
+    current: Directory | None = None
+    items: list[Pending] = []
+    for item in buf.pending:
+        if item.directory is not current:  # runs share one Directory object (ParquetRecorder._directory)
+            current = item.directory
+            items = groups.setdefault(current, [])
+        items.append(item)
+    return groups
 
 
 def buf_key(buf: PartitionBuffer) -> tuple[str, int]:
@@ -329,27 +342,40 @@ class ParquetRecorder:
         now: float,
         result: RecordResult,
     ) -> int:
+        # Hot loop (every record): buffer state and policy read into locals once per partition, and the
+        # directory of the previous record reused while the hour and symbol stay the same.
         grace_ns = int(self.policy.late_grace_s * 1e9)
+        by_symbol = self.policy.partition_by_symbol
+        message_type = info.message
+        handled_below, offsets, dead = buf.handled_below, buf.offsets, buf.dead
+        last: tuple[int, str | None] | None = None
+        directory: Directory | None = None
         new = 0
+        top = max((r.offset for r in records), default=-1)
+        buf.max_seen = max(buf.max_seen, top)
         for record in records:
-            buf.max_seen = max(buf.max_seen, record.offset)
-            if buf.knows(record.offset):
+            offset = record.offset
+            if offset < handled_below or offset in offsets or offset in dead:  # buf.knows(offset)
                 continue
             new += 1
             try:
-                message = record.decode(info.message)
+                message = record.decode(message_type)
             except DecodeError as exc:
                 self._dead_letter(record, exc, info.dlq)
-                buf.dead.add(record.offset)
+                dead.add(offset)
                 result.dead_lettered += 1
                 continue
             et, event_id = event_time_and_id(record)
             hour = et // NS_PER_HOUR
             late = buf.watermark_ns >= (hour + 1) * NS_PER_HOUR + grace_ns
             buf.watermark_ns = max(buf.watermark_ns, et)
-            symbol = getattr(message, "symbol", None) if self.policy.partition_by_symbol else None
-            directory = self._directory(record.topic, hour, symbol if isinstance(symbol, str) else None)
-            buf.add(Pending(record, message, et, directory, event_id), late=late, now=now)
+            symbol = getattr(message, "symbol", None) if by_symbol else None
+            if not isinstance(symbol, str):
+                symbol = None
+            if directory is None or last != (hour, symbol):
+                last = (hour, symbol)
+                directory = self._directory(record.topic, hour, symbol)
+            buf.add(Pending(record, message, et, directory, event_id), late, now)
         return new
 
     def _directory(self, topic: str, hour: int, symbol: str | None) -> Directory:
@@ -435,7 +461,9 @@ class ParquetRecorder:
 
     def _refresh_index(self, buffers: list[PartitionBuffer]) -> None:
         """List, in parallel, the files each flushing partition already has in the directories it writes."""
-        wanted = {(buf.topic, buf.partition, item.directory) for buf in buffers for item in buf.pending}
+        wanted = {
+            (buf.topic, buf.partition, directory) for buf in buffers for directory in _by_directory(buf)
+        }
         listings = []
         for topic, partition, directory in wanted:
             start = f"{topic}-{partition}-"
@@ -453,14 +481,12 @@ class ParquetRecorder:
         """The files of a buffer, one per directory, without the records already in the lake; returns
         (files, records dead-lettered, records already durable)."""
         info = self.topic_info(buf.topic)
-        groups: dict[Directory, list[Pending]] = {}
-        for item in buf.pending:
-            groups.setdefault(item.directory, []).append(item)
         files: list[_File] = []
         dead = durable = 0
-        for directory, items in sorted(groups.items()):
+        for directory, items in sorted(_by_directory(buf).items()):
             prefix = directory.path(self.policy.prefix)
-            keep = [i for i in items if not self.index.covers(directory, buf.partition, i.record.offset)]
+            covers = self.index.covering(directory, buf.partition)
+            keep = items if covers is None else [i for i in items if not covers(i.record.offset)]
             durable += len(items) - len(keep)
             body: bytes | None = None
             while keep and body is None:
