@@ -97,15 +97,7 @@ class OmsApp:
             await venue.start(self.service.on_report)
         await self.service.start(refresh_s=s.account_refresh_s)
         if s.relay_enabled:
-            self.relay = OutboxRelay(
-                self.store,
-                self.dsn,
-                s.kafka,
-                topic=s.order_events_topic,
-                batch_size=s.relay_batch_size,
-                poll_interval_s=s.relay_poll_interval_s,
-                retry_backoff_s=s.relay_retry_backoff_s,
-            )
+            self.relay = OutboxRelay.from_settings(self.store, s)
             await self.relay.start()
         self.port = await self._start_grpc()
         if self.with_ops:
@@ -189,15 +181,7 @@ async def run_relay(settings: OmsSettings | None = None) -> None:
     store = await OmsStore.connect(
         dsn, min_size=1, max_size=2, command_timeout_s=s.postgres.command_timeout_s
     )
-    relay = OutboxRelay(
-        store,
-        dsn,
-        s.kafka,
-        topic=s.order_events_topic,
-        batch_size=s.relay_batch_size,
-        poll_interval_s=s.relay_poll_interval_s,
-        retry_backoff_s=s.relay_retry_backoff_s,
-    )
+    relay = OutboxRelay.from_settings(store, s)
     ops = OpsServer(s.metrics)
     ops.add_check("postgres", store.ping)
     ops.add_check("leader", lambda: relay.leader)

@@ -20,6 +20,7 @@ from aipx.topics import ORDER_EVENTS, catalogue
 from aipx.v1.orders_pb2 import OrderEvent
 
 from aipx_oms import metrics
+from aipx_oms.settings import OmsSettings
 from aipx_oms.store.postgres import OmsStore, fetch_unpublished, mark_published
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,19 @@ ORDER_EVENT_SCHEMA = OrderEvent.DESCRIPTOR.full_name
 class OutboxRelay:
     """See the module docstring."""
 
+    @classmethod
+    def from_settings(cls, store: OmsStore, settings: OmsSettings) -> OutboxRelay:
+        return cls(
+            store,
+            settings.postgres.dsn.get_secret_value(),
+            settings.kafka,
+            topic=settings.order_events_topic,
+            batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+            batch_interval_s=settings.relay_batch_interval_s,
+            retry_backoff_s=settings.relay_retry_backoff_s,
+        )
+
     def __init__(
         self,
         store: OmsStore,
@@ -40,6 +54,7 @@ class OutboxRelay:
         topic: str = ORDER_EVENTS,
         batch_size: int = 500,
         poll_interval_s: float = 0.05,
+        batch_interval_s: float = 0.0,
         retry_backoff_s: float = 1.0,
         lag_every_s: float = 1.0,
     ) -> None:
@@ -50,6 +65,7 @@ class OutboxRelay:
         self.key_spec = catalogue().get(ORDER_EVENTS)
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.batch_interval_s = batch_interval_s
         self.retry_backoff_s = retry_backoff_s
         self.lag_every_s = lag_every_s
         self.leader = False
@@ -105,9 +121,11 @@ class OutboxRelay:
 
     async def _publish_loop(self, publisher: Publisher, lock_conn: asyncpg.Connection) -> None:
         """Publish in log order on the leader connection (which also reads and marks the outbox)."""
+        loop = asyncio.get_running_loop()
         while True:
             if lock_conn.is_closed():
                 raise ConnectionError("lost the relay lock connection")
+            fetched_at = loop.time()
             rows = await fetch_unpublished(lock_conn, self.batch_size)
             if not rows:
                 self._wake.clear()
@@ -131,6 +149,10 @@ class OutboxRelay:
             await mark_published(lock_conn, [r.log_sequence for r in rows])
             self.published += len(rows)
             metrics.EVENTS_PUBLISHED.inc(len(rows))
+            if len(rows) < self.batch_size:  # caught up: let the next batch gather
+                pause = fetched_at + self.batch_interval_s - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
 
     async def _measure_lag(self) -> None:
         while True:
