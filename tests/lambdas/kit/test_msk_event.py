@@ -61,3 +61,36 @@ def test_event_bytes_counts_base64_header_lists_and_framing() -> None:
     # 30 raw bytes -> 40 base64 characters; header values at up to 4 characters per byte; 160 of framing
     assert rec.event_bytes == 40 + (12 + 4 * 22) + (13 + 4 * 4) + 160
     assert MskRecord("md", 0, 5, 1, None, None, []).event_bytes == 160
+
+
+def test_msk_record_stays_a_frozen_dataclass_with_its_defaults() -> None:
+    import dataclasses
+    import pickle
+
+    rec = MskRecord("md", 0, 5, 1, b"k", b"v")
+    assert rec.headers == [] and rec.timestamp_type == "CREATE_TIME"
+    assert rec.headers is not MskRecord("md", 0, 5, 1, b"k", b"v").headers  # a fresh list each time
+    same = MskRecord(
+        topic="md",
+        partition=0,
+        offset=5,
+        timestamp_ms=1,
+        key=b"k",
+        value=b"v",
+        headers=[],
+        timestamp_type="CREATE_TIME",
+    )
+    assert rec == same and pickle.loads(pickle.dumps(rec)) == rec
+    assert dataclasses.replace(rec, offset=6).offset == 6
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.offset = 7  # type: ignore[misc]
+    assert [f.name for f in dataclasses.fields(rec)] == [
+        "topic",
+        "partition",
+        "offset",
+        "timestamp_ms",
+        "key",
+        "value",
+        "headers",
+        "timestamp_type",
+    ]
