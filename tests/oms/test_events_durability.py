@@ -12,11 +12,13 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import grpc
 import pytest
 from aipx.settings import PostgresSettings
 from aipx.v1 import common_pb2, orders_pb2
 from aipx_oms.client import OmsClient
+from aipx_oms.store.postgres import prune_published
 from aipx_stack.ports import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -227,3 +229,34 @@ async def test_sigkill_during_a_burst_loses_no_acknowledged_order_or_event(oms_e
 
 async def _acked(acknowledged: set[str], n: int) -> bool:
     return len(acknowledged) >= n
+
+
+async def test_published_outbox_rows_are_pruned_and_unpublished_ones_kept(oms_env: OmsEnv) -> None:
+    await oms_env.start(relay_prune_after_s=0.5, relay_prune_every_s=0.2)
+    async with oms_env.client() as a:
+        for i in range(4):
+            await a.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id=f"p{i}")
+    published = await read_events(oms_env.kafka, oms_env.events_topic, expect=4)
+    assert len(published) == 4
+
+    async def outbox_empty() -> bool:
+        return bool((await oms_env.sql("SELECT count(*) AS n FROM outbox"))[0]["n"] == 0)
+
+    await eventually(outbox_empty, what="published outbox rows pruned")
+    assert len(await db_event_ids(oms_env)) == 4, "the events themselves stay in order_events"
+    assert oms_env.app is not None and oms_env.app.relay is not None and oms_env.app.relay.pruned == 4
+
+    # A row not yet published is never pruned, however old.
+    await oms_env.stop()
+    await oms_env.sql(
+        "INSERT INTO order_events (log_sequence, event_id, account_id, order_id, sequence, type, symbol,"
+        " event_time_ns, payload) SELECT 1000, gen_random_uuid(), account_id, order_id, 99, 'ACCEPTED',"
+        " symbol, 1, ''::bytea FROM orders LIMIT 1"
+    )
+    await oms_env.sql("INSERT INTO outbox (log_sequence, created_at) VALUES (1000, now() - interval '1 day')")
+    store_conn = await asyncpg.connect(oms_env.dsn)
+    try:
+        assert await prune_published(store_conn, 0.0) == 0
+    finally:
+        await store_conn.close()
+    assert (await oms_env.sql("SELECT count(*) AS n FROM outbox"))[0]["n"] == 1

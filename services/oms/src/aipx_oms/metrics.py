@@ -18,6 +18,7 @@ RISK_DENIALS = Counter(
 OUTBOX_LAG_EVENTS = Gauge("aipx_oms_outbox_lag_events", "Events committed but not yet published to Kafka")
 OUTBOX_LAG_SECONDS = Gauge("aipx_oms_outbox_lag_seconds", "Age of the oldest unpublished event")
 EVENTS_PUBLISHED = Counter("aipx_oms_events_published_total", "Order events published to Kafka by the relay")
+OUTBOX_PRUNED = Counter("aipx_oms_outbox_pruned_total", "Published outbox rows deleted by the relay")
 VENUE_REPORTS = Counter(
     "aipx_oms_venue_reports_total", "Execution reports by venue and kind", ["venue", "kind"]
 )

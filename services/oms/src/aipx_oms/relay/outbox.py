@@ -43,6 +43,8 @@ class OutboxRelay:
             poll_interval_s=settings.relay_poll_interval_s,
             batch_interval_s=settings.relay_batch_interval_s,
             retry_backoff_s=settings.relay_retry_backoff_s,
+            prune_after_s=settings.relay_prune_after_s,
+            prune_every_s=settings.relay_prune_every_s,
         )
 
     def __init__(
@@ -57,6 +59,8 @@ class OutboxRelay:
         batch_interval_s: float = 0.0,
         retry_backoff_s: float = 1.0,
         lag_every_s: float = 1.0,
+        prune_after_s: float = 3600.0,
+        prune_every_s: float = 60.0,
     ) -> None:
         self.store = store
         self.dsn = dsn
@@ -68,6 +72,9 @@ class OutboxRelay:
         self.batch_interval_s = batch_interval_s
         self.retry_backoff_s = retry_backoff_s
         self.lag_every_s = lag_every_s
+        self.prune_after_s = prune_after_s
+        self.prune_every_s = prune_every_s
+        self.pruned = 0
         self.leader = False
         self.published = 0
         self._wake = asyncio.Event()
@@ -104,7 +111,17 @@ class OutboxRelay:
                 producer = create_producer(self.kafka, client_id="oms-outbox-relay")
                 await producer.start()
                 log.info("outbox relay publishing to %s", self.topic)
-                await self._publish_loop(Publisher(producer), lock_conn)
+                publishing = asyncio.create_task(self._publish_loop(Publisher(producer), lock_conn))
+                pruning = asyncio.create_task(self._prune_loop())
+                try:
+                    # The pruner never ends by itself; whichever ends first ends both.
+                    done, _ = await asyncio.wait((publishing, pruning), return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+                finally:
+                    for task in (publishing, pruning):
+                        task.cancel()
+                    await asyncio.gather(publishing, pruning, return_exceptions=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -153,6 +170,17 @@ class OutboxRelay:
                 pause = fetched_at + self.batch_interval_s - loop.time()
                 if pause > 0:
                     await asyncio.sleep(pause)
+
+    async def _prune_loop(self) -> None:
+        """While leader: delete outbox rows published more than `prune_after_s` ago, in bounded batches."""
+        while True:
+            try:
+                while (deleted := await self.store.prune_published(self.prune_after_s)) > 0:
+                    self.pruned += deleted
+                    metrics.OUTBOX_PRUNED.inc(deleted)
+            except Exception as exc:  # pruning is housekeeping; publishing goes on without it
+                log.warning("outbox not pruned (%s: %s)", type(exc).__name__, exc)
+            await asyncio.sleep(self.prune_every_s)
 
     async def _measure_lag(self) -> None:
         while True:

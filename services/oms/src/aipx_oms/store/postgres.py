@@ -85,6 +85,21 @@ async def mark_published(conn: asyncpg.Connection | Any, log_sequences: Sequence
     )
 
 
+async def prune_published(conn: asyncpg.Connection | Any, older_than_s: float, limit: int = 10_000) -> int:
+    """Delete up to `limit` outbox rows published more than `older_than_s` ago, oldest first; how many.
+
+    The outbox only tracks publication: the events themselves stay in order_events. Rows are published in log
+    order, so the oldest rows are the published ones and the scan in primary-key order stops early.
+    """
+    result: str = await conn.execute(
+        "DELETE FROM outbox WHERE log_sequence IN (SELECT log_sequence FROM outbox"
+        " WHERE published_at < now() - make_interval(secs => $1) ORDER BY log_sequence LIMIT $2)",
+        older_than_s,
+        limit,
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
 def encode_page_token(order: Order) -> str:
     raw = f"{order.created_time_ns}:{order.order_id}".encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -308,6 +323,10 @@ class OmsStore:
     async def mark_published(self, log_sequences: Sequence[int]) -> None:
         async with self._conn() as conn:
             await mark_published(conn, log_sequences)
+
+    async def prune_published(self, older_than_s: float, limit: int = 10_000) -> int:
+        async with self._conn() as conn:
+            return await prune_published(conn, older_than_s, limit)
 
     async def outbox_lag(self) -> tuple[int, float]:
         """(unpublished events, age in seconds of the oldest one)."""
