@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from aipx.v1 import common_pb2, orders_pb2
-from aipx_oms.domain.model import Liquidity, RejectReason
+from aipx_oms.domain.model import Liquidity, Order, OrderStatus, OrderType, RejectReason, Side, TimeInForce
 from aipx_oms.venues.base import ReportKind
-from aipx_oms.venues.binance.execution import BinanceSpotVenue
+from aipx_oms.venues.binance.execution import BinanceSpotVenue, order_params
 from aipx_oms.venues.binance.http import sign
 from aipx_oms.venues.binance.user_stream import parse_execution_report
 
@@ -32,6 +32,30 @@ def test_signature_matches_the_documented_example() -> None:
         "&recvWindow=5000&timestamp=1499827319559"
     )
     assert sign(secret, query) == "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
+
+
+@pytest.mark.parametrize(
+    ("order_type", "price", "expected"),
+    [
+        (OrderType.STOP, None, {"type": "STOP_LOSS", "stopPrice": "95"}),
+        (OrderType.STOP_LIMIT, Decimal("94.5"),
+         {"type": "STOP_LOSS_LIMIT", "stopPrice": "95", "price": "94.5", "timeInForce": "GTC"}),
+    ],
+)  # fmt: skip
+def test_stop_orders_map_to_binance_stop_loss_types(
+    order_type: OrderType, price: Decimal | None, expected: dict[str, str]
+) -> None:
+    order = Order(
+        order_id="o-1", account_id="a", client_order_id="c-1", symbol="BTC-USDT", side=Side.SELL,
+        type=order_type, time_in_force=TimeInForce.GTC, quantity=Decimal("0.5"), price=price,
+        stop_price=Decimal("95"), reduce_only=False, post_only=False, venue="binance",
+        status=OrderStatus.ACCEPTED, created_time_ns=1, updated_time_ns=1,
+    )  # fmt: skip
+    params = order_params(order, order.quantity)
+    assert {k: params[k] for k in expected} == expected
+    assert (params["symbol"], params["side"], params["quantity"]) == ("BTCUSDT", "SELL", "0.5")
+    if order_type is OrderType.STOP:
+        assert "price" not in params and "timeInForce" not in params
 
 
 def test_recorded_execution_reports_parse() -> None:

@@ -58,6 +58,8 @@ def fields_of(req: OrderRequest) -> dict[str, str]:
 def test_a_well_formed_request_has_no_violations() -> None:
     assert fields_of(request()) == {}
     assert fields_of(request(type=OrderType.MARKET, price=None)) == {}
+    assert fields_of(request(type=OrderType.STOP, price=None, stop_price=D("49000"))) == {}
+    assert fields_of(request(type=OrderType.STOP_LIMIT, stop_price=D("49000"))) == {}
 
 
 @pytest.mark.parametrize(
@@ -81,6 +83,15 @@ def test_a_well_formed_request_has_no_violations() -> None:
         ({"venue": "nyse"}, "order.venue", "unknown or disabled venue"),
         ({"type": OrderType.MARKET, "price": None, "post_only": True}, "order.post_only", "only LIMIT"),
         ({"stop_price": D("1")}, "order.stop_price", "only for STOP"),
+        ({"type": OrderType.STOP, "price": None}, "order.stop_price", "required"),
+        ({"type": OrderType.STOP, "stop_price": D("49000")}, "order.price", "must be empty"),
+        ({"type": OrderType.STOP_LIMIT, "stop_price": D("-1")}, "order.stop_price", "must be positive"),
+        (
+            {"type": OrderType.STOP_LIMIT, "stop_price": D("49000.001")},
+            "order.stop_price",
+            "INVALID_PRICE_INCR",
+        ),
+        ({"type": OrderType.STOP_LIMIT, "price": None, "stop_price": D("49000")}, "order.price", "required"),
         ({"tags": {f"k{i}": "v" for i in range(40)}}, "order.tags", "more than"),
     ],
 )
@@ -149,6 +160,18 @@ def test_each_risk_reason() -> None:
     market_buy = RiskCheck("BTC-USDT", Side.BUY, OrderType.MARKET, D("0.5"), None, False)
     assert risk(market_buy, market=MarketSnapshot()) is RejectReason.NO_MARKET_DATA
     assert risk(market_buy) is None
+
+
+def test_stop_orders_are_valued_at_their_stop_or_limit_price() -> None:
+    # 1.9 BTC is 95,000 at the market (50,000) but 114,000 at a 60,000 stop: over the 100,000 notional cap.
+    stop = RiskCheck("BTC-USDT", Side.BUY, OrderType.STOP, D("1.9"), None, False, stop_price=D("60000"))
+    assert risk(stop) is RejectReason.MAX_NOTIONAL_EXCEEDED
+    assert risk(replace(stop, stop_price=D("51000"))) is None
+    assert risk(replace(stop, stop_price=D("51000")), market=MarketSnapshot()) is None, "no quote needed"
+    # A STOP_LIMIT's limit price is checked against the band like a LIMIT's; its stop price is not.
+    stop_limit = RiskCheck("BTC-USDT", Side.SELL, OrderType.STOP_LIMIT, D("0.5"), D("44000"), False, D("4e4"))
+    assert risk(stop_limit) is RejectReason.PRICE_BAND_EXCEEDED
+    assert risk(replace(stop_limit, price=D("48000"), stop_price=D("30000"))) is None
 
 
 def test_reducing_account_may_reduce_and_halted_may_not_trade_at_all() -> None:

@@ -1,5 +1,6 @@
 """The paper venue against market data from Kafka: market orders at the touch (partial when the quote is
-smaller), resting limits filled when crossed, IOC/FOK/post-only, DAY expiry, positions and realized PnL."""
+smaller), resting limits filled when crossed, IOC/FOK/post-only, DAY expiry, positions and realized PnL,
+STOP / STOP_LIMIT orders triggered by trades."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aipx_oms.client import OmsClient
 from aipx_oms.venues.paper import NS_PER_DAY, PaperVenue
 
 from tests.oms.conftest import OmsEnv, eventually
-from tests.oms.helpers import publish_market, quote
+from tests.oms.helpers import publish_market, quote, trade
 
 pytestmark = pytest.mark.integration
 BUY, SELL = common_pb2.SIDE_BUY, common_pb2.SIDE_SELL
@@ -112,3 +113,39 @@ async def test_open_orders_are_reconciled_into_the_paper_book_after_restart(oms:
     async with oms.client() as c:
         filled = await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "the reconciled order filled")
         assert filled.average_fill_price.value == "1000"
+
+
+async def test_stop_orders_through_the_api_trigger_on_trades_from_kafka(oms: OmsEnv) -> None:
+    assert oms.app is not None
+    await publish_market(
+        oms.kafka,
+        oms.market_topic,
+        [quote("BTC-USDT", "49990", "1", "50010", "1"), trade("BTC-USDT", "50000")],
+    )
+    await eventually(lambda: _ask_is(oms, "50010"), what="the quote consumed from Kafka")
+    async with oms.client() as c:
+        stop = (
+            await c.submit("BTC-USDT", SELL, "0.2", order_type=S.ORDER_TYPE_STOP, stop_price="49500")
+        ).order
+        stop_limit = (
+            await c.submit(
+                "BTC-USDT", BUY, "0.1", order_type=S.ORDER_TYPE_STOP_LIMIT, price="50600", stop_price="50500"
+            )
+        ).order
+        assert (stop.status, stop.stop_price.value, stop.price.value) == (
+            S.ORDER_STATUS_ACCEPTED,
+            "49500",
+            "",
+        )
+        assert (stop_limit.status, stop_limit.stop_price.value) == (S.ORDER_STATUS_ACCEPTED, "50500")
+
+        # A print at the buy stop-limit's stop: it arrives as a LIMIT buy at 50,600 and takes the 50,010 ask.
+        await publish_market(oms.kafka, oms.market_topic, [trade("BTC-USDT", "50500")])
+        bought = await wait_status(c, stop_limit.order_id, S.ORDER_STATUS_FILLED, "the stop-limit triggered")
+        assert bought.average_fill_price.value == "50010"
+        assert (await c.get(order_id=stop.order_id)).status == S.ORDER_STATUS_ACCEPTED, "not reached: waits"
+
+        # A print at the sell stop: it sells at the bid as a MARKET order would.
+        await publish_market(oms.kafka, oms.market_topic, [trade("BTC-USDT", "49400")])
+        sold = await wait_status(c, stop.order_id, S.ORDER_STATUS_FILLED, "the stop triggered")
+        assert sold.average_fill_price.value == "49990"

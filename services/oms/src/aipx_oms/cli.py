@@ -23,7 +23,12 @@ from aipx_oms.domain.model import AccountState
 from aipx_oms.store.admin import set_account_state
 
 SIDES = {"buy": common_pb2.SIDE_BUY, "sell": common_pb2.SIDE_SELL}
-TYPES = {"market": orders_pb2.ORDER_TYPE_MARKET, "limit": orders_pb2.ORDER_TYPE_LIMIT}
+TYPES = {
+    "market": orders_pb2.ORDER_TYPE_MARKET,
+    "limit": orders_pb2.ORDER_TYPE_LIMIT,
+    "stop": orders_pb2.ORDER_TYPE_STOP,
+    "stop-limit": orders_pb2.ORDER_TYPE_STOP_LIMIT,
+}
 TIFS = {
     "gtc": orders_pb2.TIME_IN_FORCE_GTC,
     "ioc": orders_pb2.TIME_IN_FORCE_IOC,
@@ -63,7 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     place.add_argument("quantity")
     place.add_argument("symbol")
     place.add_argument("--price")
-    place.add_argument("--type", choices=TYPES, default=None, help="default: limit with --price, else market")
+    place.add_argument("--stop-price", help="trigger price of stop and stop-limit orders")
+    place.add_argument(
+        "--type",
+        choices=TYPES,
+        default=None,
+        help="default: limit with --price, else market (stop / stop-limit with --stop-price)",
+    )
     place.add_argument("--tif", choices=TIFS, default="gtc")
     place.add_argument("--client-order-id")
     place.add_argument("--reduce-only", action="store_true")
@@ -103,12 +114,15 @@ async def run(args: argparse.Namespace) -> int:
     async with OmsClient(args.target, args.api_key) as client:
         if args.command == "place":
             order_type = args.type or ("limit" if args.price else "market")
+            if args.type is None and args.stop_price:
+                order_type = "stop-limit" if args.price else "stop"
             response = await client.submit(
                 args.symbol,
                 SIDES[args.side],
                 args.quantity,
                 order_type=TYPES[order_type],
                 price=args.price,
+                stop_price=args.stop_price,
                 time_in_force=TIFS[args.tif],
                 client_order_id=args.client_order_id,
                 reduce_only=args.reduce_only,

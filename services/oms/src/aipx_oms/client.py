@@ -65,6 +65,7 @@ class OmsClient:
         venue: str = "",
         tags: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
+        stop_price: Decimal | str | None = None,
     ) -> oms_pb2.SubmitOrderResponse:
         """Submit an order (a new client_order_id is generated when none is given)."""
         request = orders_pb2.OrderRequest(
@@ -75,6 +76,7 @@ class OmsClient:
             time_in_force=time_in_force,
             quantity=to_pb(quantity),
             price=to_pb(price) if price is not None else common_pb2.Decimal(),
+            stop_price=to_pb(stop_price) if stop_price is not None else common_pb2.Decimal(),
             reduce_only=reduce_only,
             post_only=post_only,
             venue=venue,

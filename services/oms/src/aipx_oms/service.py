@@ -314,7 +314,15 @@ class OrderService:
             tags=dict(request.tags),
         )
         denial = check_order(
-            RiskCheck(order.symbol, order.side, order.type, order.quantity, order.price, order.reduce_only),
+            RiskCheck(
+                order.symbol,
+                order.side,
+                order.type,
+                order.quantity,
+                order.price,
+                order.reduce_only,
+                order.stop_price,
+            ),
             instrument=instrument,
             account_state=book.state,
             limits=book.limits,
@@ -552,7 +560,7 @@ class OrderService:
         violations: list[FieldViolation] = []
         if quantity is None and price is None:
             violations.append(FieldViolation("quantity", "give a new quantity and/or price"))
-        if price is not None and target.type is not OrderType.LIMIT:
+        if price is not None and target.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
             violations.append(FieldViolation("price", f"a {target.type} order has no price to replace"))
         violations += check_quantity(quantity, instrument, "quantity") if quantity is not None else []
         violations += check_price(price, instrument, "price", required=False)
@@ -602,6 +610,7 @@ class OrderService:
                     new_quantity - order.filled_quantity,
                     new_price,
                     order.reduce_only,
+                    order.stop_price,
                 ),
                 instrument=instrument,
                 account_state=book.state,

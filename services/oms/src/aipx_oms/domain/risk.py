@@ -69,6 +69,7 @@ class RiskCheck:
     quantity: Decimal
     price: Decimal | None
     reduce_only: bool
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +79,12 @@ class Denial:
 
 
 def reference_price(check: RiskCheck, market: MarketSnapshot) -> Decimal | None:
-    """The price a notional is valued at: the limit price, else the touch the order would take, else last."""
+    """The price a notional is valued at: the limit price, else the stop price (a STOP order trades about
+    there once triggered), else the touch the order would take, else the last trade."""
     if check.price is not None:
         return check.price
+    if check.stop_price is not None:
+        return check.stop_price
     touch = market.ask if check.side is Side.BUY else market.bid
     return touch if touch is not None else market.last_trade
 
@@ -143,7 +147,8 @@ def check_order(
             RejectReason.MAX_NOTIONAL_EXCEEDED,
             f"notional {notional} exceeds the per-order limit {limits.max_order_notional}",
         )
-    if check.type is OrderType.LIMIT and check.price is not None and market.last_trade is not None:
+    limit_priced = check.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    if limit_priced and check.price is not None and market.last_trade is not None:
         band = abs(check.price - market.last_trade) * BPS / market.last_trade
         if band > limits.price_band_bps:
             return Denial(

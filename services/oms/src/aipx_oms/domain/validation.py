@@ -110,7 +110,7 @@ def validate_order(
     if request.side is None:
         violations.append(FieldViolation(prefix + "side", "required (BUY or SELL)"))
     if request.type is None:
-        violations.append(FieldViolation(prefix + "type", "required (MARKET or LIMIT)"))
+        violations.append(FieldViolation(prefix + "type", "required (MARKET, LIMIT, STOP or STOP_LIMIT)"))
     if request.time_in_force is None:
         violations.append(FieldViolation(prefix + "time_in_force", "required (GTC, IOC, FOK or DAY)"))
     violations += check_quantity(request.quantity, instrument, prefix + "quantity")
@@ -120,7 +120,7 @@ def validate_order(
     else:
         violations += check_price(request.price, instrument, prefix + "price", required=needs_price)
     if request.type in (OrderType.STOP, OrderType.STOP_LIMIT):
-        violations.append(FieldViolation(prefix + "type", "STOP and STOP_LIMIT orders are not supported yet"))
+        violations += check_price(request.stop_price, instrument, prefix + "stop_price", required=True)
     elif request.stop_price is not None:
         violations.append(FieldViolation(prefix + "stop_price", "only for STOP and STOP_LIMIT orders"))
     if request.post_only and request.type is not OrderType.LIMIT:

@@ -6,6 +6,9 @@
   when a later quote crosses it or a trade prints through it (maker). Post-only orders that would cross are
   rejected.
 - IOC cancels what is not filled at once; FOK fills entirely at once or expires (FOK_NOT_FILLABLE).
+- STOP / STOP_LIMIT: wait untriggered until a trade prints at or through the stop price (at or above it for
+  buys, at or below for sells; a trade already there when the order arrives triggers it at once), then work
+  as a MARKET / LIMIT order that arrives at that moment (IOC and FOK apply then).
 - DAY orders expire at the end of the UTC day they were created on.
 Liquidity taken at a quote is consumed: two orders cannot both take the same quoted size.
 """
@@ -28,6 +31,8 @@ from aipx_oms.venues.base import ExecutionReport, ReportHandler, ReportKind
 from aipx_oms.venues.market_data import MarketDataCache
 
 NS_PER_DAY = 86_400 * 1_000_000_000
+STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+MARKET_PRICED = frozenset({OrderType.MARKET, OrderType.STOP})  # a triggered STOP trades as a MARKET order
 
 
 @dataclass(slots=True)
@@ -68,6 +73,7 @@ class PaperVenue:
         # moved, in arrival order) and per creation day for DAY orders (expiry touches only expired days).
         self.working: dict[str, _Working] = {}
         self._by_symbol: dict[str, dict[str, _Working]] = {}
+        self._stops: dict[str, dict[str, _Working]] = {}  # untriggered STOP / STOP_LIMIT orders per symbol
         self._day_orders: dict[int, dict[str, None]] = {}
         self._liquidity: dict[str, _Liquidity] = {}
         self._on_report: ReportHandler | None = None
@@ -119,7 +125,8 @@ class PaperVenue:
         """The paper book lives in memory: after a restart, re-rest every open order the OMS has."""
         for order in open_orders:
             if order.order_id not in self.working:
-                self._rest(_Working(order, order.quantity - order.filled_quantity))
+                waiting = order.type in STOP_TYPES and order.filled_quantity == ZERO
+                self._rest(_Working(order, order.quantity - order.filled_quantity), triggered=not waiting)
         for symbol in {o.symbol for o in open_orders}:
             self._match_resting(symbol)
 
@@ -142,7 +149,7 @@ class PaperVenue:
         return touch.ask if side is Side.BUY else touch.bid
 
     def _crosses(self, order: Order, touch_price: Decimal) -> bool:
-        if order.type is OrderType.MARKET:
+        if order.type in MARKET_PRICED:
             return True
         assert order.price is not None
         return touch_price <= order.price if order.side is Side.BUY else touch_price >= order.price
@@ -181,10 +188,21 @@ class PaperVenue:
             )
         )
 
-    def _arrive(self, order: Order) -> None:
+    def _stop_reached(self, order: Order, trade_price: Decimal | None) -> bool:
+        assert order.stop_price is not None
+        if trade_price is None:
+            return False
+        return trade_price >= order.stop_price if order.side is Side.BUY else trade_price <= order.stop_price
+
+    def _arrive(self, order: Order, *, triggered: bool = False) -> None:
         leaves = order.quantity - order.filled_quantity
+        if order.type in STOP_TYPES and not triggered:
+            last_trade = self.market.snapshot(order.symbol).last_trade
+            if not self._stop_reached(order, last_trade):
+                self._rest(_Working(order, leaves), triggered=False)
+                return
         touch_price = self._touch_price(order.symbol, order.side)
-        if order.type is OrderType.MARKET and (touch_price is None or self._available(order.symbol) is None):
+        if order.type in MARKET_PRICED and (touch_price is None or self._available(order.symbol) is None):
             self._report(
                 ExecutionReport(
                     ReportKind.REJECTED,
@@ -237,10 +255,11 @@ class PaperVenue:
             return
         self._rest(_Working(order, leaves))
 
-    def _rest(self, working: _Working) -> None:
+    def _rest(self, working: _Working, *, triggered: bool = True) -> None:
         order = working.order
         self.working[order.order_id] = working
-        self._by_symbol.setdefault(order.symbol, {})[order.order_id] = working
+        index = self._by_symbol if triggered else self._stops
+        index.setdefault(order.symbol, {})[order.order_id] = working
         if order.time_in_force is TimeInForce.DAY:
             self._day_orders.setdefault(order.created_time_ns // NS_PER_DAY, {})[order.order_id] = None
 
@@ -248,11 +267,13 @@ class PaperVenue:
         working = self.working.pop(order_id, None)
         if working is not None:
             order = working.order
-            symbol_orders = self._by_symbol.get(order.symbol)
-            if symbol_orders is not None:
-                symbol_orders.pop(order_id, None)
+            for index in (self._by_symbol, self._stops):
+                symbol_orders = index.get(order.symbol)
+                if symbol_orders is None or order_id not in symbol_orders:
+                    continue
+                del symbol_orders[order_id]
                 if not symbol_orders:
-                    del self._by_symbol[order.symbol]
+                    del index[order.symbol]
             day = self._day_orders.get(order.created_time_ns // NS_PER_DAY)
             if day is not None:
                 day.pop(order_id, None)
@@ -261,6 +282,7 @@ class PaperVenue:
     def _on_market(self, symbol: str, envelope: MarketDataEnvelope) -> None:
         kind = envelope.WhichOneof("payload")
         if kind == "trade":
+            self._trigger_stops(symbol, envelope)
             self._match_trade(symbol, envelope)
         else:
             self._match_resting(symbol)
@@ -272,7 +294,7 @@ class PaperVenue:
             if available <= ZERO or touch_price is None:
                 continue
             self._consume(order, available)
-            if order.type is OrderType.MARKET:
+            if order.type in MARKET_PRICED:
                 price, liquidity = touch_price, Liquidity.TAKER
             else:
                 assert order.price is not None
@@ -281,6 +303,20 @@ class PaperVenue:
             if working.leaves == ZERO:
                 self._remove(order_id)
             self._fill(order, available, price, liquidity)
+
+    def _trigger_stops(self, symbol: str, envelope: MarketDataEnvelope) -> None:
+        """Stop orders whose stop price this trade reached arrive now, in the order they were placed."""
+        waiting = self._stops.get(symbol)
+        if not waiting:
+            return
+        try:
+            trade_price = from_pb(envelope.trade.price)
+        except InvalidDecimalError:
+            return  # the cache already logged the bad record
+        for order_id, working in list(waiting.items()):
+            if self._stop_reached(working.order, trade_price):
+                self._remove(order_id)
+                self._arrive(working.order, triggered=True)
 
     def _match_trade(self, symbol: str, envelope: MarketDataEnvelope) -> None:
         try:
@@ -294,7 +330,7 @@ class PaperVenue:
             order = working.order
             if remaining <= ZERO:
                 break
-            if order.type is not OrderType.LIMIT:
+            if order.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
                 continue
             assert order.price is not None
             through = trade_price < order.price if order.side is Side.BUY else trade_price > order.price

@@ -31,7 +31,9 @@ _TERMINAL = {"CANCELED": ReportKind.CANCELED, "EXPIRED": ReportKind.EXPIRED, "RE
 
 
 def order_params(order: Order, quantity: Decimal) -> dict[str, Any]:
-    """New-order parameters; post-only LIMIT orders are LIMIT_MAKER (which takes no time in force)."""
+    """New-order parameters; post-only LIMIT orders are LIMIT_MAKER (which takes no time in force); STOP and
+    STOP_LIMIT are Binance's STOP_LOSS and STOP_LOSS_LIMIT (triggered by the last price reaching stopPrice:
+    from below for buys, from above for sells)."""
     params: dict[str, Any] = {
         "symbol": venue_symbol(order.symbol),
         "side": order.side.value,
@@ -39,12 +41,17 @@ def order_params(order: Order, quantity: Decimal) -> dict[str, Any]:
         "newClientOrderId": order.order_id,
         "newOrderRespType": "ACK",
     }
-    if order.type is OrderType.MARKET:
-        params["type"] = "MARKET"
+    if order.stop_price is not None:
+        params["stopPrice"] = format_decimal(order.stop_price)
+    if order.type in (OrderType.MARKET, OrderType.STOP):
+        params["type"] = "MARKET" if order.type is OrderType.MARKET else "STOP_LOSS"
         return params
     assert order.price is not None
     params["price"] = format_decimal(order.price)
-    if order.post_only:
+    if order.type is OrderType.STOP_LIMIT:
+        params["type"] = "STOP_LOSS_LIMIT"
+        params["timeInForce"] = order.time_in_force.value
+    elif order.post_only:
         params["type"] = "LIMIT_MAKER"
     else:
         params["type"] = "LIMIT"
