@@ -116,7 +116,10 @@ def _compose_env(service: dict[str, Any]) -> dict[str, str]:
 def test_compose_has_the_platform_with_health_checks_and_start_conditions() -> None:
     services = _compose()["services"]
     expected = {"kafka", "topics", "postgres", "redis", "s3", "s3-bucket", "exchange-sim"}
-    assert expected | {"ingestion", "oms", "runner"} <= set(services)
+    runners = {f"runner-{name}" for name in FUNCTION_SETTINGS}
+    assert expected | {"ingestion", "oms"} | runners <= set(services)
+    for name in FUNCTION_SETTINGS:  # one container per function, as one Lambda function each in AWS
+        assert services[f"runner-{name}"]["command"] == ["--function", name]
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     assert services["s3"]["image"].startswith("motoserver/moto:")
     assert services["topics"]["entrypoint"] == ["python", "-m", "aipx.kafka.admin"]
@@ -143,8 +146,8 @@ def test_compose_environment_is_accepted_by_each_component(
     _settings_accept(OmsSettings, _compose_env(services["oms"]), clean_env)
     _settings_accept(SimSettings, _compose_env(services["exchange-sim"]), clean_env)
     _settings_accept(KafkaSettings, _compose_env(services["topics"]), clean_env)
-    for settings in FUNCTION_SETTINGS.values():
-        _settings_accept(settings, _compose_env(services["runner"]), clean_env)
+    for name, settings in FUNCTION_SETTINGS.items():
+        _settings_accept(settings, _compose_env(services[f"runner-{name}"]), clean_env)
 
 
 # --- Terraform environment -------------------------------------------------------------------------
