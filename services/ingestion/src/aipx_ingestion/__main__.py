@@ -7,6 +7,7 @@ import signal
 
 import uvloop
 from aipx.logs import configure_logging
+from aipx.tuning import tune_gc
 
 from aipx_ingestion.service import IngestionService
 from aipx_ingestion.settings import IngestionSettings
@@ -23,6 +24,7 @@ async def _main() -> None:
 
 
 def main() -> None:
+    tune_gc()
     # uvloop: a faster event loop for a process that spends its time in socket I/O.
     uvloop.run(_main())
 
