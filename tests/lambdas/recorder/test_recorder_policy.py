@@ -272,10 +272,15 @@ def test_durable_index_covering_matches_covers() -> None:
 
     index = DurableIndex()
     here, other = Directory(TRADING_SIGNALS, 490_000), Directory(TRADING_SIGNALS, 490_001)
-    assert index.covering(here, 0) is None  # nothing known: no per-record check needed
+    assert index.covering(here, 0, 0, 100) is None  # nothing known: no per-record check needed
     index.learn_listing(here, ["trading-signals-0-5-9.parquet", "trading-signals-0-20-20.parquet", "junk"])
-    covers = index.covering(here, 0)
+    covers = index.covering(here, 0, 0, 24)
     assert covers is not None
     assert [o for o in range(25) if covers(o)] == [5, 6, 7, 8, 9, 20]
     assert all(covers(o) == index.covers(here, 0, o) for o in range(25))
-    assert index.covering(here, 1) is None and index.covering(other, 0) is None
+    assert (
+        index.covering(here, 0, 10, 19) is None and index.covering(here, 0, 21, 99) is None
+    )  # in between, above
+    partial = index.covering(here, 0, 9, 12)
+    assert partial is not None and [o for o in range(9, 13) if partial(o)] == [9]
+    assert index.covering(here, 1, 0, 99) is None and index.covering(other, 0, 0, 99) is None

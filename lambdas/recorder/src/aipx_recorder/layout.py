@@ -98,10 +98,17 @@ class DurableIndex:
         """Whether a file of `directory` already holds this partition's record at `offset`."""
         return any(a <= offset <= b for a, b in self._ranges.get((directory.topic, partition, directory), ()))
 
-    def covering(self, directory: Directory, partition: int) -> Callable[[int], bool] | None:
-        """`covers` for one directory and partition as a function of the offset, or None when no file of
-        theirs is known (nothing is covered: callers skip the per-record check)."""
-        ranges = tuple(self._ranges.get((directory.topic, partition, directory), ()))
+    def covering(
+        self, directory: Directory, partition: int, lo: int, hi: int
+    ) -> Callable[[int], bool] | None:
+        """`covers` for one directory and partition, for offsets in [lo, hi], as a function of the offset;
+        None when no known file of theirs overlaps [lo, hi] (nothing is covered: callers skip the per-record
+        check, the usual case once the files written so far lie below the new records)."""
+        ranges = tuple(
+            (a, b)
+            for a, b in self._ranges.get((directory.topic, partition, directory), ())
+            if a <= hi and b >= lo
+        )
         if not ranges:
             return None
         return lambda offset: any(a <= offset <= b for a, b in ranges)

@@ -485,7 +485,8 @@ class ParquetRecorder:
         dead = durable = 0
         for directory, items in sorted(_by_directory(buf).items()):
             prefix = directory.path(self.policy.prefix)
-            covers = self.index.covering(directory, buf.partition)
+            offsets = [i.record.offset for i in items]
+            covers = self.index.covering(directory, buf.partition, min(offsets), max(offsets))
             keep = items if covers is None else [i for i in items if not covers(i.record.offset)]
             durable += len(items) - len(keep)
             body: bytes | None = None
@@ -525,8 +526,8 @@ def lake_table(descriptor: Descriptor, items: Sequence[Pending]) -> pa.Table:
     meta = [
         pa.array([r.partition for r in records], pa.int32()),
         pa.array([r.offset for r in records], pa.int64()),
-        pa.array([r.timestamp_ms for r in records], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
-        pa.array([i.event_time_ns for i in items], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        pa.array([r.timestamp_ms for r in records], pa.timestamp("ms", tz="UTC")),
+        pa.array([i.event_time_ns for i in items], pa.timestamp("ns", tz="UTC")),
         pa.array([i.event_id for i in items], pa.string()),
         pa.array([r.key for r in records], pa.binary()),
     ]
