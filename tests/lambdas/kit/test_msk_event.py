@@ -94,3 +94,41 @@ def test_msk_record_stays_a_frozen_dataclass_with_its_defaults() -> None:
         "headers",
         "timestamp_type",
     ]
+
+
+def test_record_decode_checks_headers_as_before_and_reports_what_it_saw() -> None:
+    from aipx.serde import DecodeError, encode
+    from aipx.v1.market_data_pb2 import MarketDataEnvelope
+
+    env = MarketDataEnvelope(venue="binance", symbol="BTC-USDT")
+    enc = encode(env, event_id="e", event_time_ns=1)
+
+    def record(value: bytes | None, headers: list[tuple[str, bytes]]) -> MskRecord:
+        return MskRecord("md", 3, 7, 0, None, value, headers)
+
+    assert record(enc.value, enc.headers).decode(MarketDataEnvelope) == env
+    assert record(enc.value, []).decode(MarketDataEnvelope) == env  # headers are optional
+    schema = ("aipx-schema", b"aipx.v1.MarketDataEnvelope")
+    # last one wins, both ways
+    later_wrong = [schema, ("aipx-schema", b"aipx.v1.TradingSignal")]
+    with pytest.raises(DecodeError, match=r"schema header is 'aipx\.v1\.TradingSignal'") as info:
+        record(enc.value, later_wrong).decode(MarketDataEnvelope)
+    assert (info.value.schema, info.value.offset) == ("aipx.v1.TradingSignal", 7)
+    assert record(enc.value, [("aipx-schema", b"x"), schema]).decode(MarketDataEnvelope) == env
+    # bytes that are not UTF-8 are reported with replacement characters, never matched
+    with pytest.raises(DecodeError, match="schema header is 'aipx\ufffd'") as info:
+        record(enc.value, [("aipx-schema", b"aipx\xff")]).decode(MarketDataEnvelope)
+    with pytest.raises(DecodeError, match="content-type is 'application/x-protobu\ufffd'"):
+        record(enc.value, [("content-type", b"application/x-protobu\xff")]).decode(MarketDataEnvelope)
+    # checks in order: tombstone, then content type, then schema; the schema seen is always reported
+    with pytest.raises(DecodeError, match="tombstone") as info:
+        record(None, [("content-type", b"text/plain"), ("aipx-schema", b"other")]).decode(MarketDataEnvelope)
+    assert info.value.schema == "other"
+    with pytest.raises(DecodeError, match="content-type is 'text/plain'"):
+        record(enc.value, [("content-type", b"text/plain"), ("aipx-schema", b"other")]).decode(
+            MarketDataEnvelope
+        )
+    with pytest.raises(DecodeError, match="invalid protobuf encoding") as info:
+        record(b"\xff\xff", [schema]).decode(MarketDataEnvelope)
+    assert info.value.schema == "aipx.v1.MarketDataEnvelope" and info.value.expected == info.value.schema
+    assert record(enc.value, [("aipx-schema", None)]).decode(MarketDataEnvelope) == env  # type: ignore[list-item]

@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 import aipx.v1
 
 CONTENT_TYPE = "application/x-protobuf"
+_CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
 HEADER_CONTENT_TYPE = "content-type"
 HEADER_SCHEMA = "aipx-schema"
 HEADER_EVENT_ID = "aipx-event-id"
@@ -123,33 +124,59 @@ def decode(
     Raises DecodeError (never returns a half-parsed message) when the value is missing, the headers name
     another schema or content type, or the bytes are not a valid encoding.
     """
-    expected = message_type.DESCRIPTOR.full_name
-    schema = content_type = None
+    schema_raw = content_type_raw = None
     for key, raw in headers or ():  # one pass for both headers, last one wins (hot path: every record)
         if raw is None:
             continue
         if key == HEADER_SCHEMA:
-            schema = raw.decode("utf-8", errors="replace")
+            schema_raw = raw
         elif key == HEADER_CONTENT_TYPE:
-            content_type = raw.decode("utf-8", errors="replace")
-
-    def error(reason: str) -> DecodeError:
-        return DecodeError(
-            reason, expected=expected, schema=schema, topic=topic, partition=partition, offset=offset
-        )
-
-    if value is None:
-        raise error("record has no value (tombstone)")
-    if content_type is not None and content_type != CONTENT_TYPE:
-        raise error(f"content-type is {content_type!r}, expected {CONTENT_TYPE!r}")
-    if schema is not None and schema != expected:
-        raise error(f"schema header is {schema!r}")
+            content_type_raw = raw
+    # Header values are compared as bytes, decoded to text only for an error (hot path: every record).
+    expected = message_type.DESCRIPTOR.full_name
+    if (
+        value is None
+        or (content_type_raw is not None and content_type_raw != _CONTENT_TYPE_BYTES)
+        or (schema_raw is not None and schema_raw != expected.encode())
+    ):
+        raise _rejected(value, content_type_raw, schema_raw, expected, topic, partition, offset)
     message = message_type()
     try:
         message.ParseFromString(value)
     except (PbDecodeError, RuntimeError, ValueError) as exc:
-        raise error(f"invalid protobuf encoding ({exc})") from exc
+        schema = None if schema_raw is None else schema_raw.decode("utf-8", errors="replace")
+        raise DecodeError(
+            f"invalid protobuf encoding ({exc})",
+            expected=expected,
+            schema=schema,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        ) from exc
     return message
+
+
+def _rejected(  # noqa: PLR0917 (private helper of decode)
+    value: bytes | None,
+    content_type_raw: bytes | None,
+    schema_raw: bytes | None,
+    expected: str,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+) -> DecodeError:
+    """Why `decode` rejects a record before parsing it: no value, another content type or schema."""
+    schema = None if schema_raw is None else schema_raw.decode("utf-8", errors="replace")
+    if value is None:
+        reason = "record has no value (tombstone)"
+    elif content_type_raw is not None and content_type_raw != _CONTENT_TYPE_BYTES:
+        content_type = content_type_raw.decode("utf-8", errors="replace")
+        reason = f"content-type is {content_type!r}, expected {CONTENT_TYPE!r}"
+    else:
+        reason = f"schema header is {schema!r}"
+    return DecodeError(
+        reason, expected=expected, schema=schema, topic=topic, partition=partition, offset=offset
+    )
 
 
 @cache
