@@ -11,6 +11,8 @@ In one run:
 Throughput and latency are read back from the broker: every topic is created with
 message.timestamp.type=LogAppendTime, so a record's timestamp is when the broker appended it (with one broker
 and acks=all, that is when it acknowledged it). Messages/s = records appended in the steady window / window.
+CPU us/msg = CPU time of the publishing process (the ingestion service; the benchmark process itself for the
+ceiling) in the steady window / records appended in it: less sensitive to other load than msg/s.
 Latency = append time - exchange event time (the simulator stamps trades with the wall clock at
 generation, in milliseconds, so figures carry +-1 ms of rounding).
 
@@ -39,16 +41,17 @@ from typing import Any
 
 import aiohttp
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
-from aipx.kafka import producer_config
+from aipx.kafka import create_producer
 from aipx.serde import encode
 from aipx.settings import KafkaSettings
 from aipx.topics import MARKET_DATA_RAW, catalogue
 from aipx.v1.common_pb2 import SIDE_BUY
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx_stack.ports import free_port
+from aipx_stack.procstat import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent
 BASES = (
@@ -98,6 +101,7 @@ class Measured:
     records: int
     window_s: float
     latencies_ms: list[float]
+    cpu_us_per_message: float = 0.0  # of the publishing process (the bench itself for the ceiling)
 
     @property
     def rate(self) -> float:
@@ -179,14 +183,13 @@ async def read_back(
 
 
 async def ceiling(bootstrap: str, symbols: list[str], seconds: float) -> Measured:
-    """A bare producer with the ingestion's settings sending pre-serialized envelopes."""
+    """A bare producer with the ingestion's settings sending pre-serialized envelopes (the same factory as the
+    service: aipx.kafka.create_producer, per-broker draining included)."""
     topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
     await create_topics(bootstrap, {topic: catalogue().get(MARKET_DATA_RAW).partitions})
     spec = catalogue().get(MARKET_DATA_RAW)
     settings = KafkaSettings(bootstrap_servers=bootstrap)
-    producer = AIOKafkaProducer(
-        **producer_config(settings, client_id="bench-ceiling", request_timeout_ms=PRODUCE_TIMEOUT_MS)
-    )
+    producer = create_producer(settings, client_id="bench-ceiling", request_timeout_ms=PRODUCE_TIMEOUT_MS)
     await producer.start()
     # Pre-serialized, realistic envelopes (a trade per symbol, ids and sequences varying).
     payloads = []
@@ -210,6 +213,7 @@ async def ceiling(bootstrap: str, symbols: list[str], seconds: float) -> Measure
         encoded = encode(env, event_id=env.event_id, event_time_ns=env.exchange_time_ns)
         payloads.append((spec.key_for(venue="binance", symbol=symbol), encoded.value, encoded.headers))
     start = time.time()
+    cpu_start = time.process_time()
     futures = []
     sent = 0
     while time.time() - start < seconds:
@@ -222,9 +226,10 @@ async def ceiling(bootstrap: str, symbols: list[str], seconds: float) -> Measure
             del futures[:25_000]
     await asyncio.gather(*futures)
     elapsed = time.time() - start
+    cpu_us = (time.process_time() - cpu_start) / max(sent, 1) * 1e6
     await producer.stop()
     await delete_topics(bootstrap, [topic])
-    return Measured("ceiling: bare aiokafka producer, pre-serialized envelopes", sent, elapsed, [])
+    return Measured("ceiling: bare aiokafka producer, pre-serialized envelopes", sent, elapsed, [], cpu_us)
 
 
 # -- processes ---------------------------------------------------------------------------------------------
@@ -314,7 +319,11 @@ async def run_ingestion(
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "aipx_ingestion", env=env)
         try:
             start = time.time()
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(warmup)
+            cpu_start = cpu_seconds([proc.pid])
+            await asyncio.sleep(seconds - warmup - 1)
+            cpu_used = cpu_seconds([proc.pid]) - cpu_start
+            await asyncio.sleep(1)
             end = time.time()
             stats = await sim.stats()
         finally:
@@ -324,6 +333,7 @@ async def run_ingestion(
     window = (int((start + warmup) * 1000), int((end - 1) * 1000))
     measured = await read_back(bootstrap, {topic: partitions}, *window, envelopes=True)
     measured.name = name
+    measured.cpu_us_per_message = cpu_used / max(measured.records, 1) * 1e6
     await delete_topics(bootstrap, [topic])
     return measured, stats
 
@@ -403,7 +413,8 @@ def machine() -> str:
 
 def row(m: Measured) -> str:
     lat = f"{m.pct(0.5):7.1f} {m.pct(0.99):7.1f}" if m.latencies_ms else f"{'-':>7} {'-':>7}"
-    return f"  {m.name:<88} {m.rate:9,.0f} {lat}"
+    cpu = f"{m.cpu_us_per_message:9.1f}" if m.cpu_us_per_message else f"{'-':>9}"
+    return f"  {m.name:<88} {m.rate:9,.0f} {lat} {cpu}"
 
 
 async def main() -> None:
@@ -456,7 +467,7 @@ async def main() -> None:
     peer = max(peers, key=lambda m: m.rate) if peers else None
     print()
     print(f"  best of {args.rounds} rounds:")
-    print(f"  {'run':<88} {'msg/s':>9} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"  {'run':<88} {'msg/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/msg':>9}")
     for m in (top, full, *([peer] if peer else []), *paced):
         print(row(m))
     print()

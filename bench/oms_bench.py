@@ -40,6 +40,7 @@ import uvloop
 from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 from aipx_stack.ports import free_port
+from aipx_stack.procstat import cpu_seconds
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
@@ -66,19 +67,6 @@ class Result:
     @property
     def cpu_us_per_request(self) -> float:
         return self.cpu_s / self.ok * 1e6 if self.ok else 0.0
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time consumed so far by the processes (from /proc; 0 where unavailable)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def request_json(client_order_id: str) -> dict[str, object]:

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.producer.message_accumulator import MessageAccumulator
 from aiokafka.structs import RecordMetadata
 from google.protobuf.message import Message
 
@@ -118,11 +119,47 @@ def consumer_config(
     }
 
 
+class NodeDrainingAccumulator(MessageAccumulator):  # type: ignore[misc]
+    """aiokafka's accumulator, draining like the Java producer: once one partition's batch on a broker is
+    ready (its linger is over, or it is full), the batches of all that broker's partitions go in the same
+    produce request, instead of each partition's batch waiting for its own linger to end.
+
+    aiokafka sends only the batches whose own linger is over, so with records spread over many partitions at
+    a moderate rate every produce request carries one or two records (each request costs ~0.3 ms of Python
+    in aiokafka). Lingering still bounds the latency of every record; batches only leave earlier.
+    """
+
+    def drain_by_nodes(
+        self, ignore_nodes: Any, muted_partitions: Any = frozenset()
+    ) -> tuple[dict[int, dict[Any, Any]], bool]:
+        waiting = []
+        ready_nodes = set()
+        for tp, batches in self._batches.items():
+            if not batches or tp in muted_partitions:
+                continue
+            leader = self._cluster.leader_for_partition(tp)
+            if leader is None or leader == -1 or (ignore_nodes and leader in ignore_nodes):
+                continue
+            if batches[0].remaining_linger() is None:
+                ready_nodes.add(leader)
+            else:
+                waiting.append((leader, batches[0]))
+        for leader, batch in waiting:
+            if leader in ready_nodes:
+                batch._linger_time = 0  # sendable now, with its node's ready batch
+        drained: tuple[dict[int, dict[Any, Any]], bool]
+        drained = super().drain_by_nodes(ignore_nodes, muted_partitions)
+        return drained
+
+
 def create_producer(
     settings: KafkaSettings | None = None, *, client_id: str, **overrides: Any
 ) -> AIOKafkaProducer:
-    """A producer configured from the settings (call `await producer.start()`)."""
-    return AIOKafkaProducer(**producer_config(settings or KafkaSettings(), client_id=client_id, **overrides))
+    """A producer configured from the settings (call `await producer.start()`), draining per broker."""
+    config = producer_config(settings or KafkaSettings(), client_id=client_id, **overrides)
+    producer = AIOKafkaProducer(**config)
+    producer._message_accumulator.__class__ = NodeDrainingAccumulator
+    return producer
 
 
 def create_consumer(
