@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 
 from aipx.functions import manifest
 from aipx.logs import configure_logging
 from aipx.ops import OpsServer
+from aipx.tuning import tune_gc
 
 from aipx_runner.config import RunnerConfig, import_handler
 from aipx_runner.runner import Runner
@@ -94,15 +94,6 @@ async def serve(config: RunnerConfig) -> None:
         await runner.run()
     finally:
         await ops.stop()
-
-
-def tune_gc() -> None:
-    """Fewer cyclic-GC passes: a batch allocates ~10 objects per record (event dicts, header lists, decoded
-    messages), so the default gen-0 threshold (700) runs the collector hundreds of times per batch for
-    garbage that is freed by reference counting anyway. Measured: event build + parse ~2x faster."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 def main(argv: list[str] | None = None) -> int:
