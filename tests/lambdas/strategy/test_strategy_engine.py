@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from aipx.ids import deterministic_id
 from aipx.money import from_pb, to_pb
-from aipx.v1.market_data_pb2 import MarketDataEnvelope, Quote, Trade
+from aipx.v1.market_data_pb2 import FeedGap, MarketDataEnvelope, Quote, Trade
 from aipx.v1.signals_pb2 import SignalDirection, TradingSignal
 from aipx_strategy.domain.candles import Position
 from aipx_strategy.domain.engine import EngineConfig, InvalidTradeError, SymbolEngine
@@ -160,6 +160,30 @@ def test_non_trade_payloads_are_ignored() -> None:
     )
     result = engine.apply(quote, Position("t", 0, 1), now_ns=NOW)
     assert result.ignored and not result.signals and engine.position == Position("t", 0, 1)
+
+
+def test_a_trade_feed_gap_drops_the_open_candles_and_restarts_every_series(
+    data: list[MarketDataEnvelope],
+) -> None:
+    engine = SymbolEngine(CONFIG, "binance", "BTC-USDT")
+    run(engine, data[:3000])
+    gap = MarketDataEnvelope(
+        venue="binance", symbol="BTC-USDT", gap=FeedGap(stream="trade", expected_id=10, received_id=20)
+    )
+    result = engine.apply(gap, Position("market-data-raw", 3, 3000), now_ns=NOW)
+    assert result.feed_gap and not result.ignored and not result.signals
+    assert all(state.builder.current is None for state in engine.intervals.values()), "open candles dropped"
+    # After the gap the engine behaves as if it started there: nothing from before it leaks into a signal.
+    after = run(engine, data[3000:], start=3001)
+    fresh = run(SymbolEngine(CONFIG, "binance", "BTC-USDT"), data[3000:], start=3001)
+    assert after and [s.signal_id for s in after] == [s.signal_id for s in fresh]
+
+    # A gap in another stream (the order book) says nothing about trades.
+    book_gap = MarketDataEnvelope(venue="binance", symbol="BTC-USDT", gap=FeedGap(stream="depth"))
+    open_candles = [state.builder.current for state in engine.intervals.values()]
+    ignored = engine.apply(book_gap, Position("market-data-raw", 3, 9000), now_ns=NOW)
+    assert ignored.ignored and not ignored.feed_gap
+    assert [state.builder.current for state in engine.intervals.values()] == open_candles
 
 
 def test_config_rejects_unknown_strategies_and_parameters() -> None:

@@ -53,6 +53,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ("RecordsIgnored", stats.ignored),
         ("RecordsReplayed", stats.duplicates),
         ("TradesLate", stats.late),
+        ("FeedGaps", stats.feed_gaps),
         ("CandlesClosed", stats.candles_closed),
         ("SignalsEmitted", stats.signals),
         ("InvalidTradesDeadLettered", stats.dead_lettered),

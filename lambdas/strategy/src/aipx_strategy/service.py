@@ -43,6 +43,7 @@ class BatchStats:
     ignored: int = 0
     duplicates: int = 0
     late: int = 0
+    feed_gaps: int = 0
     candles_closed: int = 0
     signals: int = 0
     dead_lettered: int = 0
@@ -148,7 +149,8 @@ class StrategyService:
         stats.duplicates += result.duplicate
         stats.ignored += result.ignored
         stats.late += result.late
-        stats.trades += not (result.duplicate or result.ignored)
+        stats.feed_gaps += result.feed_gap
+        stats.trades += not (result.duplicate or result.ignored or result.feed_gap)
         stats.candles_closed += result.candles_closed
         inv.signals.extend(result.signals)
         return None

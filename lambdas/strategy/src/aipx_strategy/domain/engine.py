@@ -25,6 +25,7 @@ from aipx_strategy.domain.signals import build_signal
 from aipx_strategy.domain.strategies import REGISTRY, Bar, MarketContext, Strategy, StrategyParams
 
 STATE_VERSION = 1
+TRADE_STREAM = "trade"  # FeedGap.stream of a gap in an instrument's trades (ingestion's Stream.TRADE)
 
 
 class InvalidTradeError(ValueError):
@@ -139,6 +140,9 @@ class ApplyResult:
     duplicate: bool = False
     ignored: bool = False
     late: bool = False
+    # A FeedGap on the trade stream: trades were lost, so the open candles were dropped and every series
+    # restarts (indicators warm up again on complete data).
+    feed_gap: bool = False
 
 
 class SymbolEngine:
@@ -160,6 +164,12 @@ class SymbolEngine:
             {spec.id: spec.create() for spec in self.config.strategies},
         )
 
+    def _break_series(self) -> None:
+        """Trades were lost: drop every open candle (it misses them) and restart every series."""
+        for label, state in self.intervals.items():
+            state.builder.current = None
+            self._reset_series(label)
+
     def _reset_series(self, label: str) -> None:
         state = self.intervals[label]
         state.context = _Context(self.config)
@@ -180,10 +190,14 @@ class SymbolEngine:
         if self.is_replay(at):
             return ApplyResult(duplicate=True)
         result = ApplyResult()
-        if envelope.WhichOneof("payload") != "trade":
-            result.ignored = True
-        else:
+        kind = envelope.WhichOneof("payload")
+        if kind == "trade":
             self._apply_trade(envelope, at, now_ns, result)
+        elif kind == "gap" and envelope.gap.stream == TRADE_STREAM:
+            self._break_series()
+            result.feed_gap = True
+        else:
+            result.ignored = True
         self.position = at
         return result
 
