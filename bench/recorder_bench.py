@@ -216,7 +216,7 @@ async def main() -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     handler_module.logger.setLevel("WARNING")
 
-    from aipx_runner.__main__ import tune_gc
+    from aipx.tuning import tune_gc
 
     tune_gc()  # as `python -m aipx_runner` does, for both measurements
     ceiling_rps = ceiling(values, batch_size)
