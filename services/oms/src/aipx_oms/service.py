@@ -94,7 +94,8 @@ class OrderService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
         # Committed orders on their way to each venue, sent in commit order by one task per venue.
-        self._outbound: dict[str, asyncio.Queue[Order]] = {}
+        self._outbound: dict[str, asyncio.Queue[Order]] = {name: asyncio.Queue() for name in venues}
+        self._state_counters: dict[OrderStatus, Any] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -103,7 +104,7 @@ class OrderService:
         self.instruments = await self.store.instruments()
         self._workers.append(asyncio.create_task(self._report_loop(), name="venue-reports"))
         for name in self.venues:
-            queue = self._outbound.setdefault(name, asyncio.Queue())
+            queue = self._outbound[name]
             self._workers.append(asyncio.create_task(self._send_loop(queue), name=f"venue-{name}-sender"))
         self._workers.append(asyncio.create_task(self._refresh_loop(refresh_s), name="account-refresh"))
         await self.reconcile()
@@ -223,7 +224,10 @@ class OrderService:
             self._order_account.pop(order.order_id, None)
         else:
             self._order_account[order.order_id] = account_id
-        metrics.ORDER_STATES.labels(order.status.value).inc()
+        counter = self._state_counters.get(order.status)
+        if counter is None:  # labels() looks the child up under a lock: once per state, not per order
+            counter = self._state_counters[order.status] = metrics.ORDER_STATES.labels(order.status.value)
+        counter.inc()
         event = self._changed.get(order.order_id)
         if event is not None:
             event.set()
@@ -350,7 +354,7 @@ class OrderService:
                 metrics.RISK_DENIALS.labels(denial.reason.value).inc()
             else:
                 self._update_open_gauge()
-                self._outbound.setdefault(new.venue, asyncio.Queue()).put_nowait(new)
+                self._outbound[new.venue].put_nowait(new)  # validated: one of self.venues
 
         mutation = Mutation(new_order=new, events=[event], deadline=deadline)
         result = await self._write(account_id, mutation, applied, lambda _: book.release(new.order_id))
