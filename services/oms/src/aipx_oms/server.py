@@ -19,7 +19,7 @@ from aipx_oms.events import EventBus
 from aipx_oms.ratelimit.redis_bucket import RedisTokenBucket
 from aipx_oms.relay.outbox import OutboxRelay
 from aipx_oms.service import OrderService
-from aipx_oms.servicer import OmsServicer, RequestInterceptor
+from aipx_oms.servicer import OmsServicer, RequestGuard
 from aipx_oms.settings import OmsSettings
 from aipx_oms.store.migrations import migrate
 from aipx_oms.store.postgres import OmsStore
@@ -125,8 +125,9 @@ class OmsApp:
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(interceptors=[RequestInterceptor(self._authenticator())], options=options)
-        oms_pb2_grpc.add_OmsServiceServicer_to_server(OmsServicer(self.service), server)
+        server = grpc.aio.server(options=options)
+        guard = RequestGuard(self._authenticator())
+        guard.register(oms_pb2_grpc.add_OmsServiceServicer_to_server, OmsServicer(self.service), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server

@@ -10,7 +10,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "x-api-key"
 REQUEST_ID_HEADER = "x-request-id"
-PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 
@@ -57,7 +56,7 @@ _caller: contextvars.ContextVar[str] = contextvars.ContextVar("aipx_oms_caller")
 
 
 def caller() -> str:
-    """The account of the current request (set by RequestInterceptor)."""
+    """The account of the current request (set by RequestGuard)."""
     return _caller.get()
 
 
@@ -266,35 +265,33 @@ def error_status(exc: BaseException) -> grpc.Status | None:
     return rpc_status.to_status(status)
 
 
-# --- interceptor ---------------------------------------------------------------------------------------
+# --- request guard -------------------------------------------------------------------------------------
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 
 
-class RequestInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every OMS call, binds a request id to its logs, maps errors, records metrics."""
+class RequestGuard:
+    """Authenticates every OMS call, binds a request id to its logs, maps errors, records metrics.
+
+    It wraps the service's method handlers once, when they are registered (`register`), rather than acting as
+    a grpc.aio server interceptor: an interceptor puts a coroutine in front of every call's dispatch and takes
+    calls off grpc's registered-method fast path, which cost ~80 us of CPU per call (17% of a bare server's
+    whole per-call cost, bench/oms_bench.py). Health and reflection are registered unwrapped (public).
+    """
 
     def __init__(self, auth: ApiKeyAuthenticator) -> None:
         self.auth = auth
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        method_path: str = handler_call_details.method
-        wrapped = self._wrapped.get(method_path)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None or method_path.startswith(PUBLIC_SERVICES):
-            return handler
-        wrapped = self._wrap(method_path, handler)
-        self._wrapped[method_path] = wrapped
-        return wrapped
+    def register(
+        self, add_to_server: Callable[[Any, Any], None], servicer: object, server: grpc.aio.Server
+    ) -> None:
+        """`add_to_server(servicer, server)` (a generated `add_*Servicer_to_server`), every method wrapped."""
+        registration = _GuardedRegistration(self, server)
+        add_to_server(servicer, registration)
+        if not registration.registered:
+            raise RuntimeError(f"{add_to_server.__name__} registered no method handlers")
 
     def _wrap(
         self, method_path: str, handler: grpc.RpcMethodHandler[Any, Any]
@@ -395,3 +392,24 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                 self._record(method, context, started, failed)
 
         return behavior
+
+
+class _GuardedRegistration:
+    """Stands in for the server while generated code registers a service: the method handlers it hands over
+    are registered wrapped by the guard, both as a generic handler and for registered-method dispatch."""
+
+    def __init__(self, guard: RequestGuard, server: grpc.aio.Server) -> None:
+        self.guard = guard
+        self.server = server
+        self.registered = False
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        """Ignored: the same handlers arrive by name in `add_registered_method_handlers`."""
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        wrapped = {name: self.guard._wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
+        self.server.add_registered_method_handlers(service, wrapped)
+        self.registered = True
