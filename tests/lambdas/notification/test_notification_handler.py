@@ -7,14 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aipx.lambda_kit import FakeLambdaContext, MskRecord, default_runtime
 from aipx.money import to_pb
 from aipx.msk import build_event
@@ -24,6 +21,8 @@ from aipx.v1.decisions_pb2 import Decision, Verdict
 from aipx.v1.orders_pb2 import Fill, Order, OrderEvent, OrderEventType, OrderStatus
 from aipx_notification import handler
 from aipx_notification.channels.webhook import SIGNATURE_HEADER, verify_signature
+
+from tests.lambdas.notification.conftest import Recorder
 
 pytestmark = pytest.mark.integration
 
@@ -44,53 +43,6 @@ def _closed_service(lambda_runtime: Any) -> Iterator[None]:
 TOKEN = "123456:SECRET-token-AbC"
 SLACK_PATH = "/slack/services/T0/B0/SLACKsecretXYZ"
 HOOK_SECRET = "whsec-s3cr3t-value"
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class Recorder:
-    """Records every request; answers from a per-path script of (status, headers, json) then 200."""
-
-    url: str = ""
-    received: list[Received] = field(default_factory=list)
-    script: dict[str, list[tuple[int, dict[str, str], object]]] = field(default_factory=dict)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.received.append(
-            Received(request.path, {k.lower(): v for k, v in request.headers.items()}, await request.read(),
-                     time.monotonic())
-        )  # fmt: skip
-        queue = self.script.get(request.path)
-        if queue:
-            status, headers, body = queue.pop(0)
-            return web.json_response(body, status=status, headers=headers)
-        if request.path.endswith("/sendMessage"):
-            return web.json_response({"ok": True, "result": {"message_id": 1}})
-        return web.Response(text="ok")
-
-    def at(self, path: str) -> list[Received]:
-        return [r for r in self.received if r.path == path]
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    rec = Recorder()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield rec
-    await runner.cleanup()
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, rec: Recorder, **extra: str) -> None:

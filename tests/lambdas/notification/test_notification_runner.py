@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aipx.lambda_kit import default_runtime
 from aipx.money import to_pb
 from aipx.topics import ORDER_EVENTS, catalogue
@@ -21,45 +19,12 @@ from aipx.v1.orders_pb2 import Fill, Order, OrderEvent, OrderEventType, OrderSta
 from aipx_notification import handler
 from aipx_runner import Backoff, Runner, RunnerConfig
 
+from tests.lambdas.notification.conftest import Recorder
+
 pytestmark = pytest.mark.integration
 
 TOKEN = "987654:RUNNER-secret-token"
 SLACK_PATH = "/slack/services/T9/B9/RUNNERslackSECRET"
-
-
-@dataclass
-class Recorder:
-    url: str = ""
-    bodies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    slack_failures: int = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        path = "slack" if request.path == SLACK_PATH else "telegram"
-        self.bodies.setdefault(path, []).append(body)
-        if path == "slack" and self.slack_failures > 0:
-            self.slack_failures -= 1
-            return web.Response(status=503, text="unavailable")
-        if path == "telegram":
-            return web.json_response({"ok": True, "result": {}})
-        return web.Response(text="ok")
-
-    def texts(self, path: str, marker: str) -> list[str]:
-        return [b["text"] for b in self.bodies.get(path, []) if marker in b["text"]]
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    rec = Recorder()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield rec
-    await runner.cleanup()
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +79,8 @@ async def test_order_event_through_the_runner_with_a_retried_channel(
     task = asyncio.create_task(runner.run())
     try:
         await runner.wait_ready(within_s=30)
-        recorder.slack_failures = 3  # two attempts in the first invocation, one more in the retry
+        # Slack fails three times: two attempts in the first invocation, one more in the retry.
+        recorder.script[SLACK_PATH] = [(503, {}, "unavailable")] * 3
         order_id = f"o-{uuid.uuid4().hex[:8]}"
         event = OrderEvent(
             event_id=str(uuid.uuid4()),
@@ -129,10 +95,12 @@ async def test_order_event_through_the_runner_with_a_retried_channel(
         await kafka_io.produce(
             ORDER_EVENTS, [builders.outgoing(key, event, event_id=event.event_id, event_time_ns=1)]
         )
-        await eventually(lambda: len(recorder.texts("slack", order_id)) == 4)
+        await eventually(lambda: len(recorder.texts(SLACK_PATH, order_id)) == 4)
         await asyncio.sleep(0.5)  # nothing more may arrive
-        assert len(recorder.texts("slack", order_id)) == 4  # 3 failures, then the success
-        (telegram,) = recorder.texts("telegram", order_id)  # once, although the record was processed twice
+        assert len(recorder.texts(SLACK_PATH, order_id)) == 4  # 3 failures, then the success
+        (telegram,) = recorder.texts(
+            "/sendMessage", order_id
+        )  # once, although the record was processed twice
         assert telegram.startswith(f"[FILLED] SELL 0.5 BTC-USDT @ 31000 — order {order_id}")
     finally:
         runner.stop()
