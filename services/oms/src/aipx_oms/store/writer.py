@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from aipx.ops import LATENCY_BUCKETS
@@ -147,6 +148,21 @@ class CommittedEvent:
 
 
 CommitListener = Callable[[Sequence[CommittedEvent]], None]
+
+
+def _event_columns(events: Sequence[CommittedEvent]) -> list[list[Any]]:
+    """The order_events columns of `events` for unnest(), in the INSERT's column order."""
+    return [
+        [c.log_sequence for c in events],
+        [c.event.event_id for c in events],
+        [c.event.order.account_id for c in events],
+        [c.event.order.order_id for c in events],
+        [c.event.order.sequence for c in events],
+        [c.event.type.value for c in events],
+        [c.event.order.symbol for c in events],
+        [c.event.event_time_ns for c in events],
+        [c.payload for c in events],
+    ]
 
 
 @dataclass(slots=True)
@@ -355,19 +371,7 @@ class GroupCommitWriter:
         encoded = [self._encode(m.events) for m in mutations]
         events = [c for committed, _ in encoded for c in committed]
         columns = [list(c) for c in zip(*(order_columns(o) for o in orders), strict=True)]
-        rows = await conn.fetch(
-            _INSERT_NEW_ORDERS_AND_EVENTS,
-            *columns,
-            [c.log_sequence for c in events],
-            [c.event.event_id for c in events],
-            [c.event.order.account_id for c in events],
-            [c.event.order.order_id for c in events],
-            [c.event.order.sequence for c in events],
-            [c.event.type.value for c in events],
-            [c.event.order.symbol for c in events],
-            [c.event.event_time_ns for c in events],
-            [c.payload for c in events],
-        )
+        rows = await conn.fetch(_INSERT_NEW_ORDERS_AND_EVENTS, *columns, *_event_columns(events))
         inserted = {r[0] for r in rows}
         existing: dict[tuple[str, str], Order] = {}
         missing = [o for o in orders if o.order_id not in inserted]
@@ -513,18 +517,7 @@ class GroupCommitWriter:
                 sequences.append(log_sequence)
             results.append(WriteResult(True, log_sequences=tuple(sequences)))
         if committed:
-            await conn.execute(
-                _INSERT_EVENTS,
-                [c.log_sequence for c in committed],
-                [c.event.event_id for c in committed],
-                [c.event.order.account_id for c in committed],
-                [c.event.order.order_id for c in committed],
-                [c.event.order.sequence for c in committed],
-                [c.event.type.value for c in committed],
-                [c.event.order.symbol for c in committed],
-                [c.event.event_time_ns for c in committed],
-                [c.payload for c in committed],
-            )
+            await conn.execute(_INSERT_EVENTS, *_event_columns(committed))
         return results, committed
 
 
