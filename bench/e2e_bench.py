@@ -46,7 +46,7 @@ async def main(seconds: float) -> None:
     admin = await asyncpg.connect(endpoints.postgres_dsn)
     await admin.execute(f'CREATE DATABASE "{db}"')
     await admin.close()
-    dsn = endpoints.postgres_dsn.rsplit("/", 1)[0] + f"/{db}"
+    dsn = endpoints.postgres_dsn_for(db)
     redis_url = endpoints.redis_url.rsplit("/", 1)[0] + "/10"
     client = aioredis.from_url(redis_url)
     await client.flushdb()
