@@ -44,7 +44,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
-from aipx.kafka import create_producer
+from aipx.kafka import BatchPublisher, create_producer
 from aipx.serde import encode
 from aipx.settings import KafkaSettings
 from aipx.topics import MARKET_DATA_RAW, catalogue
@@ -182,9 +182,11 @@ async def read_back(
 # -- ceiling -----------------------------------------------------------------------------------------------
 
 
-async def ceiling(bootstrap: str, symbols: list[str], seconds: float) -> Measured:
+async def ceiling(bootstrap: str, symbols: list[str], seconds: float, *, batched: bool = True) -> Measured:
     """A bare producer with the ingestion's settings sending pre-serialized envelopes (the same factory as the
-    service: aipx.kafka.create_producer, per-broker draining included)."""
+    service: aipx.kafka.create_producer, per-broker draining included). `batched`: through the same
+    aipx.kafka.BatchPublisher as the service (a record batch per partition, 512 records at a time); else one
+    `producer.send` per record (how the service published until 2026-11-22 evening)."""
     topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
     await create_topics(bootstrap, {topic: catalogue().get(MARKET_DATA_RAW).partitions})
     spec = catalogue().get(MARKET_DATA_RAW)
@@ -211,14 +213,22 @@ async def ceiling(bootstrap: str, symbols: list[str], seconds: float) -> Measure
         trade.aggressor_side = SIDE_BUY
         trade.first_trade_id = trade.last_trade_id = 5_000_000 + i
         encoded = encode(env, event_id=env.event_id, event_time_ns=env.exchange_time_ns)
-        payloads.append((spec.key_for(venue="binance", symbol=symbol), encoded.value, encoded.headers))
+        payloads.append((spec.key_for(venue="binance", symbol=symbol), encoded))
+    batches: BatchPublisher[None] = BatchPublisher(producer, topic)
     start = time.time()
     cpu_start = time.process_time()
-    futures = []
+    futures: list[asyncio.Future[Any]] = []
     sent = 0
     while time.time() - start < seconds:
-        for key, value, headers in payloads[:512]:
-            futures.append(await producer.send(topic, value, key=key, headers=headers))
+        if batched:
+            await batches.prepare()
+            now_ms = time.time_ns() // 1_000_000
+            for key, encoded in payloads[:512]:
+                batches.add(key, encoded, now_ms, None)
+            await batches.flush(lambda future, _: futures.append(future))
+        else:
+            for key, encoded in payloads[:512]:
+                futures.append(await producer.send(topic, encoded.value, key=key, headers=encoded.headers))
         sent += 512
         payloads.append(payloads.pop(0))
         if len(futures) > 50_000:
@@ -229,7 +239,9 @@ async def ceiling(bootstrap: str, symbols: list[str], seconds: float) -> Measure
     cpu_us = (time.process_time() - cpu_start) / max(sent, 1) * 1e6
     await producer.stop()
     await delete_topics(bootstrap, [topic])
-    return Measured("ceiling: bare aiokafka producer, pre-serialized envelopes", sent, elapsed, [], cpu_us)
+    how = "record batches per partition (BatchPublisher)" if batched else "send() per record"
+    name = f"ceiling: bare aiokafka producer, pre-serialized envelopes, {how}"
+    return Measured(name, sent, elapsed, [], cpu_us)
 
 
 # -- processes ---------------------------------------------------------------------------------------------
@@ -438,12 +450,15 @@ async def main() -> None:
         f"(first {args.warmup:.0f}s excluded), {args.rounds} alternating rounds, Kafka {bootstrap}"
     )
     tops: list[Measured] = []
+    per_record_tops: list[Measured] = []
     fulls: list[Measured] = []
     peers: list[Measured] = []
     frames_per_event = 0.0
     for r in range(1, args.rounds + 1):
         tops.append(await ceiling(bootstrap, symbols, args.seconds / 2))
         print(row(tops[-1]) + f"   (round {r})")
+        per_record_tops.append(await ceiling(bootstrap, symbols, args.seconds / 2, batched=False))
+        print(row(per_record_tops[-1]) + f"   (round {r})")
         full, stats = await run_ingestion(
             bootstrap, symbols, 0, seconds=args.seconds, warmup=args.warmup,
             name="ingestion, simulator at full speed",
@@ -463,15 +478,18 @@ async def main() -> None:
         print(row(paced[-1]))
 
     top = max(tops, key=lambda m: m.rate)
+    per_record_top = max(per_record_tops, key=lambda m: m.rate)
     full = max(fulls, key=lambda m: m.rate)
     peer = max(peers, key=lambda m: m.rate) if peers else None
     print()
     print(f"  best of {args.rounds} rounds:")
     print(f"  {'run':<88} {'msg/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/msg':>9}")
-    for m in (top, full, *([peer] if peer else []), *paced):
+    for m in (top, per_record_top, full, *([peer] if peer else []), *paced):
         print(row(m))
     print()
-    print(f"  ingestion / ceiling    = {full.rate / top.rate:.2f}   (target >= 0.60)")
+    print(f"  ingestion / ceiling    = {full.rate / top.rate:.2f}   (target >= 0.60; this ceiling publishes")
+    print("                                  as the service does: a record batch per partition)")
+    print(f"  ingestion / send() per record ceiling = {full.rate / per_record_top.rate:.2f}   (reference)")
     if peer:
         print(f"  ingestion / cryptofeed = {full.rate / max(peer.rate, 1e-9):.2f}   (target >= 3)")
     for m in paced:

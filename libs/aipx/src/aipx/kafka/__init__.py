@@ -1,6 +1,7 @@
 """Kafka client setup: producer/consumer factories, a typed publisher, the topic bootstrap."""
 
 from aipx.kafka.clients import (
+    BatchPublisher,
     DeadLetterPublisher,
     Publisher,
     client_config,
@@ -11,6 +12,7 @@ from aipx.kafka.clients import (
 )
 
 __all__ = [
+    "BatchPublisher",
     "DeadLetterPublisher",
     "Publisher",
     "client_config",

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner, murmur2
-from aiokafka.producer.message_accumulator import MessageAccumulator
+from aiokafka.producer.message_accumulator import BatchBuilder, MessageAccumulator
 from aiokafka.structs import RecordMetadata
 from google.protobuf.message import Message
 
@@ -235,6 +236,86 @@ class Publisher:
             topic, key, message, event_id=event_id, event_time_ns=event_time_ns, trace_id=trace_id
         )
         return await future
+
+
+T = TypeVar("T")
+
+
+class BatchPublisher(Generic[T]):
+    """Publishes many records with one aiokafka record batch per partition instead of one `send` per record.
+
+    `add` appends an encoded record to the open batch of its partition (the key -> partition mapping of
+    `producer_config`'s partitioner, i.e. the Java client's), together with a caller's token; `flush` hands
+    the batches to the producer (`send_batch`) and reports each submitted batch's delivery future with the
+    tokens of its records. It is the same producer with the same guarantees: idempotent, acks=all,
+    compressed, lingering and retrying per batch, sequence numbers assigned when batches are drained. It
+    costs about a quarter of `send`'s CPU per record (one coroutine and future per batch, not per record).
+
+    `flush` waits while a partition already has a batch queued in the producer (that is the backpressure);
+    if it raises (the producer is closed, or could not take a batch within its request timeout), the batches
+    not yet submitted stay here and the next `flush` submits them.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+        self._partitioner = CachedKeyPartitioner()
+        self._partitions: list[int] = []
+        self._open: dict[int, tuple[BatchBuilder, list[T]]] = {}
+        self._ready: deque[tuple[int, BatchBuilder, list[T]]] = deque()
+
+    @property
+    def pending(self) -> int:
+        """Records added and not yet submitted."""
+        return sum(len(t) for _, t in self._open.values()) + sum(len(t) for _, _, t in self._ready)
+
+    def discard(self) -> int:
+        """Forget the records not yet submitted; returns how many there were."""
+        count = self.pending
+        self._open.clear()
+        self._ready.clear()
+        return count
+
+    async def prepare(self) -> None:
+        """Load the topic's partitions (waits for metadata the first time); call before `add`s."""
+        partitions = await self.producer.partitions_for(self.topic)
+        if len(partitions) != len(self._partitions):
+            self._partitions = sorted(partitions)
+
+    def add(self, key: bytes, record: Encoded, timestamp_ms: int, token: T) -> None:
+        """Append a record to its partition's open batch (after `prepare`)."""
+        partitions = self._partitions
+        if not partitions:
+            raise RuntimeError("BatchPublisher.prepare() must run before add()")
+        partition = self._partitioner(key, partitions, partitions)
+        batch = self._open.get(partition)
+        if batch is None:
+            batch = self._open[partition] = (self.producer.create_batch(), [])
+        builder, tokens = batch
+        value, headers = record.value, record.headers
+        if builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers) is None:
+            # Full: it is submitted as it is, and the record opens the partition's next batch (a record larger
+            # than a whole batch still goes, alone in its batch, as with `send`).
+            self._ready.append((partition, builder, tokens))
+            builder = self.producer.create_batch()
+            tokens = []
+            self._open[partition] = (builder, tokens)
+            if builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers) is None:
+                raise ValueError(f"record of {len(value)} bytes does not fit in an empty batch")
+        tokens.append(token)
+
+    async def flush(self, submitted: Callable[[asyncio.Future[Any], list[T]], None]) -> None:
+        """Submit every batch; `submitted(delivery future, tokens)` is called for each as it is queued."""
+        for partition, (builder, tokens) in self._open.items():
+            self._ready.append((partition, builder, tokens))
+        self._open.clear()
+        ready = self._ready
+        while ready:
+            partition, builder, tokens = ready[0]
+            builder.close()
+            future = await self.producer.send_batch(builder, self.topic, partition=partition)
+            ready.popleft()
+            submitted(future, tokens)
 
 
 class DeadLetterPublisher:

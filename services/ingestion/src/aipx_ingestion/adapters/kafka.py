@@ -1,7 +1,8 @@
 """The Kafka side: a bounded buffer between the feed readers and the shared producer.
 
 Readers `put` envelopes; when the buffer is full they wait, so they stop reading their sockets and the
-venue sees TCP backpressure. One task drains the buffer into the idempotent, acks=all producer (aipx.kafka);
+venue sees TCP backpressure. One task drains the buffer into the idempotent, acks=all producer (aipx.kafka),
+a record batch per partition at a time;
 the producer retries batches for `produce_timeout_ms`, chosen to outlast a broker restart. Anything that is
 nevertheless not delivered (a batch expired, the shutdown deadline passed) is counted in `dropped` and
 logged: never silent.
@@ -18,8 +19,8 @@ from functools import partial
 from typing import Any
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
-from aiokafka.structs import RecordMetadata
-from aipx.kafka import Publisher
+from aipx.kafka import BatchPublisher, Publisher
+from aipx.serde import encode
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 
 from aipx_ingestion.metrics import IngestionMetrics
@@ -42,9 +43,11 @@ class Outgoing:
 class KafkaSink:
     """Bounded, backpressured, at-least-once publishing of envelopes to one topic.
 
-    Acknowledgements are accounted in bulk: delivery futures queue up in send order and a reaper settles the
-    completed ones every few milliseconds (a callback per record costs more than the send itself). Latency
-    histograms observe every `latency_sample`-th record at its exact acknowledgement time.
+    One task takes everything buffered (up to `max_batch` envelopes) and publishes it as one record batch per
+    partition (`aipx.kafka.BatchPublisher`): a coroutine and a delivery future per batch, not per record.
+    Acknowledgements are accounted in bulk: batch futures queue up in send order and a reaper settles the
+    completed ones every few milliseconds. Latency histograms observe every `latency_sample`-th batch (its
+    first record) at its exact acknowledgement time.
     """
 
     def __init__(
@@ -54,26 +57,30 @@ class KafkaSink:
         *,
         capacity: int,
         metrics: IngestionMetrics,
-        latency_sample: int = 8,
+        latency_sample: int = 1,
+        max_batch: int = 2_000,
     ) -> None:
         self.publisher = publisher
         self.topic = topic
         self.metrics = metrics
         self.latency_sample = max(1, latency_sample)
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=capacity)
-        self._pending: deque[tuple[Outgoing, asyncio.Future[RecordMetadata]]] = deque()
-        self._sent = 0
+        self.max_batch = max_batch
+        self._batches: BatchPublisher[Outgoing] = BatchPublisher(publisher.producer, topic)
+        self._pending: deque[tuple[list[Outgoing], asyncio.Future[Any]]] = deque()
+        self._in_flight = 0  # records in self._pending
+        self._sent = 0  # batches
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self.delivery_errors = 0
         self.last_error: str | None = None
         metrics.buffer_capacity.set(capacity)
         metrics.buffer_depth.set_function(self._queue.qsize)
-        metrics.in_flight.set_function(lambda: len(self._pending))
+        metrics.in_flight.set_function(lambda: self._in_flight)
         # Metric children cached per label set: labels() is slow on the hot path.
         self._out: dict[tuple[str, str], Any] = {}
         self._e2e: dict[str, Any] = {}
-        self._current: Outgoing | None = None
+        self._current: list[Outgoing] = []
 
     def start(self) -> None:
         """Start draining the buffer into the producer, and settling acknowledgements."""
@@ -106,46 +113,58 @@ class KafkaSink:
     async def _run(self) -> None:
         queue = self._queue
         while True:
-            item = await queue.get()
-            self._current = item
-            await self._send(item)
-            self._current = None
-            queue.task_done()
+            items = [await queue.get()]
+            while len(items) < self.max_batch and not queue.empty():
+                items.append(queue.get_nowait())
+            self._current = items
+            await self._send(items)
+            for _ in items:
+                queue.task_done()
 
-    async def _send(self, item: Outgoing) -> None:
-        env = item.envelope
+    async def _send(self, items: list[Outgoing]) -> None:
+        """Publish what the buffer held, a record batch per partition, retried until the producer takes it."""
+        batches = self._batches
         while True:
             try:
-                future = await self.publisher.send(
-                    self.topic,
-                    item.key,
-                    env,
-                    event_id=env.event_id,
-                    event_time_ns=env.exchange_time_ns or env.ingest_time_ns,
-                )
+                await batches.prepare()
                 break
+            except KafkaError as exc:  # no metadata yet (broker away at startup): the buffer fills meanwhile
+                self._retry(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(_RETRY_BACKOFF_S)
+        for item in items:
+            env = item.envelope
+            event_time_ns = env.exchange_time_ns or env.ingest_time_ns
+            record = encode(env, event_id=env.event_id, event_time_ns=event_time_ns)
+            batches.add(item.key, record, event_time_ns // 1_000_000, item)
+        self._current = []  # all in `batches` now
+        while True:
+            try:
+                await batches.flush(self._submitted)
+                return
             except ProducerClosed:
-                self._drop("producer_closed", 1)
+                self._drop("producer_closed", batches.discard())
                 return
             except KafkaTimeoutError:
-                # The producer could not take the record within its timeout (broker away, buffers full): keep
-                # it and retry; meanwhile the bounded buffer fills and the readers are slowed down.
-                self.metrics.produce_retries.inc()
-                self.last_error = "producer buffer full"
-                log.warning("producer full for %s; retrying", self.topic)
+                # The producer could not take a batch within its timeout (broker away, buffers full): keep it
+                # and retry; meanwhile the bounded buffer fills and the readers are slowed down.
+                self._retry("producer buffer full")
             except KafkaError as exc:
-                self.metrics.produce_retries.inc()
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("send to %s failed (%s); retrying", self.topic, self.last_error)
+                self._retry(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(_RETRY_BACKOFF_S)
-        self._pending.append((item, future))
+
+    def _retry(self, error: str) -> None:
+        self.metrics.produce_retries.inc()
+        self.last_error = error
+        log.warning("send to %s failed (%s); retrying", self.topic, error)
+
+    def _submitted(self, future: asyncio.Future[Any], items: list[Outgoing]) -> None:
+        self._pending.append((items, future))
+        self._in_flight += len(items)
         self._sent += 1
         if not self._sent % self.latency_sample:
-            future.add_done_callback(partial(self._observe_latency, env, time.perf_counter()))
+            future.add_done_callback(partial(self._observe_latency, items[0].envelope, time.perf_counter()))
 
-    def _observe_latency(
-        self, env: MarketDataEnvelope, sent: float, future: asyncio.Future[RecordMetadata]
-    ) -> None:
+    def _observe_latency(self, env: MarketDataEnvelope, sent: float, future: asyncio.Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:
             return
         self.metrics.produce_latency.observe(time.perf_counter() - sent)
@@ -165,16 +184,23 @@ class KafkaSink:
         pending = self._pending
         counts: dict[tuple[str, str], int] = {}
         while pending and pending[0][1].done():
-            item, future = pending.popleft()
+            items, future = pending.popleft()
+            self._in_flight -= len(items)
             if future.cancelled() or future.exception() is not None:
                 error = "cancelled" if future.cancelled() else repr(future.exception())
-                self.delivery_errors += 1
+                self.delivery_errors += len(items)
                 self.last_error = error
-                self._drop("delivery_failed", 1)
-                log.error("envelope %s was not delivered: %s", item.envelope.event_id, error)
+                self._drop("delivery_failed", len(items))
+                log.error(
+                    "%d envelope(s) were not delivered (first %s): %s",
+                    len(items),
+                    items[0].envelope.event_id,
+                    error,
+                )
                 continue
-            key = (item.envelope.venue, item.kind)
-            counts[key] = counts.get(key, 0) + 1
+            for item in items:
+                key = (item.envelope.venue, item.kind)
+                counts[key] = counts.get(key, 0) + 1
         if counts:
             self.last_error = None
         for key, count in counts.items():
@@ -206,14 +232,15 @@ class KafkaSink:
             log.error(
                 "shutdown deadline reached with %d buffered, %d unacknowledged",
                 self.depth,
-                len(self._pending),
+                self._in_flight,
             )
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._reap()
-        left = self._queue.qsize() + (1 if self._current is not None else 0)
+        # Taken from the buffer and not submitted: not yet added to a batch (_current), or in an open batch.
+        left = self._queue.qsize() + len(self._current) + self._batches.discard()
         if left:
             self._drop("shutdown", left)
-        if self._pending:
-            self._drop("unacknowledged_at_shutdown", len(self._pending))
+        if self._in_flight:
+            self._drop("unacknowledged_at_shutdown", self._in_flight)
