@@ -304,18 +304,25 @@ class BatchPublisher(Generic[T]):
                 raise ValueError(f"record of {len(value)} bytes does not fit in an empty batch")
         tokens.append(token)
 
-    async def flush(self, submitted: Callable[[asyncio.Future[Any], list[T]], None]) -> None:
-        """Submit every batch; `submitted(delivery future, tokens)` is called for each as it is queued."""
+    async def flush(
+        self, submitted: Callable[[asyncio.Future[Any], list[T]], None] | None = None
+    ) -> list[asyncio.Future[Any]]:
+        """Submit every batch; returns their delivery futures, and calls `submitted(future, tokens)` for each
+        batch as it is queued (so that a caller learns what went out even when a later batch fails)."""
         for partition, (builder, tokens) in self._open.items():
             self._ready.append((partition, builder, tokens))
         self._open.clear()
         ready = self._ready
+        futures: list[asyncio.Future[Any]] = []
         while ready:
             partition, builder, tokens = ready[0]
             builder.close()
             future = await self.producer.send_batch(builder, self.topic, partition=partition)
             ready.popleft()
-            submitted(future, tokens)
+            futures.append(future)
+            if submitted is not None:
+                submitted(future, tokens)
+        return futures
 
 
 class DeadLetterPublisher:

@@ -14,7 +14,8 @@ import logging
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aipx.kafka import Publisher, create_producer
+from aipx.kafka import BatchPublisher, create_producer
+from aipx.serde import encoded
 from aipx.settings import KafkaSettings
 from aipx.topics import ORDER_EVENTS, catalogue
 from aipx.v1.orders_pb2 import OrderEvent
@@ -111,7 +112,7 @@ class OutboxRelay:
                 producer = create_producer(self.kafka, client_id="oms-outbox-relay")
                 await producer.start()
                 log.info("outbox relay publishing to %s", self.topic)
-                publishing = asyncio.create_task(self._publish_loop(Publisher(producer), lock_conn))
+                publishing = asyncio.create_task(self._publish_loop(producer, lock_conn))
                 pruning = asyncio.create_task(self._prune_loop())
                 try:
                     # The pruner never ends by itself; whichever ends first ends both.
@@ -136,9 +137,14 @@ class OutboxRelay:
                         await lock_conn.close()
             await asyncio.sleep(self.retry_backoff_s)
 
-    async def _publish_loop(self, publisher: Publisher, lock_conn: asyncpg.Connection) -> None:
-        """Publish in log order on the leader connection (which also reads and marks the outbox)."""
+    async def _publish_loop(self, producer: AIOKafkaProducer, lock_conn: asyncpg.Connection) -> None:
+        """Publish in log order on the leader connection (which also reads and marks the outbox).
+
+        A fetched batch goes out as one record batch per partition; its rows are marked only once the broker
+        acknowledged all of them. If anything fails, this loop ends and the relay starts over from the
+        outbox: unmarked rows are fetched and published again (at least once)."""
         loop = asyncio.get_running_loop()
+        batches: BatchPublisher[None] = BatchPublisher(producer, self.topic)
         while True:
             if lock_conn.is_closed():
                 raise ConnectionError("lost the relay lock connection")
@@ -149,20 +155,15 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
                 continue
-            deliveries = []
+            await batches.prepare()
             for row in rows:
                 # The payload is the OrderEvent as committed: published as stored, not decoded and re-encoded.
-                deliveries.append(
-                    await publisher.send_serialized(
-                        self.topic,
-                        self.key_spec.key_for(account_id=row.account_id),
-                        row.payload,
-                        ORDER_EVENT_SCHEMA,
-                        event_id=row.event_id,
-                        event_time_ns=row.event_time_ns,
-                    )
+                record = encoded(
+                    row.payload, ORDER_EVENT_SCHEMA, event_id=row.event_id, event_time_ns=row.event_time_ns
                 )
-            await asyncio.gather(*deliveries)
+                key = self.key_spec.key_for(account_id=row.account_id)
+                batches.add(key, record, row.event_time_ns // 1_000_000, None)
+            await asyncio.gather(*await batches.flush())
             await mark_published(lock_conn, [r.log_sequence for r in rows])
             self.published += len(rows)
             metrics.EVENTS_PUBLISHED.inc(len(rows))
