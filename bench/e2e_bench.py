@@ -30,6 +30,7 @@ from pathlib import Path
 import asyncpg
 import redis.asyncio as aioredis
 from aipx.functions import manifest
+from aipx_stack import scratch
 from aipx_stack.platform import Platform, Ports
 from aipx_stack.select import open_stack
 
@@ -43,10 +44,7 @@ async def main(seconds: float) -> None:
     stack = open_stack()
     endpoints = await asyncio.to_thread(stack.up)
     db = f"e2e_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(endpoints.postgres_dsn)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    await admin.close()
-    dsn = endpoints.postgres_dsn_for(db)
+    dsn = await scratch.create_database(endpoints.postgres_dsn, db)
     redis_url = endpoints.redis_url.rsplit("/", 1)[0] + "/10"
     client = aioredis.from_url(redis_url)
     await client.flushdb()
@@ -74,9 +72,7 @@ async def main(seconds: float) -> None:
         )
     finally:
         await conn.close()
-        admin = await asyncpg.connect(endpoints.postgres_dsn)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await admin.close()
+        await scratch.drop_database(endpoints.postgres_dsn, db)
     latencies_ms = [(r["created_time_ns"] - r["md_ns"]) / 1e6 for r in rows if r["md_ns"]]
     windows = {f.name: f.event_sources[0].batching_window_s for f in manifest().functions}
     floor_ms = (windows["strategy"] + windows["cognitive"]) * 1000

@@ -42,7 +42,6 @@ from typing import Any
 import aiohttp
 import uvloop
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 from aipx.kafka import BatchPublisher, create_producer
 from aipx.serde import encode
@@ -50,6 +49,7 @@ from aipx.settings import KafkaSettings
 from aipx.topics import MARKET_DATA_RAW, catalogue
 from aipx.v1.common_pb2 import SIDE_BUY
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
+from aipx_stack import scratch
 from aipx_stack.ports import free_port
 from aipx_stack.procstat import cpu_seconds
 
@@ -122,28 +122,14 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 async def create_topics(bootstrap: str, specs: dict[str, int]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, p, 1, topic_configs=APPEND_TIME) for n, p in specs.items()])
-        for _ in range(100):
-            described = await admin.describe_topics(list(specs))
-            if all(d.get("partitions") and all(p["leader"] >= 0 for p in d["partitions"]) for d in described):
-                return
-            await asyncio.sleep(0.05)
-    finally:
-        await admin.close()
+    await scratch.create_topics(bootstrap, specs, config=APPEND_TIME)
 
 
 async def delete_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
     try:
-        await admin.delete_topics(names)
+        await scratch.delete_topics(bootstrap, names)
     except Exception as exc:  # leftover bench topics are harmless; say so and go on
         print(f"  (could not delete topics {names[:3]}...: {exc})")
-    finally:
-        await admin.close()
 
 
 async def read_back(

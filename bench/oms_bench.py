@@ -32,13 +32,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
 import uvloop
 from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
+from aipx_stack import scratch
 from aipx_stack.ports import free_port
 from aipx_stack.procstat import cpu_seconds
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -208,14 +209,7 @@ async def run_python(target: str, concurrency: int, seconds: float, prefix: str)
 
 
 async def prepare_database(base_dsn: str) -> str:
-    name = f"oms_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(base_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    parts = urlsplit(base_dsn)
-    dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    dsn = await scratch.create_database(base_dsn, f"oms_bench_{uuid.uuid4().hex[:8]}")
     from aipx_oms.settings import DEFAULT_MIGRATIONS_DIR
     from aipx_oms.store.admin import (
         DEMO_INSTRUMENTS,
@@ -257,37 +251,6 @@ async def commit_latency(dsn: str, n: int = 200) -> tuple[float, float]:
         await conn.close()
     samples.sort()
     return samples[n // 2], samples[int(n * 0.99) - 1]
-
-
-async def drop_database(base_dsn: str, dsn: str) -> None:
-    name = urlsplit(dsn).path.lstrip("/")
-    conn = await asyncpg.connect(base_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def create_topic(bootstrap: str, name: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 6, 1)])
-    finally:
-        await admin.close()
-
-
-async def delete_topic(bootstrap: str, name: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
 
 
 async def wait_serving(target: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
@@ -372,8 +335,7 @@ async def main_async(args: argparse.Namespace) -> int:
     dsn = await prepare_database(base_dsn)
     topic = f"bench-order-events-{uuid.uuid4().hex[:8]}"
     market_topic = f"bench-market-data-{uuid.uuid4().hex[:8]}"  # quiet: no price band from others' data
-    await create_topic(kafka, topic)
-    await create_topic(kafka, market_topic)
+    await scratch.create_topics(kafka, {topic: 6, market_topic: 6})
     conn = await asyncpg.connect(dsn)
     sync_commit = await conn.fetchval("SHOW synchronous_commit")
     fsync = await conn.fetchval("SHOW fsync")
@@ -476,9 +438,8 @@ async def main_async(args: argparse.Namespace) -> int:
     if not ok:
         print("DURABILITY CHECK FAILED: an acknowledged order is missing or lacks its outbox event")
     if not args.keep:
-        await drop_database(base_dsn, dsn)
-        await delete_topic(kafka, topic)
-        await delete_topic(kafka, market_topic)
+        await scratch.drop_database(base_dsn, urlsplit(dsn).path.lstrip("/"))
+        await scratch.delete_topics(kafka, [topic, market_topic])
     return 0 if ok else 1
 
 

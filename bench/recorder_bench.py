@@ -36,6 +36,7 @@ from aipx_recorder.layout import NS_PER_HOUR, Directory
 from aipx_recorder.reader import read_topic
 from aipx_recorder.recorder import Pending, encode_parquet, event_time_and_id
 from aipx_runner import Runner, RunnerConfig
+from aipx_stack import scratch
 
 # A recent hour: the broker's retention (by record timestamp) must not delete the records mid-run.
 HOUR0 = (time.time_ns() // NS_PER_HOUR - 2) * NS_PER_HOUR
@@ -99,18 +100,6 @@ async def produce(bootstrap: str, topic: str, n: int) -> list[MskRecord]:
     finally:
         await producer.stop()
     return records
-
-
-async def create_topics(bootstrap: str, names: dict[str, int]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, p, 1) for name, p in names.items()])
-    finally:
-        await admin.close()
-    await asyncio.sleep(1.0)
 
 
 async def run_recorder(config: RunnerConfig, n: int) -> tuple[float, int]:
@@ -177,7 +166,7 @@ async def main() -> None:
     bootstrap = endpoints.kafka_bootstrap
     tag = uuid.uuid4().hex[:8]
     topic, dlq, bucket = f"bench-md-{tag}", f"bench-md-{tag}.dlq", f"bench-lake-{tag}"
-    await create_topics(bootstrap, {topic: args.partitions, dlq: 1})
+    await scratch.create_topics(bootstrap, {topic: args.partitions, dlq: 1})
     s3 = S3Settings(
         endpoint_url=endpoints.s3_endpoint_url,
         bucket=bucket,

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aipx.functions import manifest
 from aipx.lambda_kit import FakeLambdaContext
 from aipx.money import to_pb
@@ -39,6 +38,7 @@ from aipx.serde import encode
 from aipx.settings import KafkaSettings, RedisSettings
 from aipx.topics import MARKET_DATA_RAW, catalogue
 from aipx.v1.market_data_pb2 import MarketDataEnvelope, Trade
+from aipx_stack import scratch
 from redis.asyncio import Redis
 
 MINUTE_NS = 60_000_000_000
@@ -117,22 +117,8 @@ def timed(fn: Any, *args: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-async def create_topic(name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KafkaSettings().bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 6, 1)])
-    finally:
-        await admin.close()
-
-
 async def cleanup(topic: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KafkaSettings().bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
-    finally:
-        await admin.close()
+    await scratch.delete_topics(KafkaSettings().bootstrap_servers, [topic])
     redis = Redis.from_url(RedisSettings().url.get_secret_value())
     try:
         keys = [k async for k in redis.scan_iter(match=f"{prefix}:*")]
@@ -156,7 +142,10 @@ def main() -> None:
     topic, prefix = f"bench-strategy-signals-{run}", f"bench:strategy:{run}"
     os.environ["AIPX_STRATEGY_SIGNALS_TOPIC"] = topic
     os.environ["AIPX_STRATEGY_STATE_KEY_PREFIX"] = prefix
-    asyncio.run(create_topic(topic))
+    # Records carry 2026-01 event times (Kafka timestamps): no time-based retention on the scratch topic.
+    asyncio.run(
+        scratch.create_topics(KafkaSettings().bootstrap_servers, {topic: 6}, config={"retention.ms": "-1"})
+    )
 
     from aipx_strategy import handler  # after the environment is set
 

@@ -61,8 +61,7 @@ class Endpoints:
 
     def postgres_dsn_for(self, database: str) -> str:
         """The PostgreSQL DSN with the same server and credentials but another database."""
-        parts = urlsplit(self.postgres_dsn)
-        return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+        return database_dsn(self.postgres_dsn, database)
 
     def as_env(self, *, aws: bool = False) -> dict[str, str]:
         """The AIPX_* variables aipx.settings reads; aws=True adds AWS_* credentials for boto3."""
@@ -95,3 +94,9 @@ class Endpoints:
     def shell_exports(self, *, aws: bool = False) -> str:
         """`export NAME='value'` lines for `eval "$(aipx-stack env)"`."""
         return "\n".join(f"export {k}='{v}'" for k, v in self.as_env(aws=aws).items())
+
+
+def database_dsn(dsn: str, database: str) -> str:
+    """`dsn` with the same server and credentials but another database."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))

@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
+from aipx_stack import scratch
 from aipx_stack.base import Stack
 from aipx_stack.endpoints import Endpoints, S3Endpoint
 from aipx_stack.errors import StackError
-from aipx_stack.probes import kafka_admin, run_sync
+from aipx_stack.probes import run_sync
 from aipx_stack.select import open_stack
 
 
@@ -131,37 +132,13 @@ class TopicFactory:
         return run_sync(lambda: self(partitions, prefix=prefix, config=config))
 
     async def _create(self, name: str, partitions: int, config: dict[str, str]) -> None:
-        from aiokafka.admin import NewTopic
-
-        admin = kafka_admin(self.bootstrap, request_timeout_ms=15000)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config)])
-            # Wait until every partition has a leader, so producers can send at once.
-            for _ in range(100):
-                described: list[dict[str, Any]] = await admin.describe_topics([name])
-                parts = described[0].get("partitions", []) if described else []
-                if len(parts) == partitions and all(p.get("leader", -1) >= 0 for p in parts):
-                    return
-                await asyncio.sleep(0.05)
-            raise StackError(f"topic {name} was created but its partitions have no leader after 5s")
-        finally:
-            await admin.close()
+        await scratch.create_topics(self.bootstrap, {name: partitions}, config=config)
 
     def cleanup(self) -> None:
         if not self.created:
             return
-
-        async def delete() -> None:
-            admin = kafka_admin(self.bootstrap, request_timeout_ms=15000)
-            await admin.start()
-            try:
-                await admin.delete_topics(self.created)
-            finally:
-                await admin.close()
-
         try:
-            run_sync(delete)
+            run_sync(lambda: scratch.delete_topics(self.bootstrap, self.created))
         except Exception as exc:
             warnings.warn(f"could not delete test topics {self.created}: {exc}", stacklevel=1)
 
@@ -185,25 +162,16 @@ class DatabaseFactory:
     async def __call__(self, prefix: str | None = None) -> str:
         base = re.sub(r"[^a-z0-9_]+", "_", (prefix or f"t_{self.slug}").lower())[:50]
         name = f"{base}_{uuid.uuid4().hex[:10]}"
-        await self._execute(f'CREATE DATABASE "{name}"')
+        dsn = await scratch.create_database(self.endpoints.postgres_dsn, name)
         self.created.append(name)
-        return self.endpoints.postgres_dsn_for(name)
+        return dsn
 
     def sync(self, prefix: str | None = None) -> str:
         """The same for sync code."""
         return run_sync(lambda: self(prefix))
 
-    async def _execute(self, sql: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.endpoints.postgres_dsn, timeout=10)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     def _drop(self, name: str) -> None:
-        run_sync(lambda: self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_sync(lambda: scratch.drop_database(self.endpoints.postgres_dsn, name))
 
     def cleanup(self) -> None:
         for name in self.created:
