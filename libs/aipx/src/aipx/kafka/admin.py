@@ -1,4 +1,5 @@
-"""Topic bootstrap: create every catalogue topic (and its DLQ) idempotently. CLI: `aipx-topics`."""
+"""Topic bootstrap: create every catalogue topic (and its DLQ) idempotently, and bring the configs of topics
+that already exist to what the catalogue says. CLI: `aipx-topics`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import logging
 import sys
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from aipx.kafka.clients import client_config
 from aipx.settings import KafkaSettings
@@ -35,7 +37,8 @@ async def ensure_topics(
     settings: KafkaSettings | None = None,
     topics: TopicCatalogue | None = None,
 ) -> list[str]:
-    """Create the catalogue's topics that do not exist yet; returns the names created (idempotent)."""
+    """Create the catalogue's topics that do not exist yet, and give those that exist the catalogue's configs
+    where they differ (`reconcile_configs`); returns the names created (idempotent)."""
     settings = settings or KafkaSettings()
     config = client_config(settings, client_id="topic-bootstrap")
     if bootstrap_servers:
@@ -45,11 +48,10 @@ async def ensure_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [
-            new_topic(spec, replication_factor)
-            for spec in (topics or catalogue()).topics
-            if spec.name not in existing
-        ]
+        requests = [new_topic(spec, replication_factor) for spec in (topics or catalogue()).topics]
+        wanted = [r for r in requests if r.name not in existing]
+        for name in await reconcile_configs(admin, [r for r in requests if r.name in existing]):
+            log.info("topic %s: configs set to the catalogue's", name)
         created: list[str] = []
         for request in wanted:
             try:
@@ -60,6 +62,37 @@ async def ensure_topics(
         return created
     finally:
         await admin.close()
+
+
+async def reconcile_configs(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> list[str]:
+    """Give existing topics the configs of their creation requests where any differs; returns their names.
+
+    The whole set is written (AlterConfigs replaces a topic's dynamic configs), so a config the catalogue no
+    longer sets goes back to the broker default; partition counts are not touched.
+    """
+    if not topics:
+        return []
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, t.name, dict.fromkeys(t.topic_configs)) for t in topics
+    ]
+    current: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for error_code, message, _, name, entries, *_ in response.resources:
+            if error_code:
+                raise for_code(error_code)(f"describe configs of {name}: {message}")
+            current[name] = {entry[0]: entry[1] for entry in entries}
+    changed = [
+        t
+        for t in topics
+        if any(current.get(t.name, {}).get(key) != str(value) for key, value in t.topic_configs.items())
+    ]
+    if changed:
+        alter = [ConfigResource(ConfigResourceType.TOPIC, t.name, dict(t.topic_configs)) for t in changed]
+        for response in await admin.alter_configs(alter):
+            for error_code, message, _, name, *_ in response.resources:
+                if error_code:
+                    raise for_code(error_code)(f"alter configs of {name}: {message}")
+    return [t.name for t in changed]
 
 
 def main(argv: list[str] | None = None) -> int:
