@@ -68,6 +68,8 @@ DeadLetter = Callable[[MskRecord, BaseException, str], None]
 FUNCTION = "recorder"
 # An event within this much of the payload limit had no room for another batch of typical records.
 _FULL_MARGIN_BYTES = 256 * 1024
+# Per-row record metadata. _timestamp is the Kafka record timestamp: the broker's append time on the
+# catalogue topics (LogAppendTime); _event_time is the aipx-event-time-ns header (the event's own time).
 META_FIELDS = [
     pa.field("_partition", pa.int32(), nullable=False),
     pa.field("_offset", pa.int64(), nullable=False),
