@@ -76,7 +76,13 @@ class IngestionService:
             request_timeout_ms=max(s.produce_timeout_ms, s.kafka.request_timeout_ms),
         )
         await self.producer.start()
-        self.sink = KafkaSink(Publisher(self.producer), s.topic, capacity=s.buffer_size, metrics=self.metrics)
+        self.sink = KafkaSink(
+            Publisher(self.producer),
+            s.topic,
+            capacity=s.buffer_size,
+            metrics=self.metrics,
+            linger_s=s.kafka.linger_ms / 1000,
+        )
         self.sink.start()
         self._http = aiohttp.ClientSession()
         sequence_start = now_ns() // 1_000

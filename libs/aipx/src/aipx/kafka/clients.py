@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -59,8 +60,6 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
         self._expires_ms = 0
 
     async def token(self) -> str:
-        import time
-
         if self._token is None or time.time() * 1000 > self._expires_ms - 60_000:
             from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 
@@ -261,6 +260,7 @@ class BatchPublisher(Generic[T]):
         self.topic = topic
         self._partitioner = CachedKeyPartitioner()
         self._partitions: list[int] = []
+        self._checked = 0.0
         self._open: dict[int, tuple[BatchBuilder, list[T]]] = {}
         self._ready: deque[tuple[int, BatchBuilder, list[T]]] = deque()
 
@@ -277,8 +277,13 @@ class BatchPublisher(Generic[T]):
         return count
 
     async def prepare(self) -> None:
-        """Load the topic's partitions (waits for metadata the first time); call before `add`s."""
+        """Load the topic's partitions (waits for metadata the first time, then rereads the producer's cached
+        metadata at most once a second); call before `add`s."""
+        now = time.monotonic()
+        if self._partitions and now - self._checked < 1.0:
+            return
         partitions = await self.producer.partitions_for(self.topic)
+        self._checked = now
         if len(partitions) != len(self._partitions):
             self._partitions = sorted(partitions)
 

@@ -43,8 +43,9 @@ class Outgoing:
 class KafkaSink:
     """Bounded, backpressured, at-least-once publishing of envelopes to one topic.
 
-    One task takes everything buffered (up to `max_batch` envelopes) and publishes it as one record batch per
-    partition (`aipx.kafka.BatchPublisher`): a coroutine and a delivery future per batch, not per record.
+    One task takes everything buffered (up to `max_batch` envelopes; after the first one it waits `linger_s`
+    for more, as a producer lingers) and publishes it as one record batch per partition
+    (`aipx.kafka.BatchPublisher`): a coroutine and a delivery future per batch, not per record.
     Acknowledgements are accounted in bulk: batch futures queue up in send order and a reaper settles the
     completed ones every few milliseconds. Latency histograms observe every `latency_sample`-th batch (its
     first record) at its exact acknowledgement time.
@@ -57,8 +58,9 @@ class KafkaSink:
         *,
         capacity: int,
         metrics: IngestionMetrics,
-        latency_sample: int = 1,
+        latency_sample: int = 8,
         max_batch: int = 2_000,
+        linger_s: float = 0.0,
     ) -> None:
         self.publisher = publisher
         self.topic = topic
@@ -66,6 +68,7 @@ class KafkaSink:
         self.latency_sample = max(1, latency_sample)
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=capacity)
         self.max_batch = max_batch
+        self.linger_s = linger_s
         self._batches: BatchPublisher[Outgoing] = BatchPublisher(publisher.producer, topic)
         self._pending: deque[tuple[list[Outgoing], asyncio.Future[Any]]] = deque()
         self._in_flight = 0  # records in self._pending
@@ -114,6 +117,9 @@ class KafkaSink:
         queue = self._queue
         while True:
             items = [await queue.get()]
+            if self.linger_s and queue.qsize() < self.max_batch:
+                # Let a batch gather (the producer's linger, moved here: the batches go out closed, at once).
+                await asyncio.sleep(self.linger_s)
             while len(items) < self.max_batch and not queue.empty():
                 items.append(queue.get_nowait())
             self._current = items
