@@ -39,9 +39,6 @@ _FRAMES = {binance.VENUE: "binance.frames", bybit.VENUE: "bybit.frames"}
 _BYBIT_FIRST_ID = 18_521_288  # like the venue's: large; u = 1 would announce a venue restart
 
 
-_BURST_FRAMES = 512  # frames per socket write at most
-
-
 @dataclass(eq=False)
 class Client:
     """One connected WebSocket client with its subscriptions and outgoing queue."""
@@ -176,23 +173,10 @@ class ExchangeSimulator:
                 self._subscribers.get(stream, set()).discard(client)
 
     async def _write(self, client: Client) -> None:
-        """Send the client's queued frames, everything queued so far in one socket write.
-
-        A venue under load delivers many frames per TCP segment; one `ws.send` per frame would make a
-        syscall and a segment of each (TCP_NODELAY). The frames go through the connection's own protocol
-        object inside its `send_context` (which checks the state, and applies flow control on exit).
-        """
         queue, ws = client.queue, client.ws
-        protocol = ws.protocol
         with contextlib.suppress(ConnectionClosed):
             while True:
-                frames = [await queue.get()]
-                while len(frames) < _BURST_FRAMES and not queue.empty():
-                    frames.append(queue.get_nowait())
-                async with ws.send_context():
-                    for frame in frames:
-                        protocol.send_text(frame.encode())
-                    ws.transport.writelines(protocol.data_to_send())
+                await ws.send(await queue.get())
 
     def _subscribe(self, client: Client, stream: str) -> None:
         client.subscriptions.add(stream)
