@@ -4,8 +4,10 @@ The event time still travels in the aipx-event-time-ns header (and in the payloa
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from typing import Any
 
 import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -63,28 +65,38 @@ async def test_an_old_event_is_stamped_with_its_append_time_and_keeps_its_event_
     assert decoded.exchange_time_ns == OLD_EVENT_NS
 
 
+async def topic_configs(admin: Any, name: str) -> dict[str, str]:
+    resource = ConfigResource(ConfigResourceType.TOPIC, name, None)
+    (response,) = await admin.describe_configs([resource])
+    return {entry[0]: entry[1] for entry in response.resources[0][4]}
+
+
 @pytest.mark.integration
 async def test_the_bootstrap_gives_an_existing_topic_the_catalogue_configs(kafka_bootstrap: str) -> None:
     """A topic created before a catalogue change (here: CreateTime, broker-default retention) is brought to
-    the catalogue's configs by the next bootstrap; a second bootstrap finds nothing to change."""
+    the catalogue's configs by the next bootstrap; once the broker has applied them (config changes reach
+    DescribeConfigs asynchronously), a second bootstrap finds nothing to change."""
     spec = topics.catalogue().get(topics.MARKET_DATA_RAW)
     renamed = spec.model_copy(update={"name": f"test-catalogue-{uuid.uuid4().hex[:8]}", "dlq": None})
+    # min.insync.replicas is capped at the replication factor (1 here)
+    wanted = {k: v for k, v in renamed.topic_configs().items() if k != "min.insync.replicas"}
     await scratch.create_topics(kafka_bootstrap, {renamed.name: renamed.partitions})
     admin = kafka_admin(kafka_bootstrap)
     await admin.start()
     try:
+        assert (await topic_configs(admin, renamed.name))["message.timestamp.type"] == "CreateTime"
         requests = [new_topic(renamed, 1)]
         assert await reconcile_configs(admin, requests) == [renamed.name]
+        deadline = time.monotonic() + 15
+        while (configs := await topic_configs(admin, renamed.name)) and any(
+            configs.get(k) != v for k, v in wanted.items()
+        ):
+            assert time.monotonic() < deadline, f"configs not applied after 15 s: {configs}"
+            await asyncio.sleep(0.1)
         assert await reconcile_configs(admin, requests) == []
         settings = KafkaSettings(bootstrap_servers=kafka_bootstrap)
         assert await ensure_topics(settings=settings, topics=TopicCatalogue(topics=(renamed,))) == []
-        resource = ConfigResource(ConfigResourceType.TOPIC, renamed.name, None)
-        (response,) = await admin.describe_configs([resource])
-        configs = {entry[0]: entry[1] for entry in response.resources[0][4]}
     finally:
         await admin.close()
         await scratch.delete_topics(kafka_bootstrap, [renamed.name])
-    for key, value in renamed.topic_configs().items():
-        if key != "min.insync.replicas":  # capped at the replication factor (1 here)
-            assert configs[key] == value, key
     assert configs["message.timestamp.type"] == "LogAppendTime"
