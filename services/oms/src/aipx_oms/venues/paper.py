@@ -282,8 +282,14 @@ class PaperVenue:
     def _on_market(self, symbol: str, envelope: MarketDataEnvelope) -> None:
         kind = envelope.WhichOneof("payload")
         if kind == "trade":
-            self._trigger_stops(symbol, envelope)
-            self._match_trade(symbol, envelope)
+            try:
+                trade_price = from_pb(envelope.trade.price)
+            except InvalidDecimalError:
+                return  # the cache already logged the bad record
+            if trade_price is None:
+                return
+            self._trigger_stops(symbol, trade_price)
+            self._match_trade(symbol, trade_price, envelope)
         else:
             self._match_resting(symbol)
 
@@ -304,28 +310,21 @@ class PaperVenue:
                 self._remove(order_id)
             self._fill(order, available, price, liquidity)
 
-    def _trigger_stops(self, symbol: str, envelope: MarketDataEnvelope) -> None:
+    def _trigger_stops(self, symbol: str, trade_price: Decimal) -> None:
         """Stop orders whose stop price this trade reached arrive now, in the order they were placed."""
         waiting = self._stops.get(symbol)
         if not waiting:
             return
-        try:
-            trade_price = from_pb(envelope.trade.price)
-        except InvalidDecimalError:
-            return  # the cache already logged the bad record
         for order_id, working in list(waiting.items()):
             if self._stop_reached(working.order, trade_price):
                 self._remove(order_id)
                 self._arrive(working.order, triggered=True)
 
-    def _match_trade(self, symbol: str, envelope: MarketDataEnvelope) -> None:
+    def _match_trade(self, symbol: str, trade_price: Decimal, envelope: MarketDataEnvelope) -> None:
         try:
-            trade_price = from_pb(envelope.trade.price)
             remaining = from_pb(envelope.trade.quantity) or ZERO
         except InvalidDecimalError:
             return  # the cache already logged the bad record
-        if trade_price is None:
-            return
         for order_id, working in list(self._by_symbol.get(symbol, {}).items()):
             order = working.order
             if remaining <= ZERO:
