@@ -8,7 +8,7 @@ import logging
 import aiohttp
 from aiokafka import AIOKafkaProducer
 from aipx.ids import now_ns
-from aipx.kafka import Publisher, create_producer
+from aipx.kafka import create_producer
 from aipx.ops import OpsServer
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -77,7 +77,7 @@ class IngestionService:
         )
         await self.producer.start()
         self.sink = KafkaSink(
-            Publisher(self.producer),
+            self.producer,
             s.topic,
             capacity=s.buffer_size,
             metrics=self.metrics,

@@ -24,7 +24,7 @@ from aiokafka.structs import RecordMetadata
 from google.protobuf.message import Message
 
 from aipx.ids import now_ns
-from aipx.serde import Encoded, Headers, dead_letter_headers, encode, encoded
+from aipx.serde import Encoded, Headers, dead_letter_headers, encode
 from aipx.settings import KafkaSettings
 
 
@@ -195,26 +195,6 @@ class Publisher:
         Awaiting this coroutine applies backpressure: it blocks while the producer's buffer is full.
         """
         record = encode(message, event_id=event_id, event_time_ns=event_time_ns, trace_id=trace_id)
-        return await self._send(topic, key, record, event_time_ns)
-
-    async def send_serialized(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        schema: str,
-        *,
-        event_id: str,
-        event_time_ns: int,
-        trace_id: str | None = None,
-    ) -> asyncio.Future[RecordMetadata]:
-        """`send` for a message already serialized (`schema` = its full protobuf name)."""
-        record = encoded(value, schema, event_id=event_id, event_time_ns=event_time_ns, trace_id=trace_id)
-        return await self._send(topic, key, record, event_time_ns)
-
-    async def _send(
-        self, topic: str, key: bytes, record: Encoded, event_time_ns: int
-    ) -> asyncio.Future[RecordMetadata]:
         future: asyncio.Future[RecordMetadata] = await self.producer.send(
             topic, record.value, key=key, headers=record.headers, timestamp_ms=event_time_ns // 1_000_000
         )
@@ -247,8 +227,10 @@ class BatchPublisher(Generic[T]):
     `producer_config`'s partitioner, i.e. the Java client's), together with a caller's token; `flush` hands
     the batches to the producer (`send_batch`) and reports each submitted batch's delivery future with the
     tokens of its records. It is the same producer with the same guarantees: idempotent, acks=all,
-    compressed, lingering and retrying per batch, sequence numbers assigned when batches are drained. It
-    costs about a quarter of `send`'s CPU per record (one coroutine and future per batch, not per record).
+    compressed, retrying per batch, sequence numbers assigned when batches are drained. Batches are
+    submitted closed, so the producer sends them at once: the caller decides when a batch is complete (the
+    ingestion sink lingers before it takes one). It costs about a third of `send`'s CPU per record (one
+    coroutine and future per batch, not per record).
 
     `flush` waits while a partition already has a batch queued in the producer (that is the backpressure);
     if it raises (the producer is closed, or could not take a batch within its request timeout), the batches

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
-from aipx.kafka import BatchPublisher, Publisher
+from aipx.kafka import BatchPublisher
 from aipx.serde import encode
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 
@@ -53,7 +54,7 @@ class KafkaSink:
 
     def __init__(
         self,
-        publisher: Publisher,
+        producer: AIOKafkaProducer,
         topic: str,
         *,
         capacity: int,
@@ -62,14 +63,14 @@ class KafkaSink:
         max_batch: int = 2_000,
         linger_s: float = 0.0,
     ) -> None:
-        self.publisher = publisher
+        self.producer = producer
         self.topic = topic
         self.metrics = metrics
         self.latency_sample = max(1, latency_sample)
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=capacity)
         self.max_batch = max_batch
         self.linger_s = linger_s
-        self._batches: BatchPublisher[Outgoing] = BatchPublisher(publisher.producer, topic)
+        self._batches: BatchPublisher[Outgoing] = BatchPublisher(producer, topic)
         self._pending: deque[tuple[list[Outgoing], asyncio.Future[Any]]] = deque()
         self._in_flight = 0  # records in self._pending
         self._sent = 0  # batches
@@ -229,7 +230,7 @@ class KafkaSink:
         deadline = time.monotonic() + timeout_s
         try:
             await asyncio.wait_for(self._queue.join(), timeout_s)
-            await asyncio.wait_for(self.publisher.producer.flush(), max(0.01, deadline - time.monotonic()))
+            await asyncio.wait_for(self.producer.flush(), max(0.01, deadline - time.monotonic()))
             if self._pending:
                 await asyncio.wait_for(
                     asyncio.wait([f for _, f in self._pending]), max(0.01, deadline - time.monotonic())
