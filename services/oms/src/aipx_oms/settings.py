@@ -68,7 +68,7 @@ class OmsSettings(ComponentSettings):
     # After a partial batch the relay waits until this long after its previous fetch, so that under load it
     # publishes tens of events per fetch, produce request and mark instead of one or two (less PostgreSQL and
     # broker work per event); events are at most this much later. 0 = publish as soon as committed.
-    relay_batch_interval_s: float = Field(0.01, ge=0, le=1)
+    relay_batch_interval_s: float = Field(0.05, ge=0, le=1)
     # Published outbox rows are deleted this long after publication (the events stay in order_events).
     relay_prune_after_s: float = Field(3600.0, ge=0)
     relay_prune_every_s: float = Field(60.0, gt=0)
