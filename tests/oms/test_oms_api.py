@@ -122,8 +122,15 @@ async def test_invalid_requests_name_their_fields(oms: OmsEnv) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await client.list_orders(page_token="%%%garbage")
         assert "page_token" in violations(exc.value)
-        # Oversized messages are refused by the transport before any parsing.
-        huge = orders_pb2.OrderRequest(client_order_id="big", tags={"k": "v" * 300_000})
+        # Oversized requests (above AIPX_OMS_MAX_REQUEST_BYTES, 64 KiB) name their largest field.
+        big = orders_pb2.OrderRequest(client_order_id="big", symbol="BTC-USDT", tags={"k": "v" * 300_000})
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await client.submit_request(big)
+        assert exc.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        found = violations(exc.value)
+        assert "exceeds the limit of 65536 bytes" in found["order.tags"], found
+        # Beyond the transport's limit (AIPX_OMS_MAX_MESSAGE_BYTES, 1 MiB) gRPC refuses them unread.
+        huge = orders_pb2.OrderRequest(client_order_id="huge", tags={"k": "v" * 2_000_000})
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await client.submit_request(huge)
         assert exc.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -1,11 +1,14 @@
-"""OmsSettings validation (typos and half configurations fail loudly) and the API key authenticator."""
+"""OmsSettings validation (typos and half configurations fail loudly), the API key authenticator, and the
+field an oversized request is blamed on."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from aipx.v1 import oms_pb2, orders_pb2
 from aipx_oms.auth import ApiKeyAuthenticator
+from aipx_oms.servicer import largest_field
 from aipx_oms.settings import OmsSettings
 from pydantic import ValidationError
 
@@ -32,6 +35,7 @@ def test_unknown_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"venues": ("paper",), "default_venue": "binance"}, "not enabled"),
         ({"api_key_source": "env"}, "AIPX_OMS_API_KEYS"),
         ({"venues": ("paper", "binance")}, "BINANCE_API_KEY"),
+        ({"max_request_bytes": 2 << 20, "max_message_bytes": 1 << 20}, "MAX_REQUEST_BYTES"),
     ],
 )
 def test_half_configurations_are_refused(values: dict[str, object], message: str) -> None:
@@ -57,3 +61,12 @@ async def test_authenticator_from_json_and_cache() -> None:
         assert await cached.account_for("good") == "a"
         assert await cached.account_for("bad") is None
     assert calls == 2, "answers (also negative ones) are cached"
+
+
+def test_an_oversized_request_names_its_largest_field() -> None:
+    order = orders_pb2.OrderRequest(client_order_id="c" * 60, symbol="BTC-USDT", tags={"k": "v" * 5000})
+    assert largest_field(oms_pb2.SubmitOrderRequest(order=order)) == "order.tags"
+    order = orders_pb2.OrderRequest(client_order_id="c" * 9000, tags={"k": "v" * 50})
+    assert largest_field(oms_pb2.SubmitOrderRequest(order=order)) == "order.client_order_id"
+    assert largest_field(oms_pb2.CancelOrderRequest(order_id="o" * 100, idempotency_key="i")) == "order_id"
+    assert largest_field(oms_pb2.SubmitOrderRequest()) == "request"

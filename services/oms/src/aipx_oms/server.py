@@ -126,7 +126,7 @@ class OmsApp:
             ("grpc.so_reuseport", 0),
         ]
         server = grpc.aio.server(options=options)
-        guard = RequestGuard(self._authenticator())
+        guard = RequestGuard(self._authenticator(), max_request_bytes=s.max_request_bytes)
         guard.register(oms_pb2_grpc.add_OmsServiceServicer_to_server, OmsServicer(self.service), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

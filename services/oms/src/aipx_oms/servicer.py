@@ -19,6 +19,8 @@ from aipx.logs import bind
 from aipx.money import InvalidDecimalError, from_pb
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -271,6 +273,37 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 
 
+def _encoded_size(field: FieldDescriptor, value: Any) -> int:
+    """Roughly the bytes `value` (the value of `field`) takes in the wire format."""
+    if not field.is_repeated:
+        return _value_size(value)
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        return sum(_value_size(k) + _value_size(v) for k, v in value.items())
+    return sum(_value_size(v) for v in value)
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, Message):
+        return value.ByteSize()
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bytes):
+        return len(value)
+    return 8
+
+
+def largest_field(message: Message, prefix: str = "") -> str:
+    """The path of `message`'s largest field, descending into singular sub-messages ("order.tags")."""
+    path, largest = prefix.rstrip(".") or "request", -1
+    for field, value in message.ListFields():
+        size = _encoded_size(field, value)
+        if size > largest:
+            largest = size
+            nested = field.type == FieldDescriptor.TYPE_MESSAGE and not field.is_repeated
+            path = largest_field(value, f"{prefix}{field.name}.") if nested else prefix + field.name
+    return path
+
+
 class RequestGuard:
     """Authenticates every OMS call, binds a request id to its logs, maps errors, records metrics.
 
@@ -280,8 +313,9 @@ class RequestGuard:
     whole per-call cost, bench/oms_bench.py). Health and reflection are registered unwrapped (public).
     """
 
-    def __init__(self, auth: ApiKeyAuthenticator) -> None:
+    def __init__(self, auth: ApiKeyAuthenticator, *, max_request_bytes: int | None = None) -> None:
         self.auth = auth
+        self.max_request_bytes = max_request_bytes
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def register(
@@ -327,6 +361,16 @@ class RequestGuard:
         _caller.set(account)
         return request_id
 
+    def _check_size(self, request: Message) -> None:
+        """INVALID_ARGUMENT for a request above the application's size limit, naming its largest field (the
+        transport refuses only what exceeds its own, larger, limit)."""
+        limit = self.max_request_bytes
+        if limit is not None and (size := request.ByteSize()) > limit:
+            field = largest_field(request)
+            raise InvalidRequestError(
+                [FieldViolation(field, f"request of {size} bytes exceeds the limit of {limit} bytes")]
+            )
+
     @staticmethod
     async def _fail(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         status = error_status(exc)
@@ -361,6 +405,7 @@ class RequestGuard:
                 try:
                     request_id = await self._enter(method, context)
                     with bind(request_id=request_id, method=method, account_id=caller()):
+                        self._check_size(request)
                         response = await inner(request, context)
                 except (Exception, asyncio.CancelledError) as exc:
                     if isinstance(exc, asyncio.CancelledError | grpc.aio.AbortError):
@@ -381,6 +426,7 @@ class RequestGuard:
                 try:
                     request_id = await self._enter(method, context)
                     with bind(request_id=request_id, method=method, account_id=caller()):
+                        self._check_size(request)
                         async for item in inner(request, context):
                             yield item
                 except (Exception, asyncio.CancelledError) as exc:

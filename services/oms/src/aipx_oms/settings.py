@@ -28,8 +28,11 @@ class OmsSettings(ComponentSettings):
     tls_cert_file: Path | None = Field(None, description="PEM server certificate; TLS is on when set")
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = Field(None, description="PEM CA bundle; requires client certificates")
-    # Messages above this size are refused by gRPC itself (RESOURCE_EXHAUSTED) before any parsing.
-    max_message_bytes: int = Field(256 * 1024, ge=4096)
+    # Requests above max_request_bytes are refused with INVALID_ARGUMENT naming their largest field (a valid
+    # order is under 10 KiB: 32 tags of 256 characters). Above max_message_bytes gRPC itself refuses them
+    # (RESOURCE_EXHAUSTED) before reading them whole: that bounds the memory one request can take.
+    max_request_bytes: int = Field(64 * 1024, ge=1024)
+    max_message_bytes: int = Field(1024 * 1024, ge=4096)
     shutdown_grace_s: float = Field(5.0, ge=0)
 
     # Authentication: API key -> account. "postgres" reads the hashed keys of the api_keys table;
@@ -96,6 +99,8 @@ class OmsSettings(ComponentSettings):
             raise ValueError("set both AIPX_OMS_TLS_CERT_FILE and AIPX_OMS_TLS_KEY_FILE, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("AIPX_OMS_TLS_CLIENT_CA_FILE needs AIPX_OMS_TLS_CERT_FILE/KEY_FILE")
+        if self.max_request_bytes > self.max_message_bytes:
+            raise ValueError("AIPX_OMS_MAX_REQUEST_BYTES must not exceed AIPX_OMS_MAX_MESSAGE_BYTES")
         if self.default_venue not in self.venues:
             raise ValueError(f"default venue {self.default_venue!r} is not enabled ({self.venues})")
         if self.api_key_source == "env" and self.api_keys is None:
