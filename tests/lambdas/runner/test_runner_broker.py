@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import threading
 import uuid
 from typing import Any
@@ -83,6 +85,31 @@ async def test_exact_msk_event_and_everything_committed(kafka_bootstrap: str, ne
     )
     assert invocations is not None and invocations >= 1
     assert REGISTRY.get_sample_value("aipx_runner_records_total", {"function": "probe", "topic": topic}) == 20
+
+
+async def test_events_stay_under_the_payload_limit_and_lose_nothing(
+    kafka_bootstrap: str, new_topic: Any
+) -> None:
+    """A batch stops growing before its event would exceed Lambda's payload limit (6 MB in AWS; 20 KB here):
+    the records that did not fit come in the next event, in order, none twice and none lost."""
+    topic, dlq, g = await new_topic(2), await new_topic(1), group()
+    handler = Recorder()
+    limit = 20_000
+    config = dataclasses.replace(
+        one_source_config(kafka_bootstrap, topic=topic, dlq=dlq, group=g, handler=handler, batch_size=500),
+        max_payload_bytes=limit,
+    )
+    values = [(i % 2, f"{i:05d}".encode() * 60) for i in range(400)]  # 300 bytes each, ~400 in the event
+    await produce(kafka_bootstrap, topic, values)
+    async with running(config) as runner:
+        await until(lambda: runner.pollers[0].stats.committed == {f"{topic}-0": 200, f"{topic}-1": 200})
+    assert len(handler.events) >= 400 * 400 // limit, "split by size, not by the batch size of 500"
+    sizes = [len(json.dumps(event, separators=(",", ":"))) for event in handler.events]  # as AWS sends it
+    assert max(sizes) <= limit, sizes
+    for partition in (0, 1):
+        offsets = [o for p, o, _ in handler.deliveries if p == partition]
+        assert offsets == list(range(200)), "each partition in order, every record once"
+    assert sorted(handler.succeeded) == sorted(v for _, v in values)
 
 
 async def test_partial_failure_commits_below_it_and_redelivers_from_it(

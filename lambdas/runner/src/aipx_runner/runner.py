@@ -10,6 +10,7 @@ one function per process (`--function NAME`) for isolated EMF metrics or through
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
@@ -73,6 +74,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
 
+# A "topic-partition" group of the event beyond the topic's name (quotes, dash, partition, colon, brackets).
+_PARTITION_KEY_BYTES = 16
+
+
 class EventSourcePoller:
     """Emulates one MSK event source mapping against the real broker."""
 
@@ -98,6 +103,10 @@ class EventSourcePoller:
         self._paused: dict[TopicPartition, float] = {}
         self._windows: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._record_bytes = 0.0  # running mean of a record's size in the event (sizes what to fetch)
+        # The event's own fields around its records (compact JSON, as the payload limit counts it).
+        empty = build_event((), bootstrap_servers=config.kafka.bootstrap_servers)
+        self._envelope_bytes = len(json.dumps(empty, separators=(",", ":")))
 
     def forget(self, tp: TopicPartition) -> None:
         """Drop the bookkeeping of a partition this consumer no longer owns."""
@@ -157,7 +166,7 @@ class EventSourcePoller:
         after the first record."""
         src = self.source
         batch: dict[TopicPartition, list[MskRecord]] = {}
-        count = size = 0
+        count, size = 0, self._envelope_bytes
         deadline: float | None = None
         while count < src.batch_size and not self.stopping.is_set():
             next_resume = self._resume_due(consumer)
@@ -168,13 +177,15 @@ class EventSourcePoller:
             if next_resume is not None:
                 wait = min(wait, max(0.0, next_resume - now))
             fetched = await consumer.getmany(
-                timeout_ms=max(1, int(wait * 1000)), max_records=src.batch_size - count
+                timeout_ms=max(1, int(wait * 1000)), max_records=self._fetch_limit(count, size)
             )
             await self._mark_ready(consumer)
             full = False
             for tp, records in fetched.items():
                 if tp in self._paused:
                     continue  # paused after this fetch was buffered; they come again after the seek
+                if tp not in batch:
+                    size += len(tp.topic) + _PARTITION_KEY_BYTES
                 taken = batch.setdefault(tp, [])
                 limit = self._windows.get(tp)
                 for record in records:
@@ -189,8 +200,10 @@ class EventSourcePoller:
                     taken.append(msk)
                     count += 1
                     size += grow
+                    self._record_bytes += (grow - self._record_bytes) / 64
                 if not taken:
                     del batch[tp]
+                    size -= len(tp.topic) + _PARTITION_KEY_BYTES
             if batch and deadline is None:
                 deadline = time.monotonic() + src.batching_window_s
             if full or (not batch and deadline is None and not fetched):
@@ -198,6 +211,16 @@ class EventSourcePoller:
                     return batch
                 break
         return batch
+
+    def _fetch_limit(self, count: int, size: int) -> int:
+        """How many records to take from the consumer: what is left of the batch size, and no more than the
+        payload limit is expected to leave room for (records fetched beyond it would be decoded, sought back
+        and decoded again with the next batch)."""
+        left = self.source.batch_size - count
+        if self._record_bytes <= 0:
+            return left
+        room = (self.config.max_payload_bytes - size) / self._record_bytes
+        return max(1, min(left, int(room * 1.02) + 1))
 
     async def _invoke(self, event: dict[str, Any], partitions: list[str]) -> InvocationResult:
         src = self.source
