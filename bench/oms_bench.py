@@ -7,7 +7,11 @@ answering the same SubmitOrder request type with a fixed response and no work. T
 grpc.aio load generator (said in the output). Every request carries a fresh client order id (a new order).
 After the runs, it checks that every OK answer is a committed order with its event in the outbox.
 
-    uv run python bench/oms_bench.py [--seconds 10] [--loadgen ghz|python]
+    uv run python bench/oms_bench.py [--seconds 10] [--loadgen ghz|python] [--no-pin]
+
+With two or more CPUs the server under test (the OMS, then the bare server, never both at once) runs on a
+CPU of its own and the load generator and the local stack on the others, as in production where PostgreSQL,
+Kafka and the clients are other hosts (`--no-pin`: everything shares every CPU, as before 2026-11-22 21:30).
 
 Needs the local stack (`./aipx run` / `uv run aipx-stack up`); endpoints from AIPX_* variables or defaults.
 """
@@ -41,7 +45,8 @@ from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 from aipx_stack import scratch
 from aipx_stack.ports import free_port
-from aipx_stack.procstat import cpu_seconds
+from aipx_stack.procstat import cpu_seconds, pin, unpin
+from aipx_stack.select import open_stack
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
@@ -353,6 +358,60 @@ async def main_async(args: argparse.Namespace) -> int:
         f"p99 {floor_p99:.2f} ms (an acknowledgement waits for up to two: the one in flight and its own)"
     )
 
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = args.pin if args.pin is not None else len(cpus) >= 2
+    servers_cpus, others_cpus = ({cpus[-1]}, set(cpus[:-1])) if pinned else (set(cpus), set(cpus))
+    placed: list[tuple[int, set[int]]] = []
+    if pinned:
+        # Production runs PostgreSQL, Kafka and the clients on other hosts than the OMS: here the server under
+        # test (OMS or bare, one at a time) gets a CPU of its own, and the load generator (a child of this
+        # process) and the local stack share the others.
+        stack_pids = [c.pid for c in open_stack().status() if c.pid]
+        placed = pin([os.getpid(), *stack_pids], others_cpus)
+        stack_note = "the local stack" if stack_pids else "(no local stack processes found to pin)"
+        print(
+            f"placement: server under test on CPU {sorted(servers_cpus)}; load generator and {stack_note}"
+            f" on CPU {sorted(others_cpus)} (--no-pin: all share every CPU)"
+        )
+    else:
+        print("placement: every process on every CPU (--pin gives the server under test a CPU of its own)")
+    try:
+        return await run_servers(
+            args,
+            loadgen=loadgen,
+            ghz=ghz,
+            dsn=dsn,
+            base_dsn=base_dsn,
+            kafka=kafka,
+            redis_url=redis_url,
+            topic=topic,
+            market_topic=market_topic,
+            cpus=servers_cpus,
+        )
+    finally:
+        unpin(placed)
+
+
+async def run_servers(
+    args: argparse.Namespace,
+    *,
+    loadgen: str,
+    ghz: str | None,
+    dsn: str,
+    base_dsn: str,
+    kafka: str,
+    redis_url: str,
+    topic: str,
+    market_topic: str,
+    cpus: set[int],
+) -> int:
+    """Start the bare server and the OMS on `cpus`, measure both, check durability, clean up."""
+
+    def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(command, env=env)
+        pin([proc.pid], cpus)  # at once: threads it creates later inherit the placement
+        return proc
+
     oms_port, bare_port = free_port(), free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIPX_OMS_")}
     environ.update(
@@ -370,13 +429,9 @@ async def main_async(args: argparse.Namespace) -> int:
             "AIPX_OMS_REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}",
         }
     )
-    bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)])  # noqa: ASYNC220
-    oms = subprocess.Popen([sys.executable, "-m", "aipx_oms"], env=environ)  # noqa: ASYNC220
-    relay = (
-        subprocess.Popen([sys.executable, "-m", "aipx_oms", "relay"], env=environ)  # noqa: ASYNC220
-        if args.relay == "separate"
-        else None
-    )
+    bare = start([sys.executable, __file__, "--bare-server", str(bare_port)])
+    oms = start([sys.executable, "-m", "aipx_oms"], environ)
+    relay = start([sys.executable, "-m", "aipx_oms", "relay"], environ) if args.relay == "separate" else None
     try:
         await wait_serving(f"127.0.0.1:{bare_port}", bare)
         await wait_serving(f"127.0.0.1:{oms_port}", oms)
@@ -455,6 +510,12 @@ def main() -> int:
         choices=("inprocess", "separate", "off"),
         default="inprocess",
         help="outbox relay in the OMS process (default), its own process (python -m aipx_oms relay), or off",
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="give the server under test a CPU of its own (default: on with 2 or more CPUs)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database and topic")
     parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
