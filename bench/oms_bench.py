@@ -11,7 +11,7 @@ After the runs, it checks that every OK answer is a committed order with its eve
 
 With two or more CPUs the server under test (the OMS, then the bare server, never both at once) runs on a
 CPU of its own and the load generator and the local stack on the others, as in production where PostgreSQL,
-Kafka and the clients are other hosts (`--no-pin`: everything shares every CPU, as before 2026-11-22 21:30).
+Kafka and the clients are other hosts (`--no-pin`: everything shares every CPU, as before 2026-11-22 21:10).
 
 Needs the local stack (`./aipx run` / `uv run aipx-stack up`); endpoints from AIPX_* variables or defaults.
 """
