@@ -44,9 +44,9 @@ import uvloop
 from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 from aipx_stack import scratch
+from aipx_stack.errors import StackError
 from aipx_stack.ports import free_port
 from aipx_stack.procstat import cpu_seconds, pin, unpin
-from aipx_stack.errors import StackError
 from aipx_stack.select import open_stack
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
