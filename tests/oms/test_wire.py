@@ -33,6 +33,20 @@ from aipx_oms.domain.model import (
             wire.event_type_to_pb,
             wire.event_type_from_pb,
         ),
+        (
+            OrderType,
+            orders_pb2.OrderType,
+            "ORDER_TYPE_",
+            lambda t: wire.order_to_pb(order(order_id=f"o-{t}", type=t)).type,
+            wire.order_type_from_pb,
+        ),
+        (
+            TimeInForce,
+            orders_pb2.TimeInForce,
+            "TIME_IN_FORCE_",
+            lambda t: wire.order_to_pb(order(order_id=f"o-{t}", time_in_force=t)).time_in_force,
+            wire.tif_from_pb,
+        ),
     ],
 )
 def test_every_enum_member_maps_by_name_both_ways(

@@ -25,19 +25,14 @@ from aipx_oms.domain.model import (
 )
 
 
-def dec(value: Decimal | None) -> common_pb2.Decimal:
-    """Decimal -> aipx.v1.Decimal (empty when None)."""
-    return common_pb2.Decimal(value="" if value is None else format_decimal(value))
-
-
 def _text(value: Decimal | None) -> str:
     """The text of an aipx.v1.Decimal ("" for None)."""
     return "" if value is None else format_decimal(value)
 
 
-def _to_number(enum: Any, prefix: str, domain: type[StrEnum]) -> dict[Any, Any]:
-    """Domain member -> protobuf enum number (a dict lookup: the hot paths encode several per order)."""
-    return {member: int(enum.Value(f"{prefix}{member}")) for member in domain}
+def dec(value: Decimal | None) -> common_pb2.Decimal:
+    """Decimal -> aipx.v1.Decimal (empty when None)."""
+    return common_pb2.Decimal(value=_text(value))
 
 
 def side_to_pb(side: Side) -> common_pb2.Side.ValueType:
@@ -60,22 +55,20 @@ _TIFS: dict[int, TimeInForce] = _by_number(orders_pb2.TimeInForce, "TIME_IN_FORC
 _STATUSES: dict[int, OrderStatus] = _by_number(orders_pb2.OrderStatus, "ORDER_STATUS_", OrderStatus)
 _REASONS: dict[int, RejectReason] = _by_number(orders_pb2.RejectReason, "REJECT_REASON_", RejectReason)
 _EVENTS: dict[int, EventType] = _by_number(orders_pb2.OrderEventType, "ORDER_EVENT_TYPE_", EventType)
-_SIDE_NUMBERS: dict[Side, common_pb2.Side.ValueType] = _to_number(common_pb2.Side, "SIDE_", Side)
-_TYPE_NUMBERS: dict[OrderType, orders_pb2.OrderType.ValueType] = _to_number(
-    orders_pb2.OrderType, "ORDER_TYPE_", OrderType
-)
-_TIF_NUMBERS: dict[TimeInForce, orders_pb2.TimeInForce.ValueType] = _to_number(
-    orders_pb2.TimeInForce, "TIME_IN_FORCE_", TimeInForce
-)
-_STATUS_NUMBERS: dict[OrderStatus, orders_pb2.OrderStatus.ValueType] = _to_number(
-    orders_pb2.OrderStatus, "ORDER_STATUS_", OrderStatus
-)
-_REASON_NUMBERS: dict[RejectReason, orders_pb2.RejectReason.ValueType] = _to_number(
-    orders_pb2.RejectReason, "REJECT_REASON_", RejectReason
-)
-_EVENT_NUMBERS: dict[EventType, orders_pb2.OrderEventType.ValueType] = _to_number(
-    orders_pb2.OrderEventType, "ORDER_EVENT_TYPE_", EventType
-)
+
+
+def _numbers(by_number: dict[int, Any]) -> dict[Any, Any]:
+    """The other direction of a `_by_number` table: domain member -> protobuf enum number (a dict lookup: the
+    hot paths encode several per order)."""
+    return {member: number for number, member in by_number.items()}
+
+
+_SIDE_NUMBERS: dict[Side, common_pb2.Side.ValueType] = _numbers(_SIDES)
+_TYPE_NUMBERS: dict[OrderType, orders_pb2.OrderType.ValueType] = _numbers(_TYPES)
+_TIF_NUMBERS: dict[TimeInForce, orders_pb2.TimeInForce.ValueType] = _numbers(_TIFS)
+_STATUS_NUMBERS: dict[OrderStatus, orders_pb2.OrderStatus.ValueType] = _numbers(_STATUSES)
+_REASON_NUMBERS: dict[RejectReason, orders_pb2.RejectReason.ValueType] = _numbers(_REASONS)
+_EVENT_NUMBERS: dict[EventType, orders_pb2.OrderEventType.ValueType] = _numbers(_EVENTS)
 
 
 def side_from_pb(value: int) -> Side | None:
