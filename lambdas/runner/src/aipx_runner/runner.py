@@ -188,19 +188,22 @@ class EventSourcePoller:
                     size += len(tp.topic) + _PARTITION_KEY_BYTES
                 taken = batch.setdefault(tp, [])
                 limit = self._windows.get(tp)
+                added, added_bytes = 0, 0
                 for record in records:
                     msk = to_msk_record(record)
                     grow = msk.event_bytes
                     if (limit is not None and len(taken) >= limit) or (
-                        count and size + grow > self.config.max_payload_bytes
+                        (count or added) and size + grow > self.config.max_payload_bytes
                     ):
                         consumer.seek(tp, record.offset)  # the rest is fetched again later
                         full = full or limit is None
                         break
                     taken.append(msk)
-                    count += 1
+                    added += 1
+                    added_bytes += grow
                     size += grow
-                    self._record_bytes += (grow - self._record_bytes) / 64
+                count += added
+                self._learn_record_size(added, added_bytes)
                 if not taken:
                     del batch[tp]
                     size -= len(tp.topic) + _PARTITION_KEY_BYTES
@@ -211,6 +214,13 @@ class EventSourcePoller:
                     return batch
                 break
         return batch
+
+    def _learn_record_size(self, records: int, total_bytes: int) -> None:
+        """Fold a fetch's records into the running mean record size: each record weighs 1/64, as if they
+        were folded in one at a time (the first fetch sets the mean)."""
+        if records:
+            weight = 1.0 - (63 / 64) ** records if self._record_bytes > 0 else 1.0
+            self._record_bytes += (total_bytes / records - self._record_bytes) * weight
 
     def _fetch_limit(self, count: int, size: int) -> int:
         """How many records to take from the consumer: what is left of the batch size, and no more than the
