@@ -57,6 +57,21 @@ CONCURRENCY = (1, 16, 64)
 TOTAL_OK: dict[str, int] = {}  # OK answers per target over every round
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What the servers under test run against: load generator, scratch database and topics, CPUs."""
+
+    loadgen: str
+    ghz: str | None
+    dsn: str  # the benchmark's own scratch database
+    base_dsn: str  # the server it lives on (to drop it afterwards)
+    kafka: str
+    redis_url: str
+    topic: str  # order events
+    market_topic: str  # quiet market data: no price band from others' data
+    cpus: set[int]  # where the server under test runs
+
+
 @dataclass
 class Result:
     concurrency: int
@@ -381,40 +396,19 @@ async def main_async(args: argparse.Namespace) -> int:
     else:
         print("placement: every process on every CPU (--pin gives the server under test a CPU of its own)")
     try:
-        return await run_servers(
-            args,
-            loadgen=loadgen,
-            ghz=ghz,
-            dsn=dsn,
-            base_dsn=base_dsn,
-            kafka=kafka,
-            redis_url=redis_url,
-            topic=topic,
-            market_topic=market_topic,
-            cpus=servers_cpus,
-        )
+        setup = Setup(loadgen, ghz, dsn, base_dsn, kafka, redis_url, topic, market_topic, servers_cpus)
+        return await run_servers(args, setup)
     finally:
         unpin(placed)
 
 
-async def run_servers(
-    args: argparse.Namespace,
-    *,
-    loadgen: str,
-    ghz: str | None,
-    dsn: str,
-    base_dsn: str,
-    kafka: str,
-    redis_url: str,
-    topic: str,
-    market_topic: str,
-    cpus: set[int],
-) -> int:
-    """Start the bare server and the OMS on `cpus`, measure both, check durability, clean up."""
+async def run_servers(args: argparse.Namespace, setup: Setup) -> int:
+    """Start the bare server and the OMS on `setup.cpus`, measure both, check durability, clean up."""
+    dsn, kafka, topic, market_topic = setup.dsn, setup.kafka, setup.topic, setup.market_topic
 
     def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(command, env=env)
-        pin([proc.pid], cpus)  # at once: threads it creates later inherit the placement
+        pin([proc.pid], setup.cpus)  # at once: threads it creates later inherit the placement
         return proc
 
     oms_port, bare_port = free_port(), free_port()
@@ -422,7 +416,7 @@ async def run_servers(
     environ.update(
         {
             "AIPX_POSTGRES_DSN": dsn,
-            "AIPX_REDIS_URL": redis_url,
+            "AIPX_REDIS_URL": setup.redis_url,
             "AIPX_KAFKA_BOOTSTRAP_SERVERS": kafka,
             "AIPX_METRICS_PORT": "0",
             "AIPX_LOG_LEVEL": "WARNING",
@@ -452,8 +446,8 @@ async def run_servers(
         best = await measure(
             {"bare": f"127.0.0.1:{bare_port}", "oms": f"127.0.0.1:{oms_port}"},
             {"bare": [bare.pid], "oms": [oms.pid] + ([relay.pid] if relay is not None else [])},
-            loadgen=loadgen,
-            ghz=ghz,
+            loadgen=setup.loadgen,
+            ghz=setup.ghz,
             seconds=args.seconds,
             rounds=args.rounds,
         )
@@ -498,7 +492,7 @@ async def run_servers(
     if not ok:
         print("DURABILITY CHECK FAILED: an acknowledged order is missing or lacks its outbox event")
     if not args.keep:
-        await scratch.drop_database(base_dsn, urlsplit(dsn).path.lstrip("/"))
+        await scratch.drop_database(setup.base_dsn, urlsplit(dsn).path.lstrip("/"))
         await scratch.delete_topics(kafka, [topic, market_topic])
     return 0 if ok else 1
 
