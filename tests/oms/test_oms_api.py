@@ -181,10 +181,13 @@ async def test_cancel_and_replace_are_idempotent_and_checked(oms: OmsEnv) -> Non
             order_id=order.order_id, price="101.5", quantity="3", idempotency_key="r1"
         )
         assert (replaced.price.value, replaced.quantity.value) == ("101.5", "3")
-        again = await client.replace(order_id=order.order_id, price="99", idempotency_key="r1")
-        assert again.price.value == "101.5", (
-            "a repeated replace key returns the first outcome, changes nothing"
+        again = await client.replace(
+            order_id=order.order_id, price="101.50", quantity="3", idempotency_key="r1"
         )
+        assert again.price.value == "101.5", "a repeated replace returns the first outcome, changes nothing"
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await client.replace(order_id=order.order_id, price="99", idempotency_key="r1")
+        assert exc.value.code() is grpc.StatusCode.ALREADY_EXISTS, "a reused key with other values"
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await client.replace(order_id=order.order_id, price="101.505", idempotency_key="r2")
         assert exc.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "price" in violations(exc.value)

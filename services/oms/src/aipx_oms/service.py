@@ -23,6 +23,7 @@ from aipx.ids import deterministic_id, new_event_id, now_ns
 
 from aipx_oms import metrics
 from aipx_oms.domain.book import AccountBook
+from aipx_oms.domain.idempotency import fingerprint_differences, order_differences, replace_fingerprint
 from aipx_oms.domain.model import (
     AccountState,
     Fill,
@@ -45,7 +46,13 @@ from aipx_oms.domain.risk import (
 )
 from aipx_oms.domain.state_machine import IllegalTransitionError, OrderStateMachine
 from aipx_oms.domain.validation import FieldViolation, check_price, check_quantity, validate_order
-from aipx_oms.errors import InvalidRequestError, OrderNotFoundError, RequestRejectedError, UnknownAccountError
+from aipx_oms.errors import (
+    IdempotencyConflictError,
+    InvalidRequestError,
+    OrderNotFoundError,
+    RequestRejectedError,
+    UnknownAccountError,
+)
 from aipx_oms.events import OVERFLOW, EventBus
 from aipx_oms.settings import OmsSettings
 from aipx_oms.store.errors import StoreUnavailableError, WriteConflictError
@@ -283,6 +290,12 @@ class OrderService:
             (account_id, "order:" + request.client_order_id),
             lambda: self._submit(account_id, request, deadline),
         )
+        if not (created and ran):  # a repeat: it must be the same request, not a reused client order id
+            differing = order_differences(order, request, self.settings.default_venue)
+            if differing:
+                raise IdempotencyConflictError(
+                    "client_order_id", request.client_order_id, order.order_id, differing
+                )
         return order, created and ran
 
     async def _submit(
@@ -423,23 +436,37 @@ class OrderService:
 
     # --- cancel / replace -----------------------------------------------------------------------------
 
-    async def _replay(self, account_id: str, row: RequestKeyRow, kind: str, target: Order) -> Order:
-        if row.kind != kind or row.order_id != target.order_id:
-            raise InvalidRequestError(
-                [FieldViolation("idempotency_key", f"already used for a {row.kind} of order {row.order_id}")]
-            )
+    async def _replay(
+        self, account_id: str, row: RequestKeyRow, kind: str, target: Order, fingerprint: str = ""
+    ) -> Order:
+        differing: list[str] = []
+        if row.kind != kind:
+            differing.append(f"request ({row.kind}, not {kind})")
+        if row.order_id != target.order_id:
+            differing.append("order_id")
+        if row.fingerprint and row.kind == kind:  # rows from before migration 002 have no fingerprint
+            differing += fingerprint_differences(row.fingerprint, fingerprint)
+        if differing:
+            raise IdempotencyConflictError("idempotency_key", row.idempotency_key, row.order_id, differing)
         if row.outcome == "rejected":
             raise RequestRejectedError(RejectReason(row.reason or "ORDER_NOT_OPEN"), row.message)
         return await self.get(account_id, row.order_id, "")
 
     async def _keyed(
-        self, account_id: str, key: str, kind: str, target: Order, result: WriteResult
+        self,
+        account_id: str,
+        key: str,
+        kind: str,
+        target: Order,
+        result: WriteResult,
+        *,
+        fingerprint: str = "",
     ) -> Order | None:
         """The earlier outcome when the request key already existed, else None."""
         if result.created:
             return None
         assert result.existing_request is not None
-        return await self._replay(account_id, result.existing_request, kind, target)
+        return await self._replay(account_id, result.existing_request, kind, target, fingerprint)
 
     async def cancel(
         self, account_id: str, order_id: str, client_order_id: str, key: str, deadline: float | None
@@ -557,9 +584,10 @@ class OrderService:
         deadline: float | None,
     ) -> Order:
         target = await self.get(account_id, order_id, client_order_id)
+        fingerprint = replace_fingerprint(quantity, price)
         done = await self.store.request_key(account_id, key)
         if done is not None:
-            return await self._replay(account_id, done, "replace", target)
+            return await self._replay(account_id, done, "replace", target, fingerprint)
         instrument = self.instruments.get(target.symbol)
         violations: list[FieldViolation] = []
         if quantity is None and price is None:
@@ -585,9 +613,12 @@ class OrderService:
                     "rejected",
                     RejectReason.ORDER_NOT_OPEN,
                     message,
+                    fingerprint,
                 )
                 result = await self.writer.write(Mutation(request_key=rk, deadline=deadline))
-                earlier = await self._keyed(account_id, key, "replace", order, result)
+                earlier = await self._keyed(
+                    account_id, key, "replace", order, result, fingerprint=fingerprint
+                )
                 if earlier is not None:
                     return earlier
                 raise RequestRejectedError(RejectReason.ORDER_NOT_OPEN, message)
@@ -639,20 +670,27 @@ class OrderService:
             if denial is not None:
                 new, event_type = OSM.replace_rejected(order, now)
                 rk = RequestKey(
-                    account_id, key, "replace", order.order_id, "rejected", denial.reason, denial.message
+                    account_id,
+                    key,
+                    "replace",
+                    order.order_id,
+                    "rejected",
+                    denial.reason,
+                    denial.message,
+                    fingerprint,
                 )
                 event = OrderEvent(
                     new_event_id(), event_type, new, now, reason=denial.reason, message=denial.message
                 )
             else:
                 new, event_type = OSM.replace(order, new_quantity, new_price, now)
-                rk = RequestKey(account_id, key, "replace", order.order_id, "ok")
+                rk = RequestKey(account_id, key, "replace", order.order_id, "ok", fingerprint=fingerprint)
                 event = OrderEvent(new_event_id(), event_type, new, now)
             mutation = Mutation(
                 request_key=rk, updates=[(new, order.sequence)], events=[event], deadline=deadline
             )
             result = await self._write(account_id, mutation, self._applier(account_id, new))
-            earlier = await self._keyed(account_id, key, "replace", order, result)
+            earlier = await self._keyed(account_id, key, "replace", order, result, fingerprint=fingerprint)
             if earlier is not None:
                 return earlier
             if denial is not None:

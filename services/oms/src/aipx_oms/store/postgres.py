@@ -48,6 +48,7 @@ class RequestKeyRow:
     outcome: str
     reason: str | None
     message: str
+    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +309,7 @@ class OmsStore:
     async def request_key(self, account_id: str, key: str) -> RequestKeyRow | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                "SELECT account_id, idempotency_key, kind, order_id, outcome, reason, message"
+                "SELECT account_id, idempotency_key, kind, order_id, outcome, reason, message, fingerprint"
                 " FROM request_keys WHERE account_id = $1 AND idempotency_key = $2",
                 account_id,
                 key,

@@ -111,6 +111,7 @@ class RequestKey:
     outcome: str
     reason: str | None = None
     message: str = ""
+    fingerprint: str = ""  # what the request asked for (domain.idempotency): a reuse must match it
 
 
 @dataclass(slots=True)
@@ -408,8 +409,8 @@ class GroupCommitWriter:
                 (r[0], r[1])
                 for r in await conn.fetch(
                     "INSERT INTO request_keys (account_id, idempotency_key, kind, order_id, outcome, reason,"
-                    " message) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-                    " $5::text[], $6::text[], $7::text[]) ON CONFLICT DO NOTHING"
+                    " message, fingerprint) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+                    " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) ON CONFLICT DO NOTHING"
                     " RETURNING account_id, idempotency_key",
                     *(
                         list(col)
@@ -423,6 +424,7 @@ class GroupCommitWriter:
                                     k.outcome,
                                     k.reason,
                                     k.message,
+                                    k.fingerprint,
                                 )
                                 for _, k in keyed
                             ],
@@ -434,8 +436,8 @@ class GroupCommitWriter:
             for i, key in keyed:
                 if (key.account_id, key.idempotency_key) not in inserted:
                     row = await conn.fetchrow(
-                        "SELECT account_id, idempotency_key, kind, order_id, outcome, reason, message"
-                        " FROM request_keys WHERE account_id = $1 AND idempotency_key = $2",
+                        "SELECT account_id, idempotency_key, kind, order_id, outcome, reason, message,"
+                        " fingerprint FROM request_keys WHERE account_id = $1 AND idempotency_key = $2",
                         key.account_id,
                         key.idempotency_key,
                     )
