@@ -94,7 +94,7 @@ class OmsApp:
             bus=self.bus,
         )
         for venue in self.venues.values():
-            await venue.start(self.service.on_report)
+            await venue.start(self.service.on_report, self.service.room)
         await self.service.start(refresh_s=s.account_refresh_s)
         if s.relay_enabled:
             self.relay = OutboxRelay.from_settings(self.store, s)

@@ -20,9 +20,11 @@ from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 from aipx.ids import deterministic_id, new_event_id, now_ns
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from aipx_oms import metrics
 from aipx_oms.domain.book import AccountBook
+from aipx_oms.domain.executions import fill_to_store
 from aipx_oms.domain.idempotency import fingerprint_differences, order_differences, replace_fingerprint
 from aipx_oms.domain.model import (
     AccountState,
@@ -54,6 +56,7 @@ from aipx_oms.errors import (
     UnknownAccountError,
 )
 from aipx_oms.events import OVERFLOW, EventBus
+from aipx_oms.sending import VenueSender
 from aipx_oms.settings import OmsSettings
 from aipx_oms.store.errors import StoreUnavailableError, WriteConflictError
 from aipx_oms.store.postgres import AccountRow, OmsStore, OrderFilter, RequestKeyRow, StoredEvent
@@ -98,10 +101,13 @@ class OrderService:
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         self._changed: dict[str, asyncio.Event] = {}
         self._reports: asyncio.Queue[ExecutionReport] = asyncio.Queue()
+        # Reports received and not yet stored; venues wait in room() while report_queue_max are pending.
+        self._pending_reports = 0
+        self._room = asyncio.Event()
+        self._room.set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
-        # Committed orders on their way to each venue, sent in commit order by one task per venue.
-        self._outbound: dict[str, asyncio.Queue[Order]] = {name: asyncio.Queue() for name in venues}
+        self.sender = VenueSender(settings, venues, store, self.on_report)
         self._state_counters: dict[OrderStatus, Any] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -110,13 +116,12 @@ class OrderService:
         """Load instruments, reconcile open orders with the venues, start processing venue reports."""
         self.instruments = await self.store.instruments()
         self._workers.append(asyncio.create_task(self._report_loop(), name="venue-reports"))
-        for name in self.venues:
-            queue = self._outbound[name]
-            self._workers.append(asyncio.create_task(self._send_loop(queue), name=f"venue-{name}-sender"))
         self._workers.append(asyncio.create_task(self._refresh_loop(refresh_s), name="account-refresh"))
         await self.reconcile()
+        await self.sender.start()
 
     async def stop(self) -> None:
+        await self.sender.stop()
         for task in self._workers:
             task.cancel()
         for task in [*self._workers, *self._tasks]:
@@ -127,22 +132,27 @@ class OrderService:
     def on_report(self, report: ExecutionReport) -> None:
         """The venues' callback: reports are applied in arrival order (per order)."""
         metrics.VENUE_REPORTS.labels(report.venue, report.kind.value).inc()
+        self._pending_reports += 1
+        if self._pending_reports >= self.settings.report_queue_max:
+            self._room.clear()
         self._reports.put_nowait(report)
+
+    async def room(self) -> None:
+        """Wait while report_queue_max reports wait to be stored: a venue calls this before reading more
+        from its stream, so a database outage slows the stream down instead of filling memory."""
+        await self._room.wait()
+
+    def _report_done(self) -> None:
+        self._pending_reports -= 1
+        if self._pending_reports < self.settings.report_queue_max:
+            self._room.set()
 
     async def reconcile(self) -> None:
         """Startup reconciliation: every open order of the database is handed to its venue to compare."""
         orders = await self.store.open_orders()
-        by_venue: dict[str, list[Order]] = {}
         for order in orders:
             await self._book(order.account_id)
-            by_venue.setdefault(order.venue, []).append(order)
-        for name, venue_orders in by_venue.items():
-            venue = self.venues.get(name)
-            if venue is None:
-                log.error("%d open orders on venue %s, which is not enabled", len(venue_orders), name)
-                continue
-            log.info("reconciling %d open orders with venue %s", len(venue_orders), name)
-            await venue.reconcile(venue_orders)
+        await self.sender.reconcile(orders, startup=True)
 
     # --- books ----------------------------------------------------------------------------------------
 
@@ -367,7 +377,7 @@ class OrderService:
                 metrics.RISK_DENIALS.labels(denial.reason.value).inc()
             else:
                 self._update_open_gauge()
-                self._outbound[new.venue].put_nowait(new)  # validated: one of self.venues
+                self.sender.enqueue(new)  # validated: one of self.venues
 
         mutation = Mutation(new_order=new, events=[event], deadline=deadline)
         result = await self._write(account_id, mutation, applied, lambda _: book.release(new.order_id))
@@ -375,27 +385,6 @@ class OrderService:
             assert result.existing_order is not None
             return result.existing_order, False
         return new, True
-
-    async def _send_loop(self, queue: asyncio.Queue[Order]) -> None:
-        while True:
-            await self._send(await queue.get())
-
-    async def _send(self, order: Order) -> None:
-        venue = self.venues[order.venue]
-        try:
-            await venue.submit(order)
-        except Exception as exc:  # the venue call failed: the order is rejected, never left hanging
-            log.warning("venue %s refused order %s: %s", order.venue, order.order_id, exc)
-            metrics.VENUE_ERRORS.labels(order.venue, "submit").inc()
-            self.on_report(
-                ExecutionReport(
-                    ReportKind.REJECTED,
-                    order.order_id,
-                    order.venue,
-                    reason=RejectReason.VENUE_REJECTED,
-                    message=str(exc),
-                )
-            )
 
     # --- lookups --------------------------------------------------------------------------------------
 
@@ -520,14 +509,7 @@ class OrderService:
             earlier = await self._keyed(account_id, key, "cancel", order, result)
             if earlier is not None:
                 return earlier
-        try:
-            await self.venues[new.venue].cancel(new)
-        except Exception as exc:
-            log.warning("venue %s cancel of %s failed: %s", new.venue, new.order_id, exc)
-            metrics.VENUE_ERRORS.labels(new.venue, "cancel").inc()
-            self.on_report(
-                ExecutionReport(ReportKind.CANCEL_REJECTED, new.order_id, new.venue, message=str(exc))
-            )
+        await self.sender.cancel(new)
         return await self._settled(account_id, new, self.settings.cancel_wait_s)
 
     async def _settled(self, account_id: str, order: Order, wait_s: float) -> Order:
@@ -711,26 +693,30 @@ class OrderService:
             self._spawn(self._apply_report(report))
 
     async def _apply_report(self, report: ExecutionReport) -> None:
-        async with self._lock(report.order_id):
-            for attempt in range(5):
-                try:
-                    await self._apply_report_locked(report)
-                    return
-                except StoreUnavailableError as exc:
-                    log.warning(
-                        "report %s for %s not stored (%s), retry %d",
-                        report.kind,
-                        report.order_id,
-                        exc,
-                        attempt,
-                    )
-                    await asyncio.sleep(0.2 * 2**attempt)
-            metrics.VENUE_ERRORS.labels(report.venue, "report_lost").inc()
-            log.error(
-                "gave up storing %s report for order %s; reconciliation will repair it",
-                report.kind,
-                report.order_id,
-            )
+        """Store a report, retrying until it is stored: a fill is never dropped. A store outage or a
+        conflict (memory and database disagree: the book is re-read) is retried with backoff."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            outcome = state.outcome
+            metrics.VENUE_ERRORS.labels(report.venue, "report_retry").inc()
+            log.warning("report %s for %s not stored (%s), attempt %d", report.kind, report.order_id,
+                        outcome.exception() if outcome else None, state.attempt_number)  # fmt: skip
+
+        try:
+            async with self._lock(report.order_id):
+                retrying = AsyncRetrying(
+                    retry=retry_if_exception_type((StoreUnavailableError, WriteConflictError)),
+                    wait=wait_exponential_jitter(
+                        multiplier=0.1, jitter=0.1, max=self.settings.report_retry_max_s
+                    ),
+                    before_sleep=before_sleep,
+                    reraise=True,
+                )
+                async for attempt in retrying:
+                    with attempt:
+                        await self._apply_report_locked(report)
+        finally:
+            self._report_done()
 
     async def _apply_report_locked(self, report: ExecutionReport) -> None:
         order = await self._current(report.order_id)
@@ -753,7 +739,19 @@ class OrderService:
                 mutation.updates.append((new, order.sequence))
             elif report.kind is ReportKind.FILL:
                 assert report.quantity is not None and report.price is not None
-                new, event_type = OSM.fill(order, report.quantity, report.price, now)
+                executed = fill_to_store(
+                    order.filled_quantity,
+                    order.average_fill_price,
+                    report.quantity,
+                    report.price,
+                    report.cumulative_quantity,
+                    report.cumulative_quote,
+                )
+                if executed is None:
+                    metrics.VENUE_ERRORS.labels(report.venue, "duplicate_fill").inc()
+                    return  # already stored (seen on the stream and by a query)
+                quantity, price = executed
+                new, event_type = OSM.fill(order, quantity, price, now)
                 if report.venue_order_id and not new.venue_order_id:
                     new = replace(new, venue_order_id=report.venue_order_id)
                 fill = Fill(
@@ -762,8 +760,8 @@ class OrderService:
                     account_id=account_id,
                     symbol=order.symbol,
                     side=order.side,
-                    quantity=report.quantity,
-                    price=report.price,
+                    quantity=quantity,
+                    price=price,
                     fee=report.fee,
                     fee_currency=report.fee_currency,
                     liquidity=report.liquidity,
@@ -777,9 +775,7 @@ class OrderService:
                     if instrument is None or report.fee_currency == instrument.quote_asset
                     else Decimal(0)
                 )
-                position = book.position(order.symbol).apply_fill(
-                    order.side, report.quantity, report.price, quote_fee, now
-                )
+                position = book.position(order.symbol).apply_fill(order.side, quantity, price, quote_fee, now)
                 mutation.updates.append((new, order.sequence))
                 mutation.fills.append(fill)
                 mutation.positions.append(position)

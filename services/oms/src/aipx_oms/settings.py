@@ -93,6 +93,24 @@ class OmsSettings(ComponentSettings):
     # How often account states/limits and instruments are re-read (operators change them in the database).
     account_refresh_s: float = Field(2.0, gt=0)
 
+    # The order path under failure (see services/oms/README.md, "Failures").
+    # A venue call whose outcome is unknown (timeout, connection error, 5xx) is resolved by asking the venue,
+    # first after venue_query_delay_s, then with exponential backoff (jittered) up to venue_retry_max_s.
+    venue_query_delay_s: float = Field(0.5, ge=0)
+    venue_retry_max_s: float = Field(10.0, gt=0)
+    binance_request_timeout_s: float = Field(10.0, gt=0)
+    # The durable send path: every send_sweep_interval_s the events committed since the last sweep are
+    # checked; an order accepted (or a cancel requested) more than send_sweep_grace_s ago that this process
+    # has not handed to its venue (its commit's outcome was unknown to us) is sent now.
+    send_sweep_interval_s: float = Field(1.0, gt=0)
+    send_sweep_grace_s: float = Field(2.0, ge=0)
+    # Reconciliation of open orders and fills with each venue while running (0 = only at startup).
+    reconcile_interval_s: float = Field(15.0, ge=0)
+    # Execution reports are retried until stored (backoff up to report_retry_max_s); at most
+    # report_queue_max wait at once, beyond that venues stop reading their streams (backpressure).
+    report_retry_max_s: float = Field(2.0, gt=0)
+    report_queue_max: int = Field(10_000, ge=1)
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

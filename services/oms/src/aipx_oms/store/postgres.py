@@ -52,6 +52,16 @@ class RequestKeyRow:
 
 
 @dataclass(frozen=True, slots=True)
+class EventHead:
+    """What the durable send path needs of an event: which order, what happened, when."""
+
+    log_sequence: int
+    type: str
+    order_id: str
+    event_time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class OrderFilter:
     symbols: Sequence[str] = ()
     statuses: Sequence[OrderStatus] = ()
@@ -235,6 +245,34 @@ class OmsStore:
                     timeout=budget_s,
                 )
         return None if row is None else order_from_row(row)
+
+    async def last_log_sequence(self) -> int:
+        """The newest event's log sequence (0 for an empty log)."""
+        async with self._conn() as conn:
+            value = await conn.fetchval("SELECT coalesce(max(log_sequence), 0) FROM order_events")
+        return int(value)
+
+    async def recent_events(self, after_log_sequence: int, limit: int) -> list[EventHead]:
+        """Type, order and time of the events after a log sequence, in commit order (no payloads)."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT log_sequence, type, order_id, event_time_ns FROM order_events"
+                " WHERE log_sequence > $1 ORDER BY log_sequence LIMIT $2",
+                after_log_sequence,
+                limit,
+            )
+        return [EventHead(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def orders_to_venue(self, order_ids: Sequence[str]) -> list[Order]:
+        """Those of the orders that still need their venue: accepted without a venue acknowledgement (no
+        venue_order_id), or a cancel requested and not confirmed."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ANY($1::text[])"
+                " AND ((status = 'ACCEPTED' AND venue_order_id = '') OR status = 'PENDING_CANCEL')",
+                list(order_ids),
+            )
+        return [order_from_row(r) for r in rows]
 
     async def order_by_id(self, order_id: str) -> Order | None:
         """Any account's order (for venue reports, which know only our order id)."""

@@ -23,6 +23,7 @@ def build_venues(settings: OmsSettings, market: MarketDataCache) -> dict[str, Ex
                 settings.binance_api_key.get_secret_value(),
                 settings.binance_api_secret.get_secret_value(),
                 recv_window_ms=settings.binance_recv_window_ms,
+                timeout_s=settings.binance_request_timeout_s,
             )
             venues[name] = BinanceSpotVenue(rest, settings.binance_ws_url)
     return venues
