@@ -1,0 +1,150 @@
+"""Venue outcome unknown, against the Binance stub with fault injection: a submit that times out or answers
+5xx leaves the order open and is resolved by asking the venue (by origClientOrderId = our order id) with
+backoff; REJECTED only when the venue says it never got the order; nothing is ever sent twice."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aipx.v1 import common_pb2, orders_pb2
+from aipx_oms.client import OmsClient
+from aipx_oms.sending import NEVER_RECEIVED
+
+from tests.oms.binance_stub import BinanceStub, Fault
+from tests.oms.conftest import OmsEnv, eventually
+from tests.oms.test_paper_venue import wait_status
+
+pytestmark = pytest.mark.integration
+
+BUY = common_pb2.SIDE_BUY
+S = orders_pb2
+API_KEY, SECRET = "stub-api-key", "stub-secret"
+NEW_ORDER = ("POST", "/api/v3/order")
+QUERY = ("GET", "/api/v3/order")
+
+
+@pytest.fixture
+async def venue(oms_env: OmsEnv) -> AsyncIterator[BinanceStub]:
+    """The Binance stub and an OMS routed to it, with short timeouts so faults resolve quickly."""
+    server = BinanceStub(API_KEY, SECRET)
+    rest_url, ws_url = await server.start()
+    settings: dict[str, Any] = {
+        "venues": ("paper", "binance"),
+        "binance_base_url": rest_url,
+        "binance_ws_url": ws_url,
+        "binance_api_key": API_KEY,
+        "binance_api_secret": SECRET,
+        "binance_request_timeout_s": 1.0,
+        "venue_query_delay_s": 0.2,
+        "venue_retry_max_s": 0.5,
+    }
+    await oms_env.start(**settings)
+    await eventually(_ready(server), what="the user-data stream connected")
+    try:
+        yield server
+    finally:
+        await oms_env.stop()
+        await server.stop()
+
+
+def _ready(server: BinanceStub) -> Any:
+    async def check() -> bool:
+        return server.connected > 0
+
+    return check
+
+
+async def _submit(client: OmsClient, coid: str, price: str = "1500") -> orders_pb2.Order:
+    response = await client.submit("ETH-USDT", BUY, "2", price=price, venue="binance", client_order_id=coid)
+    assert response.order.status == S.ORDER_STATUS_ACCEPTED
+    return response.order
+
+
+async def test_accepted_then_timeout_resolves_to_the_venues_fills(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    venue.submit_faults = [Fault.ACCEPT_THEN_TIMEOUT]
+    venue.silent_fill_price = Decimal("1499")  # filled at the venue; the stream event is lost
+    async with oms_env.client() as c:
+        order = await _submit(c, "t1")
+        done = await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "the venue's fill found by query")
+        assert (done.filled_quantity.value, done.average_fill_price.value) == ("2", "1499")
+        assert done.venue_order_id == str(venue.orders[order.order_id]["orderId"])
+        [position] = await c.positions(["ETH-USDT"])
+        assert Decimal(position.quantity.value) == Decimal(2)
+    assert venue.requests_for(*NEW_ORDER, order.order_id) == 1, "resolved by asking, never by re-sending"
+    assert venue.requests_for(*QUERY, order.order_id) >= 1
+    fills = await oms_env.sql("SELECT quantity, price FROM fills WHERE order_id = $1", order.order_id)
+    assert [(r["quantity"], r["price"]) for r in fills] == [(Decimal(2), Decimal(1499))]
+
+
+async def test_accepted_then_5xx_stays_open_through_failed_queries_then_resolves(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    venue.submit_faults = [Fault.ACCEPT_THEN_5XX]
+    venue.query_faults = 1_000_000  # the venue does not answer queries either, for now
+    async with oms_env.client() as c:
+        order = await _submit(c, "f1")
+
+        async def queried_repeatedly() -> bool:
+            return venue.requests_for(*QUERY, order.order_id) >= 3
+
+        await eventually(queried_repeatedly, what="several queries with backoff")
+        pending = await c.get(order_id=order.order_id)
+        assert pending.status == S.ORDER_STATUS_ACCEPTED, "outcome unknown is not REJECTED"
+        assert pending.venue_order_id == ""
+        venue.query_faults = 0
+        acked = await _wait(c, order.order_id, "the venue's order id from the query")
+        assert acked.status == S.ORDER_STATUS_ACCEPTED
+        assert acked.venue_order_id == str(venue.orders[order.order_id]["orderId"])
+        await venue.fill(order.order_id, Decimal("2"), Decimal("1500"))
+        await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "a later fill on the stream")
+    assert venue.requests_for(*NEW_ORDER, order.order_id) == 1
+
+
+@pytest.mark.parametrize("fault", [Fault.DROP_THEN_TIMEOUT, Fault.DROP_THEN_5XX])
+async def test_never_received_is_rejected_only_after_the_venue_says_so(
+    oms_env: OmsEnv, venue: BinanceStub, fault: Fault
+) -> None:
+    venue.submit_faults = [fault]
+    venue.query_faults = 2  # the first answers are 503s: not a "does not exist"
+    async with oms_env.client() as c:
+        order = await _submit(c, "d1")
+        rejected = await wait_status(
+            c, order.order_id, S.ORDER_STATUS_REJECTED, "the venue's 'unknown order'"
+        )
+        assert rejected.reject_reason == S.REJECT_REASON_VENUE_REJECTED
+        assert rejected.reject_message == NEVER_RECEIVED
+    assert order.order_id not in venue.orders
+    assert venue.requests_for(*NEW_ORDER, order.order_id) == 1
+    assert venue.requests_for(*QUERY, order.order_id) >= 3, "two 503s, then the answer"
+
+
+async def test_repeated_timeouts_create_no_duplicates(oms_env: OmsEnv, venue: BinanceStub) -> None:
+    venue.submit_faults = [Fault.ACCEPT_THEN_TIMEOUT] * 4 + [Fault.ACCEPT_THEN_5XX] * 4
+    venue.query_faults = 6
+    async with oms_env.client() as c:
+        orders = [await _submit(c, f"r{i}", price=str(1400 + i)) for i in range(10)]
+        for order in orders:
+            acked = await _wait(c, order.order_id, "every order acknowledged")
+            assert acked.status == S.ORDER_STATUS_ACCEPTED
+    assert sorted(venue.orders) == sorted(o.order_id for o in orders), "one venue order per OMS order"
+    assert all(venue.requests_for(*NEW_ORDER, o.order_id) == 1 for o in orders)
+    # The durable send path and the periodic reconciliation leave resolved orders alone.
+    assert await oms_env.app.service.sender.sweep() == 0  # type: ignore[union-attr]
+    assert all(venue.requests_for(*NEW_ORDER, o.order_id) == 1 for o in orders)
+
+
+async def _wait(client: OmsClient, order_id: str, what: str) -> orders_pb2.Order:
+    holder: list[orders_pb2.Order] = []
+
+    async def acked() -> bool:
+        order = await client.get(order_id=order_id)
+        holder[:] = [order]
+        return order.venue_order_id != ""
+
+    await eventually(acked, timeout_s=30.0, what=what)
+    return holder[0]
