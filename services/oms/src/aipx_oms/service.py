@@ -109,6 +109,7 @@ class OrderService:
         self._workers: list[asyncio.Task[None]] = []
         self.sender = VenueSender(settings, venues, store, self.on_report)
         self._state_counters: dict[OrderStatus, Any] = {}
+        self._position_locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -714,11 +715,14 @@ class OrderService:
                 )
                 async for attempt in retrying:
                     with attempt:
-                        await self._apply_report_locked(report)
+                        await self._apply_report_locked(report, retry=attempt.retry_state.attempt_number > 1)
         finally:
             self._report_done()
 
-    async def _apply_report_locked(self, report: ExecutionReport) -> None:
+    def _position_lock(self, account_id: str, symbol: str) -> asyncio.Lock:
+        return self._position_locks.setdefault((account_id, symbol), asyncio.Lock())
+
+    async def _apply_report_locked(self, report: ExecutionReport, *, retry: bool = False) -> None:
         order = await self._current(report.order_id)
         if order is None:
             metrics.VENUE_ERRORS.labels(report.venue, "unknown_order").inc()
@@ -726,6 +730,20 @@ class OrderService:
             return
         if order.status.is_terminal and report.kind is not ReportKind.FILL:
             return  # a repeated or late terminal report: the order is already finished
+        if report.kind is not ReportKind.FILL:
+            await self._apply_order_report(order, report)
+            return
+        # Fills of different orders of one account and symbol move one position: one at a time, from the
+        # read of the position to its commit (else two fills would both start from the same position).
+        async with self._position_lock(order.account_id, order.symbol):
+            if retry:  # the previous attempt's commit may have happened after all: never store a fill twice
+                fill_id = deterministic_id("fill", order.order_id, report.venue_fill_id)
+                if await self.store.fill_exists(fill_id):
+                    return
+                order = await self._current(report.order_id) or order
+            await self._apply_order_report(order, report)
+
+    async def _apply_order_report(self, order: Order, report: ExecutionReport) -> None:
         account_id = order.account_id
         book = await self._book(account_id)
         now = now_ns()

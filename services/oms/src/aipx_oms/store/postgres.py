@@ -246,6 +246,12 @@ class OmsStore:
                 )
         return None if row is None else order_from_row(row)
 
+    async def fill_exists(self, fill_id: str) -> bool:
+        async with self._conn() as conn:
+            return bool(
+                await conn.fetchval("SELECT EXISTS (SELECT 1 FROM fills WHERE fill_id = $1)", fill_id)
+            )
+
     async def last_log_sequence(self) -> int:
         """The newest event's log sequence (0 for an empty log)."""
         async with self._conn() as conn:
