@@ -360,15 +360,6 @@ class OmsStore:
             )
         return None if row is None else RequestKeyRow(*row.values())
 
-    async def unpublished(self, limit: int) -> list[StoredEvent]:
-        """Outbox rows not yet published, oldest first."""
-        async with self._conn() as conn:
-            return await fetch_unpublished(conn, limit)
-
-    async def mark_published(self, log_sequences: Sequence[int]) -> None:
-        async with self._conn() as conn:
-            await mark_published(conn, log_sequences)
-
     async def prune_published(self, older_than_s: float, limit: int = 10_000) -> int:
         async with self._conn() as conn:
             return await prune_published(conn, older_than_s, limit)
