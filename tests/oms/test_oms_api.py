@@ -321,7 +321,8 @@ async def test_deadline_is_honoured(oms: OmsEnv) -> None:
     assert (await oms.sql("SELECT count(*) AS n FROM orders WHERE client_order_id = 'late'"))[0]["n"] == 1
     assert oms.app is not None and oms.app.service is not None
     accepted = {r["order_id"] for r in await oms.sql("SELECT order_id FROM orders WHERE status = 'ACCEPTED'")}
-    book = oms.app.service._books["acct-a"]
+    book = oms.app.service.books.loaded("acct-a")
+    assert book is not None
     paper = oms.app.venues["paper"]
     assert isinstance(paper, PaperVenue)
     assert accepted == set(book.orders), "the book holds exactly the committed working orders"
