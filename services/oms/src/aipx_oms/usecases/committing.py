@@ -41,7 +41,10 @@ class Committer:
             if failed is not None:
                 failed(error)
 
-        future.add_done_callback(done)
+        if future.done():  # refused at once (shutting down): apply before the caller resumes, too
+            done(future)
+        else:
+            future.add_done_callback(done)
         return await asyncio.shield(future)
 
     def applier(self, account_id: str, new: Order) -> Callable[[WriteResult], None]:
