@@ -14,8 +14,6 @@ from pydantic_settings import SettingsConfigDict
 # services/oms/src/aipx_oms/settings.py -> services/oms/migrations
 DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
-VenueName = Literal["paper", "binance"]
-
 
 class OmsSettings(ComponentSettings):
     """Every OMS knob. Secrets (API keys, venue credentials) come only from the environment."""
@@ -49,9 +47,10 @@ class OmsSettings(ComponentSettings):
     risk_rate_burst: int = Field(400, ge=1)
     risk_price_band_bps: Decimal = Decimal("1000")
 
-    # Venues: which are enabled, which one an order without `venue` goes to.
-    venues: tuple[VenueName, ...] = ("paper",)
-    default_venue: VenueName = "paper"
+    # Venues: which are enabled (names of venues.registry.VENUES), which one an order without `venue` goes to.
+    # A venue's own settings are named AIPX_OMS_<VENUE>_* and checked by its plug-in.
+    venues: tuple[str, ...] = ("paper",)
+    default_venue: str = "paper"
     market_data_topic: str = MARKET_DATA_RAW
     # Only follow this venue's market data in the paper venue (None: any venue, latest wins).
     paper_market_data_venue: str | None = None
@@ -123,6 +122,9 @@ class OmsSettings(ComponentSettings):
             raise ValueError(f"default venue {self.default_venue!r} is not enabled ({self.venues})")
         if self.api_key_source == "env" and self.api_keys is None:
             raise ValueError("AIPX_OMS_API_KEY_SOURCE=env needs AIPX_OMS_API_KEYS")
-        if "binance" in self.venues and (self.binance_api_key is None or self.binance_api_secret is None):
-            raise ValueError("venue binance needs AIPX_OMS_BINANCE_API_KEY and AIPX_OMS_BINANCE_API_SECRET")
+        from aipx_oms.venues.registry import check_venues
+
+        problems = check_venues(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self

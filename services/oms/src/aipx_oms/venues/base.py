@@ -19,6 +19,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from aipx_oms.domain.model import Liquidity, Order, RejectReason
+from aipx_oms.settings import OmsSettings
+from aipx_oms.venues.market_data import MarketDataCache
 
 
 class VenueUnavailableError(ConnectionError):
@@ -97,3 +99,16 @@ class ExecutionVenue(Protocol):
     async def reconcile(self, open_orders: Sequence[Order]) -> list[Order]:
         """Compare the OMS's open orders with the venue's and report the differences (at startup and
         periodically). Returns the orders the venue has never seen: the OMS sends them."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePlugin:
+    """How the OMS gets a venue: its name (AIPX_OMS_VENUES), a factory from the settings, and a check of the
+    settings it needs (a message when they are missing or inconsistent, else None).
+
+    Each venue module defines one `PLUGIN`; `venues.registry.VENUES` lists the production ones.
+    """
+
+    name: str
+    build: Callable[[OmsSettings, MarketDataCache], ExecutionVenue]
+    check: Callable[[OmsSettings], str | None] = lambda _settings: None

@@ -28,7 +28,15 @@ from aipx.money import InvalidDecimalError, from_pb
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 
 from aipx_oms.domain.model import ZERO, Liquidity, Order, OrderType, RejectReason, Side, TimeInForce
-from aipx_oms.venues.base import ExecutionReport, ReportHandler, ReportKind, RoomWaiter, always_room
+from aipx_oms.settings import OmsSettings
+from aipx_oms.venues.base import (
+    ExecutionReport,
+    ReportHandler,
+    ReportKind,
+    RoomWaiter,
+    VenuePlugin,
+    always_room,
+)
 from aipx_oms.venues.market_data import MarketDataCache
 
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -385,3 +393,10 @@ class PaperVenue:
         while True:
             await asyncio.sleep(self.expiry_check_s)
             self.expire_day_orders()
+
+
+def _build(settings: OmsSettings, market: MarketDataCache) -> PaperVenue:
+    return PaperVenue(market, fee_rate=settings.paper_fee_rate)
+
+
+PLUGIN = VenuePlugin("paper", _build)

@@ -16,11 +16,13 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from aipx_oms import metrics
 from aipx_oms.domain.model import Liquidity, Order, OrderType, RejectReason, TimeInForce
+from aipx_oms.settings import OmsSettings
 from aipx_oms.venues.base import (
     ExecutionReport,
     ReportHandler,
     ReportKind,
     RoomWaiter,
+    VenuePlugin,
     VenueUnavailableError,
     always_room,
 )
@@ -32,6 +34,7 @@ from aipx_oms.venues.binance.http import (
     venue_symbol,
 )
 from aipx_oms.venues.binance.user_stream import VENUE, parse_execution_report
+from aipx_oms.venues.market_data import MarketDataCache
 
 log = logging.getLogger(__name__)
 
@@ -310,3 +313,24 @@ class BinanceSpotVenue:
         if report.kind is ReportKind.CANCELED and report.order_id not in self._working:
             return  # already reported from the cancel's REST answer
         self._report(report)
+
+
+def _check(settings: OmsSettings) -> str | None:
+    if settings.binance_api_key is None or settings.binance_api_secret is None:
+        return "venue binance needs AIPX_OMS_BINANCE_API_KEY and AIPX_OMS_BINANCE_API_SECRET"
+    return None
+
+
+def _build(settings: OmsSettings, market: MarketDataCache) -> BinanceSpotVenue:
+    assert settings.binance_api_key is not None and settings.binance_api_secret is not None  # _check
+    rest = BinanceRestClient(
+        settings.binance_base_url,
+        settings.binance_api_key.get_secret_value(),
+        settings.binance_api_secret.get_secret_value(),
+        recv_window_ms=settings.binance_recv_window_ms,
+        timeout_s=settings.binance_request_timeout_s,
+    )
+    return BinanceSpotVenue(rest, settings.binance_ws_url)
+
+
+PLUGIN = VenuePlugin(VENUE, _build, _check)
