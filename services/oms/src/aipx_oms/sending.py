@@ -98,7 +98,6 @@ class VenueSender:
 
     async def send(self, order: Order) -> None:
         """Submit; when the outcome is unknown, resolve it by asking the venue (never by re-sending)."""
-        self._sent[order.order_id] = None
         try:
             await self.venues[order.venue].submit(order)
         except Exception as exc:  # the venue may or may not have the order: ask it
@@ -206,33 +205,44 @@ class VenueSender:
             self._watermark = await self.store.last_log_sequence()
             return 0
         cutoff = now_ns() - int(self.settings.send_sweep_grace_s * 1e9)
-        heads = await self.store.recent_events(self._watermark, _SWEEP_PAGE)
-        candidates: dict[str, str] = {}
-        watermark = self._watermark
-        for head in heads:
-            if head.event_time_ns >= cutoff:
-                break  # too recent: the fast path may still be handing it over
-            watermark = head.log_sequence
-            if head.type == "ACCEPTED":
-                if self._sent.pop(head.order_id, 0) == 0:
-                    candidates[head.order_id] = head.type
-            elif head.type == "PENDING_CANCEL" and self._cancels.pop(head.order_id, 0) == 0:
-                candidates[head.order_id] = head.type
         handled = 0
-        if candidates:
-            for order in await self.store.orders_to_venue(list(candidates)):
-                if order.order_id in self.resolving or order.venue not in self.venues:
+        while True:  # page by page up to the events too recent to judge
+            heads = await self.store.recent_events(self._watermark, _SWEEP_PAGE)
+            candidates: dict[str, str] = {}
+            watermark, recent = self._watermark, False
+            for head in heads:
+                if head.event_time_ns >= cutoff:
+                    recent = True  # the fast path may still be handing this one over: next pass
+                    break
+                watermark = head.log_sequence
+                handed = self._sent if head.type == "ACCEPTED" else self._cancels
+                if head.type not in ("ACCEPTED", "PENDING_CANCEL"):
                     continue
-                wanted = candidates[order.order_id]
-                if wanted == "ACCEPTED" and order.status is OrderStatus.ACCEPTED:
-                    metrics.VENUE_ERRORS.labels(order.venue, "unsent_order").inc()
-                    self._spawn(self._recover(order))
-                    handled += 1
-                elif wanted == "PENDING_CANCEL" and order.status is OrderStatus.PENDING_CANCEL:
-                    metrics.VENUE_ERRORS.labels(order.venue, "unsent_cancel").inc()
-                    self._spawn(self.cancel(order))
-                    handled += 1
-        self._watermark = watermark
+                if head.order_id in handed:
+                    del handed[head.order_id]  # this process handed it over: the sweep is done with it
+                else:
+                    candidates[head.order_id] = head.type
+            if candidates:
+                handled += await self._hand_over(candidates)
+            self._watermark = watermark
+            if recent or len(heads) < _SWEEP_PAGE:
+                return handled
+
+    async def _hand_over(self, candidates: dict[str, str]) -> int:
+        """Send the candidates that still need their venue (per the database); how many."""
+        handled = 0
+        for order in await self.store.orders_to_venue(list(candidates)):
+            if order.order_id in self.resolving or order.venue not in self.venues:
+                continue
+            wanted = candidates[order.order_id]
+            if wanted == "ACCEPTED" and order.status is OrderStatus.ACCEPTED:
+                metrics.VENUE_ERRORS.labels(order.venue, "unsent_order").inc()
+                self._spawn(self._recover(order))
+                handled += 1
+            elif wanted == "PENDING_CANCEL" and order.status is OrderStatus.PENDING_CANCEL:
+                metrics.VENUE_ERRORS.labels(order.venue, "unsent_cancel").inc()
+                self._spawn(self.cancel(order))
+                handled += 1
         return handled
 
     # --- reconciliation -------------------------------------------------------------------------------
