@@ -45,6 +45,9 @@ class BinanceStub:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.submit_faults: list[Fault] = []
+        self.cancel_faults: list[
+            Fault
+        ] = []  # *_THEN_5XX only; a cancel applied under a fault pushes no event
         self.query_faults = 0
         self.silent_fill_price: Decimal | None = None
         self._closed = asyncio.Event()
@@ -169,10 +172,15 @@ class BinanceStub:
 
     async def _cancel(self, request: web.Request) -> web.Response:
         params = self._check(request)
+        fault = self.cancel_faults.pop(0) if self.cancel_faults else None
+        if fault is Fault.DROP_THEN_5XX:
+            return await self._fail(fault)
         order = self.orders.get(params.get("origClientOrderId", ""))
         if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
             return self._error(-2011, "Unknown order sent.")
         order["status"] = "CANCELED"
+        if fault is not None:
+            return await self._fail(fault)  # canceled; the answer and the event are lost
         await self._push(order, "CANCELED")
         return web.json_response(self._view(order))
 

@@ -148,3 +148,21 @@ async def _wait(client: OmsClient, order_id: str, what: str) -> orders_pb2.Order
 
     await eventually(acked, timeout_s=30.0, what=what)
     return holder[0]
+
+
+@pytest.mark.parametrize("fault", [Fault.ACCEPT_THEN_5XX, Fault.DROP_THEN_5XX])
+async def test_a_cancel_without_an_answer_is_retried_until_the_venue_answers(
+    oms_env: OmsEnv, venue: BinanceStub, fault: Fault
+) -> None:
+    async with oms_env.client() as c:
+        order = await _submit(c, "c1")
+        await _wait(c, order.order_id, "acknowledged")
+        venue.cancel_faults = [fault]  # ACCEPT: canceled at the venue, its answer and event lost
+        pending = await c.cancel(order_id=order.order_id)
+        assert pending.status in (S.ORDER_STATUS_PENDING_CANCEL, S.ORDER_STATUS_CANCELED)
+        canceled = await wait_status(c, order.order_id, S.ORDER_STATUS_CANCELED, "the cancel resolved")
+        assert canceled.filled_quantity.value == "0"
+    assert venue.orders[order.order_id]["status"] == "CANCELED"
+    assert venue.requests_for("DELETE", "/api/v3/order", order.order_id) == 2, (
+        "sent again once, then answered"
+    )

@@ -143,6 +143,13 @@ class BinanceSpotVenue:
         except BinanceApiError as exc:
             if exc.code != UNKNOWN_ORDER:
                 raise
+            # "Unknown order" also answers a cancel of an order already finished (an earlier cancel whose
+            # answer was lost, a fill): what the venue has decides, not the refusal.
+            remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
+            if remote is not None and str(remote.get("status")) not in ("NEW", "PARTIALLY_FILLED"):
+                self._working.pop(order.order_id, None)
+                self._known(order, remote)
+                return
             self._report(
                 ExecutionReport(
                     ReportKind.CANCEL_REJECTED,
