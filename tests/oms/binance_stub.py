@@ -44,6 +44,7 @@ class BinanceStub:
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.connections_total = 0
         self.submit_faults: list[Fault] = []
         self.cancel_faults: list[
             Fault
@@ -230,6 +231,7 @@ class BinanceStub:
         ws = web.WebSocketResponse(heartbeat=10)
         await ws.prepare(request)
         self._sockets.add(ws)
+        self.connections_total += 1
         try:
             async for message in ws:
                 if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
@@ -250,6 +252,11 @@ class BinanceStub:
         order["status"] = "FILLED" if order["executedQty"] == order["origQty"] else "PARTIALLY_FILLED"
         if push:
             await self._push(order, "TRADE", last_qty=quantity, last_price=price)
+
+    async def send_raw(self, text: str) -> None:
+        """Push a frame as it is (malformed input)."""
+        for ws in list(self._sockets):
+            await ws.send_str(text)
 
     async def drop_connections(self) -> None:
         for ws in list(self._sockets):

@@ -4,6 +4,7 @@ backoff; REJECTED only when the venue says it never got the order; nothing is ev
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -166,3 +167,17 @@ async def test_a_cancel_without_an_answer_is_retried_until_the_venue_answers(
     assert venue.requests_for("DELETE", "/api/v3/order", order.order_id) == 2, (
         "sent again once, then answered"
     )
+
+
+async def test_an_unreadable_stream_frame_is_skipped_and_the_stream_stays_up(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    async with oms_env.client() as c:
+        order = await _submit(c, "u1")
+        await _wait(c, order.order_id, "acknowledged")
+        await venue.send_raw("{not json")
+        bad_quantity = {"e": "executionReport", "x": "TRADE", "c": order.order_id, "l": "x"}
+        await venue.send_raw(json.dumps(bad_quantity))
+        await venue.fill(order.order_id, Decimal("2"), Decimal("1500"))
+        await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "a fill after the bad frames")
+    assert venue.connections_total == 1, "the same connection all along"

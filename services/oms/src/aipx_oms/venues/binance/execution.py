@@ -298,7 +298,12 @@ class BinanceSpotVenue:
                     except websockets.ConnectionClosed as exc:
                         log.warning("Binance user stream closed (%s); reconnecting", exc)
                         return
-                    self._handle(json.loads(raw))
+                    try:
+                        self._handle(json.loads(raw))
+                    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+                        # A frame we cannot read is counted and skipped; the connection stays up.
+                        metrics.VENUE_ERRORS.labels(self.name, "malformed_frame").inc()
+                        log.warning("unreadable Binance user-stream frame skipped: %s", exc)
             finally:
                 keepalive.cancel()
 
