@@ -352,6 +352,7 @@ class FlakyVenue:
     """Submits fail with an unknown outcome; queries fail `query_failures` times, then answer `knows`."""
 
     name: str = "paper"
+    reconcile_while_running: bool = False
     knows: bool = False
     query_failures: int = 0
     submits: int = 0

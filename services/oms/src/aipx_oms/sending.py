@@ -279,10 +279,11 @@ class VenueSender:
                         self._spawn(self.cancel(order))
 
     async def _reconcile_loop(self) -> None:
-        while True:
+        remote = [name for name, venue in self.venues.items() if venue.reconcile_while_running]
+        while remote:
             await asyncio.sleep(self.settings.reconcile_interval_s)
             try:
-                orders = await self.store.open_orders()
+                orders = await self.store.open_orders(venues=remote)
             except StoreUnavailableError as exc:
                 log.warning("reconciliation skipped: %s", exc)
                 continue

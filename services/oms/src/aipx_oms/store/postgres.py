@@ -200,10 +200,19 @@ class OmsStore:
             account_id, AccountState(row["state"]), limits, {r["symbol"]: r["max_quantity"] for r in caps}
         )
 
-    async def open_orders(self, account_id: str | None = None) -> list[Order]:
-        """Working orders of one account (or of all accounts)."""
+    async def open_orders(
+        self, account_id: str | None = None, *, venues: Sequence[str] | None = None
+    ) -> list[Order]:
+        """Working orders of one account (or of all accounts, optionally of some venues only)."""
         async with self._conn() as conn:
-            if account_id is None:
+            if account_id is None and venues is not None:
+                rows = await conn.fetch(
+                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE status = ANY($1::text[])"
+                    " AND venue = ANY($2::text[])",
+                    OPEN_STATUS_VALUES,
+                    list(venues),
+                )
+            elif account_id is None:
                 rows = await conn.fetch(
                     f"SELECT {ORDER_COLUMNS} FROM orders WHERE status = ANY($1::text[])", OPEN_STATUS_VALUES
                 )

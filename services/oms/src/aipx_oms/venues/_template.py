@@ -28,6 +28,7 @@ class TemplateVenue:
     """1. Declare the venue's name (the value of AIPX_OMS_VENUES and of an order's `venue`)."""
 
     name = "template"
+    reconcile_while_running = True  # a remote venue: compared periodically (False for an in-process one)
 
     def __init__(self) -> None:
         self.orders: dict[str, Order] = {}  # the venue's book, by client order id (= the OMS order id)

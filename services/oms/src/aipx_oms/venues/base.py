@@ -74,6 +74,9 @@ class ExecutionVenue(Protocol):
     """What the OMS needs from a venue."""
 
     name: str
+    # Compare open orders with the venue periodically while running (a remote venue can change without
+    # telling us: missed stream events); an in-process venue's book is the truth, compared at startup only.
+    reconcile_while_running: bool
 
     async def start(self, on_report: ReportHandler, room: RoomWaiter = always_room) -> None:
         """Connect and start delivering reports (awaiting `room()` before reading more of a stream)."""

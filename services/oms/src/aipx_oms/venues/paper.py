@@ -66,6 +66,7 @@ class PaperVenue:
     """Simulated venue over a MarketDataCache (see the module docstring for the matching rules)."""
 
     name = "paper"
+    reconcile_while_running = False  # its book is in this process: compared with the database at startup
 
     def __init__(
         self,

@@ -74,6 +74,7 @@ class BinanceSpotVenue:
     """ExecutionVenue for Binance spot (see module docstring). DAY is not a Binance time in force: refused."""
 
     name = VENUE
+    reconcile_while_running = True
 
     def __init__(self, rest: BinanceRestClient, ws_url: str, *, keepalive_s: float = 1800.0) -> None:
         self.rest = rest
