@@ -66,6 +66,11 @@ class VenueSender:
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
+    async def begin_sweep(self) -> None:
+        """The sweep starts after the log as it is now; call before the startup reconciliation reads the open
+        orders, so that every order is covered by one or the other."""
+        self._watermark = await self.store.last_log_sequence()
+
     async def start(self) -> None:
         for name, queue in self._queues.items():
             self._workers.append(asyncio.create_task(self._send_loop(queue), name=f"venue-{name}-sender"))

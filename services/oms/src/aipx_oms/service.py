@@ -90,6 +90,7 @@ class OrderService:
         self.books.instruments = await self.store.instruments()
         self.reports.start()
         self._refresh = asyncio.create_task(self.books.refresh_loop(refresh_s), name="account-refresh")
+        await self.sender.begin_sweep()
         await self.reconcile()
         await self.sender.start()
 
