@@ -181,3 +181,25 @@ async def test_an_unreadable_stream_frame_is_skipped_and_the_stream_stays_up(
         await venue.fill(order.order_id, Decimal("2"), Decimal("1500"))
         await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "a fill after the bad frames")
     assert venue.connections_total == 1, "the same connection all along"
+
+
+async def test_a_resend_of_an_order_the_venue_has_is_that_order_not_a_rejection(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    async with oms_env.client() as c:
+        order = await _submit(c, "dup")
+        await _wait(c, order.order_id, "acknowledged")
+        app = oms_env.app
+        assert app is not None
+        stored = await app.service.books.current(order.order_id)  # type: ignore[union-attr]
+        assert stored is not None
+        await app.venues["binance"].submit(stored)  # as a recovery after a lost answer would
+        assert venue.requests_for(*NEW_ORDER, order.order_id) == 2
+
+        async def reports_stored() -> bool:
+            return app.service.reports.pending == 0  # type: ignore[union-attr]
+
+        await eventually(reports_stored, what="the venue's reports stored")
+        still = await c.get(order_id=order.order_id)
+        assert still.status == S.ORDER_STATUS_ACCEPTED, "the venue's 'duplicate order' is not a rejection"
+    assert len(venue.orders) == 1

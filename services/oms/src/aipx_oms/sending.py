@@ -60,6 +60,7 @@ class VenueSender:
         self._sent: dict[str, None] = {}
         self._cancels: dict[str, None] = {}
         self.resolving: set[str] = set()  # orders whose venue outcome is being resolved
+        self._in_flight: set[str] = set()  # orders queued or being sent by this process
         self._watermark: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -95,6 +96,7 @@ class VenueSender:
     def enqueue(self, order: Order) -> None:
         """A committed ACCEPTED order: send it (in commit order per venue)."""
         self._sent[order.order_id] = None
+        self._in_flight.add(order.order_id)
         self._queues[order.venue].put_nowait(order)
 
     async def _send_loop(self, queue: asyncio.Queue[Order]) -> None:
@@ -103,13 +105,17 @@ class VenueSender:
 
     async def send(self, order: Order) -> None:
         """Submit; when the outcome is unknown, resolve it by asking the venue (never by re-sending)."""
+        self._in_flight.add(order.order_id)
         try:
             await self.venues[order.venue].submit(order)
         except Exception as exc:  # the venue may or may not have the order: ask it
             log.warning("venue %s: outcome of order %s unknown (%s); asking the venue", order.venue,
                         order.order_id, exc)  # fmt: skip
             metrics.VENUE_ERRORS.labels(order.venue, "submit_unknown").inc()
+            self.resolving.add(order.order_id)
             self._spawn(self._resolve_submit(order))
+        finally:
+            self._in_flight.discard(order.order_id)
 
     async def _resolve_submit(self, order: Order) -> None:
         self.resolving.add(order.order_id)
@@ -269,7 +275,12 @@ class VenueSender:
                 metrics.VENUE_ERRORS.labels(name, "reconcile").inc()
                 log.warning("reconciliation with venue %s failed: %s", name, exc)
                 continue
+            settled = now_ns() - int(self.settings.send_sweep_grace_s * 1e9)
             for order in unknown:
+                if order.order_id in self.resolving or order.order_id in self._in_flight:
+                    continue  # on its way or being resolved: not lost
+                if not startup and order.updated_time_ns >= settled:
+                    continue  # just committed: the fast path or the sweep has it
                 if order.status is OrderStatus.ACCEPTED and order.filled_quantity == 0:
                     log.info("order %s never reached venue %s: sending it now", order.order_id, name)
                     self._spawn(self.send(order))
@@ -292,8 +303,7 @@ class VenueSender:
             except StoreUnavailableError as exc:
                 log.warning("reconciliation skipped: %s", exc)
                 continue
-            # Orders that just changed may have reports on their way; orders being resolved are in hand.
-            settled = now_ns() - int(self.settings.send_sweep_grace_s * 1e9)
-            await self.reconcile(
-                [o for o in orders if o.updated_time_ns < settled and o.order_id not in self.resolving]
-            )
+            # Every open order is compared (so none of them looks like an orphan at the venue); reports for
+            # orders that just changed are harmless (fills carry cumulative quantities, acknowledgements and
+            # final states repeat nothing), and recent or in-hand orders are never re-sent.
+            await self.reconcile(orders)

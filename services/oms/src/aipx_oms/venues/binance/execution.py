@@ -130,6 +130,11 @@ class BinanceSpotVenue:
         try:
             answer = await self.rest.new_order(order_params(order, order.quantity - order.filled_quantity))
         except BinanceApiError as exc:
+            # "Duplicate order": the venue already has this client order id (an earlier send whose answer was
+            # lost): it is that order, not a refusal.
+            duplicate = exc.code == ORDER_REJECTED and "duplicate" in str(exc).lower()
+            if duplicate and await self.query(order):
+                return
             self._rejected(order, exc)
             return
         venue_order_id = str(answer.get("orderId", ""))
