@@ -31,24 +31,28 @@ QUERY = ("GET", "/api/v3/order")
 async def venue(oms_env: OmsEnv) -> AsyncIterator[BinanceStub]:
     """The Binance stub and an OMS routed to it, with short timeouts so faults resolve quickly."""
     server = BinanceStub(API_KEY, SECRET)
-    rest_url, ws_url = await server.start()
-    settings: dict[str, Any] = {
-        "venues": ("paper", "binance"),
-        "binance_base_url": rest_url,
-        "binance_ws_url": ws_url,
-        "binance_api_key": API_KEY,
-        "binance_api_secret": SECRET,
-        "binance_request_timeout_s": 1.0,
-        "venue_query_delay_s": 0.2,
-        "venue_retry_max_s": 0.5,
-    }
-    await oms_env.start(**settings)
+    await server.start()
+    await oms_env.start(**venue_settings(server))
     await eventually(_ready(server), what="the user-data stream connected")
     try:
         yield server
     finally:
         await oms_env.stop()
         await server.stop()
+
+
+def venue_settings(server: BinanceStub) -> dict[str, Any]:
+    url = f"127.0.0.1:{server.port}"
+    return {
+        "venues": ("paper", "binance"),
+        "binance_base_url": f"http://{url}",
+        "binance_ws_url": f"ws://{url}",
+        "binance_api_key": API_KEY,
+        "binance_api_secret": SECRET,
+        "binance_request_timeout_s": 1.0,
+        "venue_query_delay_s": 0.2,
+        "venue_retry_max_s": 0.5,
+    }
 
 
 def _ready(server: BinanceStub) -> Any:
@@ -203,3 +207,24 @@ async def test_a_resend_of_an_order_the_venue_has_is_that_order_not_a_rejection(
         still = await c.get(order_id=order.order_id)
         assert still.status == S.ORDER_STATUS_ACCEPTED, "the venue's 'duplicate order' is not a rejection"
     assert len(venue.orders) == 1
+
+
+async def test_periodic_reconciliation_finds_a_fill_the_stream_missed_while_running(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    await oms_env.stop()
+    await oms_env.start(**{**venue_settings(venue), "reconcile_interval_s": 0.5})
+    await eventually(_ready(venue), what="the user-data stream connected")
+    async with oms_env.client() as c:
+        order = await _submit(c, "m1")
+        await _wait(c, order.order_id, "acknowledged")
+        await venue.fill(order.order_id, Decimal("0.5"), Decimal("1499"), push=False)  # the event is lost
+        partial = await wait_status(
+            c, order.order_id, S.ORDER_STATUS_PARTIALLY_FILLED, "the fill found by reconciliation"
+        )
+        assert (partial.filled_quantity.value, partial.average_fill_price.value) == ("0.5", "1499")
+        await venue.fill(order.order_id, Decimal("1.5"), Decimal("1498"))  # on the stream, cumulative 2
+        done = await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "the next fill")
+        assert Decimal(done.filled_quantity.value) == Decimal(2)
+    fills = await oms_env.sql("SELECT quantity FROM fills WHERE order_id = $1", order.order_id)
+    assert sorted(r["quantity"] for r in fills) == [Decimal("0.5"), Decimal("1.5")], "each fill once"
