@@ -209,6 +209,9 @@ class VenueSender:
                 await self.sweep()
             except StoreUnavailableError as exc:
                 log.warning("send sweep skipped: %s", exc)
+            except Exception:  # a bug must not stop the durable send path: the next pass tries again
+                metrics.VENUE_ERRORS.labels("*", "sweep_failed").inc()
+                log.exception("send sweep failed")
 
     async def sweep(self) -> int:
         """One pass over the events committed since the last one; returns how many orders it sent."""
@@ -300,7 +303,7 @@ class VenueSender:
             await asyncio.sleep(self.settings.reconcile_interval_s)
             try:
                 orders = await self.store.open_orders(venues=remote)
-            except StoreUnavailableError as exc:
+            except Exception as exc:  # PostgreSQL down (or worse): the next round tries again
                 log.warning("reconciliation skipped: %s", exc)
                 continue
             # Every open order is compared (so none of them looks like an orphan at the venue); reports for

@@ -120,6 +120,9 @@ class ExecutionReports:
                 async for attempt in retrying:
                     with attempt:
                         await self._apply_report_locked(report, retry=attempt.retry_state.attempt_number > 1)
+        except Exception:  # not an outage (those are retried): a bug or a report that cannot apply; counted
+            metrics.VENUE_ERRORS.labels(report.venue, "report_failed").inc()
+            log.exception("%s report for order %s could not be applied", report.kind, report.order_id)
         finally:
             self._report_done()
 

@@ -229,7 +229,8 @@ class BinanceSpotVenue:
         missing = executed - order.filled_quantity
         if missing > 0:
             # Cumulative: the OMS stores only what it has not stored by the time it applies this report
-            # (a stream fill may still be on its way), at the average price of that missing part.
+            # (a stream fill may still be on its way), at the average price of that missing part (a division
+            # in the default decimal context: 28 significant digits, ROUND_HALF_EVEN).
             quote = Decimal(str(remote.get("cummulativeQuoteQty", "0")))
             filled_value = quote - (order.average_fill_price or Decimal(0)) * order.filled_quantity
             self._report(
