@@ -4,6 +4,7 @@ signature like Binance, keeps orders, pushes executionReport events over a WebSo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -11,14 +12,26 @@ import json
 import time
 import uuid
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
 
+class Fault(StrEnum):
+    """What goes wrong with a new-order request (fault injection)."""
+
+    ACCEPT_THEN_TIMEOUT = "accept-then-timeout"  # the order is live at the venue; the answer never comes
+    ACCEPT_THEN_5XX = "accept-then-5xx"  # the order is live; the answer is a 503
+    DROP_THEN_TIMEOUT = "drop-then-timeout"  # the request never reached the matching engine; no answer
+    DROP_THEN_5XX = "drop-then-5xx"  # never reached it; the answer is a 503
+
+
 class BinanceStub:
-    """`await start()` -> (rest base url, ws base url). Tests drive fills with `fill(...)`."""
+    """`await start()` -> (rest base url, ws base url). Tests drive fills with `fill(...)`, and inject faults:
+    `submit_faults` (one Fault per next new-order request), `query_faults` (that many next order queries
+    answer 503), `silent_fill_price` (an order accepted under a fault is filled at once, its event lost)."""
 
     def __init__(self, api_key: str, secret: str) -> None:
         self.api_key = api_key
@@ -31,6 +44,14 @@ class BinanceStub:
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.connections_total = 0
+        self.submit_faults: list[Fault] = []
+        self.cancel_faults: list[
+            Fault
+        ] = []  # *_THEN_5XX only; a cancel applied under a fault pushes no event
+        self.query_faults = 0
+        self.silent_fill_price: Decimal | None = None
+        self._closed = asyncio.Event()
 
     async def start(self) -> tuple[str, str]:
         app = web.Application()
@@ -50,6 +71,7 @@ class BinanceStub:
         return f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
+        self._closed.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -58,6 +80,15 @@ class BinanceStub:
     @property
     def connected(self) -> int:
         return len(self._sockets)
+
+    def requests_for(self, method: str, path: str, client_order_id: str) -> int:
+        """How many requests of this kind named this client order id (new or original)."""
+        return sum(
+            1
+            for m, p, params in self.requests
+            if (m, p) == (method, path)
+            and client_order_id in (params.get("newClientOrderId"), params.get("origClientOrderId"))
+        )
 
     # --- auth ------------------------------------------------------------------------------------------
 
@@ -124,10 +155,17 @@ class BinanceStub:
             and params["side"] == "BUY"
         ):
             return self._error(-2010, "Order would immediately match and take.")
+        fault = self.submit_faults.pop(0) if self.submit_faults else None
+        if fault in (Fault.DROP_THEN_TIMEOUT, Fault.DROP_THEN_5XX):
+            return await self._fail(fault)
         order = self.add_order(params)
         await self._push(order, "NEW")
         if order["type"] == "MARKET":
             await self.fill(order["clientOrderId"], order["origQty"], self.market_price)
+        if fault is not None:
+            if self.silent_fill_price is not None:
+                await self.fill(order["clientOrderId"], order["origQty"], self.silent_fill_price, push=False)
+            return await self._fail(fault)
         return web.json_response(
             {"symbol": order["symbol"], "orderId": order["orderId"], "clientOrderId": order["clientOrderId"],
              "transactTime": int(time.time() * 1000)}
@@ -135,15 +173,30 @@ class BinanceStub:
 
     async def _cancel(self, request: web.Request) -> web.Response:
         params = self._check(request)
+        fault = self.cancel_faults.pop(0) if self.cancel_faults else None
+        if fault is Fault.DROP_THEN_5XX:
+            return await self._fail(fault)
         order = self.orders.get(params.get("origClientOrderId", ""))
         if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
             return self._error(-2011, "Unknown order sent.")
         order["status"] = "CANCELED"
+        if fault is not None:
+            return await self._fail(fault)  # canceled; the answer and the event are lost
         await self._push(order, "CANCELED")
         return web.json_response(self._view(order))
 
+    async def _fail(self, fault: Fault) -> web.Response:
+        if fault in (Fault.ACCEPT_THEN_TIMEOUT, Fault.DROP_THEN_TIMEOUT):
+            # No answer before the client gives up (it times out well before this).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), 30)
+        return self._error(-1001, "Internal error; unable to process your request. Please try again.", 503)
+
     async def _query(self, request: web.Request) -> web.Response:
         params = self._check(request)
+        if self.query_faults > 0:
+            self.query_faults -= 1
+            return self._error(-1001, "Internal error; unable to process your request.", 503)
         order = self.orders.get(params.get("origClientOrderId", ""))
         if order is None:
             return self._error(-2013, "Order does not exist.")
@@ -178,6 +231,7 @@ class BinanceStub:
         ws = web.WebSocketResponse(heartbeat=10)
         await ws.prepare(request)
         self._sockets.add(ws)
+        self.connections_total += 1
         try:
             async for message in ws:
                 if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
@@ -198,6 +252,11 @@ class BinanceStub:
         order["status"] = "FILLED" if order["executedQty"] == order["origQty"] else "PARTIALLY_FILLED"
         if push:
             await self._push(order, "TRADE", last_qty=quantity, last_price=price)
+
+    async def send_raw(self, text: str) -> None:
+        """Push a frame as it is (malformed input)."""
+        for ws in list(self._sockets):
+            await ws.send_str(text)
 
     async def drop_connections(self) -> None:
         for ws in list(self._sockets):

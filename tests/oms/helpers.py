@@ -87,6 +87,9 @@ class CuttableProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._armed = False
+        self._swallow = False
+        self.cuts_after_request = 0
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -103,18 +106,36 @@ class CuttableProxy:
             writer.close()
             return
         self._writers |= {writer, up_writer}
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
+        for src, dst, upstream in ((reader, up_writer, True), (up_reader, writer, False)):
+            task = asyncio.create_task(self._pipe(src, dst, upstream))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
-    @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, upstream: bool) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await src.read(65536):
+                if not upstream and self._swallow:
+                    continue  # the server's answer is lost
                 dst.write(data)
                 await dst.drain()
+                if upstream and self._armed:
+                    self._armed = False
+                    self._swallow = True
+                    asyncio.get_running_loop().call_later(self.hold_s, self._cut_after_request)
         dst.close()
+
+    hold_s = 0.3
+
+    def cut_after_next_request(self) -> None:
+        """The next request goes through; its answer is lost and the link cut `hold_s` later (the server
+        has done the work, the client never learns it): a connection lost during COMMIT."""
+        self._armed = True
+
+    def _cut_after_request(self) -> None:
+        self.cut()
+        self._swallow = False
+        self.cuts_after_request += 1
+        self.restore()
 
     def cut(self) -> None:
         self.open = False

@@ -181,10 +181,13 @@ async def test_cancel_and_replace_are_idempotent_and_checked(oms: OmsEnv) -> Non
             order_id=order.order_id, price="101.5", quantity="3", idempotency_key="r1"
         )
         assert (replaced.price.value, replaced.quantity.value) == ("101.5", "3")
-        again = await client.replace(order_id=order.order_id, price="99", idempotency_key="r1")
-        assert again.price.value == "101.5", (
-            "a repeated replace key returns the first outcome, changes nothing"
+        again = await client.replace(
+            order_id=order.order_id, price="101.50", quantity="3", idempotency_key="r1"
         )
+        assert again.price.value == "101.5", "a repeated replace returns the first outcome, changes nothing"
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await client.replace(order_id=order.order_id, price="99", idempotency_key="r1")
+        assert exc.value.code() is grpc.StatusCode.ALREADY_EXISTS, "a reused key with other values"
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await client.replace(order_id=order.order_id, price="101.505", idempotency_key="r2")
         assert exc.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "price" in violations(exc.value)
@@ -318,7 +321,8 @@ async def test_deadline_is_honoured(oms: OmsEnv) -> None:
     assert (await oms.sql("SELECT count(*) AS n FROM orders WHERE client_order_id = 'late'"))[0]["n"] == 1
     assert oms.app is not None and oms.app.service is not None
     accepted = {r["order_id"] for r in await oms.sql("SELECT order_id FROM orders WHERE status = 'ACCEPTED'")}
-    book = oms.app.service._books["acct-a"]
+    book = oms.app.service.books.loaded("acct-a")
+    assert book is not None
     paper = oms.app.venues["paper"]
     assert isinstance(paper, PaperVenue)
     assert accepted == set(book.orders), "the book holds exactly the committed working orders"

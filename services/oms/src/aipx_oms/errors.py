@@ -30,3 +30,20 @@ class RequestRejectedError(RuntimeError):
 
 class UnknownAccountError(PermissionError):
     """The API key maps to an account the database does not know."""
+
+
+class IdempotencyConflictError(RuntimeError):
+    """ALREADY_EXISTS: an idempotency key (client_order_id, cancel/replace key) reused for another request.
+
+    `order_id` is the order the key already belongs to; `fields` the request fields that differ.
+    """
+
+    def __init__(self, key_field: str, key: str, order_id: str, fields: Sequence[str]) -> None:
+        self.key_field = key_field
+        self.key = key
+        self.order_id = order_id
+        self.fields = list(fields)
+        super().__init__(
+            f"{key_field} {key!r} already belongs to order {order_id} with different "
+            + ", ".join(self.fields)
+        )

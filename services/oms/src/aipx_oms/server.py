@@ -27,6 +27,7 @@ from aipx_oms.store.writer import CommittedEvent, GroupCommitWriter
 from aipx_oms.venues.base import ExecutionVenue
 from aipx_oms.venues.market_data import MarketDataCache, MarketDataFeed
 from aipx_oms.venues.registry import build_venues
+from aipx_oms.wire import event_payload
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,11 @@ class OmsApp:
             command_timeout_s=s.postgres.command_timeout_s,
         )
         self.writer = GroupCommitWriter(
-            self.dsn, max_ops=s.batch_max_ops, linger_s=s.batch_linger_ms / 1000, on_commit=self._on_commit
+            self.dsn,
+            encode_event=event_payload,
+            max_ops=s.batch_max_ops,
+            linger_s=s.batch_linger_ms / 1000,
+            on_commit=self._on_commit,
         )
         await self.writer.start()
         self.limiter = RedisTokenBucket.from_url(
@@ -94,7 +99,7 @@ class OmsApp:
             bus=self.bus,
         )
         for venue in self.venues.values():
-            await venue.start(self.service.on_report)
+            await venue.start(self.service.on_report, self.service.room)
         await self.service.start(refresh_s=s.account_refresh_s)
         if s.relay_enabled:
             self.relay = OutboxRelay.from_settings(self.store, s)

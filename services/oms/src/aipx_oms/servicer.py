@@ -28,7 +28,13 @@ from aipx_oms import metrics
 from aipx_oms.auth import ApiKeyAuthenticator
 from aipx_oms.domain.model import OrderRequest, OrderStatus
 from aipx_oms.domain.validation import FieldViolation, check_id
-from aipx_oms.errors import InvalidRequestError, OrderNotFoundError, RequestRejectedError, UnknownAccountError
+from aipx_oms.errors import (
+    IdempotencyConflictError,
+    InvalidRequestError,
+    OrderNotFoundError,
+    RequestRejectedError,
+    UnknownAccountError,
+)
 from aipx_oms.ratelimit.redis_bucket import RateLimiterUnavailableError
 from aipx_oms.service import OrderService
 from aipx_oms.store.errors import DeadlineExceededError, StoreUnavailableError, WriteConflictError
@@ -244,6 +250,31 @@ def error_status(exc: BaseException) -> grpc.Status | None:
         )
     elif isinstance(exc, OrderNotFoundError):
         code = code_pb2.NOT_FOUND
+    elif isinstance(exc, IdempotencyConflictError):
+        # The existing order and the differing fields, machine-readable: ErrorInfo names the order,
+        # BadRequest lists each field that does not match what the key first recorded.
+        code = code_pb2.ALREADY_EXISTS
+        details.append(
+            error_details_pb2.ErrorInfo(
+                reason="IDEMPOTENCY_KEY_REUSED",
+                domain="oms.aipx",
+                metadata={
+                    "order_id": exc.order_id,
+                    "key_field": exc.key_field,
+                    "differing_fields": ",".join(exc.fields),
+                },
+            )
+        )
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=name, description=f"differs from order {exc.order_id}"
+                    )
+                    for name in exc.fields
+                ]
+            )
+        )
     elif isinstance(exc, RequestRejectedError):
         code = code_pb2.FAILED_PRECONDITION
         details.append(

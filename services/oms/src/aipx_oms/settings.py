@@ -14,8 +14,6 @@ from pydantic_settings import SettingsConfigDict
 # services/oms/src/aipx_oms/settings.py -> services/oms/migrations
 DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
-VenueName = Literal["paper", "binance"]
-
 
 class OmsSettings(ComponentSettings):
     """Every OMS knob. Secrets (API keys, venue credentials) come only from the environment."""
@@ -49,9 +47,10 @@ class OmsSettings(ComponentSettings):
     risk_rate_burst: int = Field(400, ge=1)
     risk_price_band_bps: Decimal = Decimal("1000")
 
-    # Venues: which are enabled, which one an order without `venue` goes to.
-    venues: tuple[VenueName, ...] = ("paper",)
-    default_venue: VenueName = "paper"
+    # Venues: which are enabled (names of venues.registry.VENUES), which one an order without `venue` goes to.
+    # A venue's own settings are named AIPX_OMS_<VENUE>_* and checked by its plug-in.
+    venues: tuple[str, ...] = ("paper",)
+    default_venue: str = "paper"
     market_data_topic: str = MARKET_DATA_RAW
     # Only follow this venue's market data in the paper venue (None: any venue, latest wins).
     paper_market_data_venue: str | None = None
@@ -93,6 +92,24 @@ class OmsSettings(ComponentSettings):
     # How often account states/limits and instruments are re-read (operators change them in the database).
     account_refresh_s: float = Field(2.0, gt=0)
 
+    # The order path under failure (see services/oms/README.md, "Failures").
+    # A venue call whose outcome is unknown (timeout, connection error, 5xx) is resolved by asking the venue,
+    # first after venue_query_delay_s, then with exponential backoff (jittered) up to venue_retry_max_s.
+    venue_query_delay_s: float = Field(0.5, ge=0)
+    venue_retry_max_s: float = Field(10.0, gt=0)
+    binance_request_timeout_s: float = Field(10.0, gt=0)
+    # The durable send path: every send_sweep_interval_s the events committed since the last sweep are
+    # checked; an order accepted (or a cancel requested) more than send_sweep_grace_s ago that this process
+    # has not handed to its venue (its commit's outcome was unknown to us) is sent now.
+    send_sweep_interval_s: float = Field(1.0, gt=0)
+    send_sweep_grace_s: float = Field(2.0, ge=0)
+    # Reconciliation of open orders and fills with each venue while running (0 = only at startup).
+    reconcile_interval_s: float = Field(15.0, ge=0)
+    # Execution reports are retried until stored (backoff up to report_retry_max_s); at most
+    # report_queue_max wait at once, beyond that venues stop reading their streams (backpressure).
+    report_retry_max_s: float = Field(2.0, gt=0)
+    report_queue_max: int = Field(10_000, ge=1)
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -105,6 +122,9 @@ class OmsSettings(ComponentSettings):
             raise ValueError(f"default venue {self.default_venue!r} is not enabled ({self.venues})")
         if self.api_key_source == "env" and self.api_keys is None:
             raise ValueError("AIPX_OMS_API_KEY_SOURCE=env needs AIPX_OMS_API_KEYS")
-        if "binance" in self.venues and (self.binance_api_key is None or self.binance_api_secret is None):
-            raise ValueError("venue binance needs AIPX_OMS_BINANCE_API_KEY and AIPX_OMS_BINANCE_API_SECRET")
+        from aipx_oms.venues.registry import check_venues
+
+        problems = check_venues(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self

@@ -221,3 +221,8 @@ def event_to_pb(event: OrderEvent, log_sequence: int = 0) -> orders_pb2.OrderEve
     if event.position is not None:
         message.position.CopyFrom(position_to_pb(event.position))
     return message
+
+
+def event_payload(event: OrderEvent, log_sequence: int) -> bytes:
+    """The bytes an event is stored and published as (the writer's EventEncoder)."""
+    return event_to_pb(event, log_sequence).SerializeToString()

@@ -48,6 +48,17 @@ class RequestKeyRow:
     outcome: str
     reason: str | None
     message: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventHead:
+    """What the durable send path needs of an event: which order, what happened, when."""
+
+    log_sequence: int
+    type: str
+    order_id: str
+    event_time_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +200,19 @@ class OmsStore:
             account_id, AccountState(row["state"]), limits, {r["symbol"]: r["max_quantity"] for r in caps}
         )
 
-    async def open_orders(self, account_id: str | None = None) -> list[Order]:
-        """Working orders of one account (or of all accounts)."""
+    async def open_orders(
+        self, account_id: str | None = None, *, venues: Sequence[str] | None = None
+    ) -> list[Order]:
+        """Working orders of one account (or of all accounts, optionally of some venues only)."""
         async with self._conn() as conn:
-            if account_id is None:
+            if account_id is None and venues is not None:
+                rows = await conn.fetch(
+                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE status = ANY($1::text[])"
+                    " AND venue = ANY($2::text[])",
+                    OPEN_STATUS_VALUES,
+                    list(venues),
+                )
+            elif account_id is None:
                 rows = await conn.fetch(
                     f"SELECT {ORDER_COLUMNS} FROM orders WHERE status = ANY($1::text[])", OPEN_STATUS_VALUES
                 )
@@ -234,6 +254,40 @@ class OmsStore:
                     timeout=budget_s,
                 )
         return None if row is None else order_from_row(row)
+
+    async def fill_exists(self, fill_id: str) -> bool:
+        async with self._conn() as conn:
+            return bool(
+                await conn.fetchval("SELECT EXISTS (SELECT 1 FROM fills WHERE fill_id = $1)", fill_id)
+            )
+
+    async def last_log_sequence(self) -> int:
+        """The newest event's log sequence (0 for an empty log)."""
+        async with self._conn() as conn:
+            value = await conn.fetchval("SELECT coalesce(max(log_sequence), 0) FROM order_events")
+        return int(value)
+
+    async def recent_events(self, after_log_sequence: int, limit: int) -> list[EventHead]:
+        """Type, order and time of the events after a log sequence, in commit order (no payloads)."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT log_sequence, type, order_id, event_time_ns FROM order_events"
+                " WHERE log_sequence > $1 ORDER BY log_sequence LIMIT $2",
+                after_log_sequence,
+                limit,
+            )
+        return [EventHead(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def orders_to_venue(self, order_ids: Sequence[str]) -> list[Order]:
+        """Those of the orders that still need their venue: accepted without a venue acknowledgement (no
+        venue_order_id), or a cancel requested and not confirmed."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ANY($1::text[])"
+                " AND ((status = 'ACCEPTED' AND venue_order_id = '') OR status = 'PENDING_CANCEL')",
+                list(order_ids),
+            )
+        return [order_from_row(r) for r in rows]
 
     async def order_by_id(self, order_id: str) -> Order | None:
         """Any account's order (for venue reports, which know only our order id)."""
@@ -308,21 +362,12 @@ class OmsStore:
     async def request_key(self, account_id: str, key: str) -> RequestKeyRow | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                "SELECT account_id, idempotency_key, kind, order_id, outcome, reason, message"
+                "SELECT account_id, idempotency_key, kind, order_id, outcome, reason, message, fingerprint"
                 " FROM request_keys WHERE account_id = $1 AND idempotency_key = $2",
                 account_id,
                 key,
             )
         return None if row is None else RequestKeyRow(*row.values())
-
-    async def unpublished(self, limit: int) -> list[StoredEvent]:
-        """Outbox rows not yet published, oldest first."""
-        async with self._conn() as conn:
-            return await fetch_unpublished(conn, limit)
-
-    async def mark_published(self, log_sequences: Sequence[int]) -> None:
-        async with self._conn() as conn:
-            await mark_published(conn, log_sequences)
 
     async def prune_published(self, older_than_s: float, limit: int = 10_000) -> int:
         async with self._conn() as conn:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -111,7 +110,3 @@ def position_from_row(row: asyncpg.Record | Mapping[str, Any]) -> Position:
         realized_pnl=row["realized_pnl"],
         updated_time_ns=row["updated_time_ns"],
     )
-
-
-def optional_decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(value)

@@ -31,7 +31,6 @@ from aipx_oms.store.errors import (
 )
 from aipx_oms.store.postgres import RequestKeyRow
 from aipx_oms.store.rows import ORDER_COLUMNS, init_connection, order_columns, order_from_row
-from aipx_oms.wire import event_to_pb
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +110,7 @@ class RequestKey:
     outcome: str
     reason: str | None = None
     message: str = ""
+    fingerprint: str = ""  # what the request asked for (domain.idempotency): a reuse must match it
 
 
 @dataclass(slots=True)
@@ -148,6 +148,9 @@ class CommittedEvent:
 
 
 CommitListener = Callable[[Sequence[CommittedEvent]], None]
+# The stored (and published) bytes of an event at its log sequence. The wire format is the caller's: the
+# store does not know protobuf (the server passes aipx_oms.wire.event_payload).
+EventEncoder = Callable[[OrderEvent, int], bytes]
 
 
 def _event_columns(events: Sequence[CommittedEvent]) -> list[list[Any]]:
@@ -178,11 +181,13 @@ class GroupCommitWriter:
         self,
         dsn: str,
         *,
+        encode_event: EventEncoder,
         max_ops: int = 512,
         linger_s: float = 0.0,
         on_commit: CommitListener | None = None,
     ) -> None:
         self.dsn = dsn
+        self.encode_event = encode_event
         self.max_ops = max_ops
         self.linger_s = linger_s
         self.on_commit = on_commit
@@ -357,9 +362,7 @@ class GroupCommitWriter:
         for event in events:
             log_sequence = self._next_log_sequence
             self._next_log_sequence += 1
-            committed.append(
-                CommittedEvent(log_sequence, event, event_to_pb(event, log_sequence).SerializeToString())
-            )
+            committed.append(CommittedEvent(log_sequence, event, self.encode_event(event, log_sequence)))
             sequences.append(log_sequence)
         return committed, sequences
 
@@ -408,8 +411,8 @@ class GroupCommitWriter:
                 (r[0], r[1])
                 for r in await conn.fetch(
                     "INSERT INTO request_keys (account_id, idempotency_key, kind, order_id, outcome, reason,"
-                    " message) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-                    " $5::text[], $6::text[], $7::text[]) ON CONFLICT DO NOTHING"
+                    " message, fingerprint) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+                    " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) ON CONFLICT DO NOTHING"
                     " RETURNING account_id, idempotency_key",
                     *(
                         list(col)
@@ -423,6 +426,7 @@ class GroupCommitWriter:
                                     k.outcome,
                                     k.reason,
                                     k.message,
+                                    k.fingerprint,
                                 )
                                 for _, k in keyed
                             ],
@@ -434,8 +438,8 @@ class GroupCommitWriter:
             for i, key in keyed:
                 if (key.account_id, key.idempotency_key) not in inserted:
                     row = await conn.fetchrow(
-                        "SELECT account_id, idempotency_key, kind, order_id, outcome, reason, message"
-                        " FROM request_keys WHERE account_id = $1 AND idempotency_key = $2",
+                        "SELECT account_id, idempotency_key, kind, order_id, outcome, reason, message,"
+                        " fingerprint FROM request_keys WHERE account_id = $1 AND idempotency_key = $2",
                         key.account_id,
                         key.idempotency_key,
                     )
@@ -512,7 +516,7 @@ class GroupCommitWriter:
             for event in mutation.events:
                 log_sequence = self._next_log_sequence
                 self._next_log_sequence += 1
-                payload = event_to_pb(event, log_sequence).SerializeToString()
+                payload = self.encode_event(event, log_sequence)
                 committed.append(CommittedEvent(log_sequence, event, payload))
                 sequences.append(log_sequence)
             results.append(WriteResult(True, log_sequences=tuple(sequences)))

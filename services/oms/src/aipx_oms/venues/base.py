@@ -2,18 +2,29 @@
 
 A venue receives orders the OMS has already committed (ACCEPTED) and reports what happens to them through
 the `on_report` callback: acknowledgements, fills, cancels, expiries, rejections. A new venue implements
-this Protocol in its own module and is registered in `venues.registry`.
+this Protocol in its own module and is registered in `venues.registry` (`venues/_template.py` shows how).
+
+Failure contract: the OMS order id is the venue's client order id, so sending an order twice can never make
+two live orders. A venue reports REJECTED only when the venue itself refused the order. When a call's outcome
+is unknown (timeout, connection error, HTTP 5xx) it raises `VenueUnavailableError`; the OMS then asks the
+venue (`query`) with backoff until it answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
 from aipx_oms.domain.model import Liquidity, Order, RejectReason
+from aipx_oms.settings import OmsSettings
+from aipx_oms.venues.market_data import MarketDataCache
+
+
+class VenueUnavailableError(ConnectionError):
+    """The venue did not answer (timeout, connection error, 5xx): the outcome of the call is unknown."""
 
 
 class ReportKind(StrEnum):
@@ -43,18 +54,32 @@ class ExecutionReport:
     liquidity: Liquidity = Liquidity.TAKER
     venue_fill_id: str = ""
     time_ns: int = 0
+    # FILL from a venue that counts executions per order: the order's filled quantity and quote value after
+    # this execution. The OMS applies only what it has not stored yet (cumulative - filled): a fill seen both
+    # on the stream and by a query is stored once, whichever comes first.
+    cumulative_quantity: Decimal | None = None
+    cumulative_quote: Decimal | None = None
 
 
 ReportHandler = Callable[[ExecutionReport], None]
+# Awaited by a venue before it reads more from its stream: returns once the OMS has room for more reports.
+RoomWaiter = Callable[[], Awaitable[None]]
+
+
+async def always_room() -> None:
+    """The RoomWaiter of a venue started without backpressure (tests, tools)."""
 
 
 class ExecutionVenue(Protocol):
     """What the OMS needs from a venue."""
 
     name: str
+    # Compare open orders with the venue periodically while running (a remote venue can change without
+    # telling us: missed stream events); an in-process venue's book is the truth, compared at startup only.
+    reconcile_while_running: bool
 
-    async def start(self, on_report: ReportHandler) -> None:
-        """Connect and start delivering reports."""
+    async def start(self, on_report: ReportHandler, room: RoomWaiter = always_room) -> None:
+        """Connect and start delivering reports (awaiting `room()` before reading more of a stream)."""
 
     async def stop(self) -> None: ...
 
@@ -67,5 +92,26 @@ class ExecutionVenue(Protocol):
     async def replace(self, order: Order) -> None:
         """The order's quantity/price were modified (already committed): apply them at the venue."""
 
-    async def reconcile(self, open_orders: Sequence[Order]) -> None:
-        """At startup: compare the OMS's open orders with the venue's and report/repair the differences."""
+    async def query(self, order: Order) -> bool:
+        """Ask the venue about one order and report what the OMS missed (acknowledgement, fills, final state).
+
+        False when the venue answers that it does not know the order; raises VenueUnavailableError when it
+        does not answer.
+        """
+
+    async def reconcile(self, open_orders: Sequence[Order]) -> list[Order]:
+        """Compare the OMS's open orders with the venue's and report the differences (at startup and
+        periodically). Returns the orders the venue has never seen: the OMS sends them."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePlugin:
+    """How the OMS gets a venue: its name (AIPX_OMS_VENUES), a factory from the settings, and a check of the
+    settings it needs (a message when they are missing or inconsistent, else None).
+
+    Each venue module defines one `PLUGIN`; `venues.registry.VENUES` lists the production ones.
+    """
+
+    name: str
+    build: Callable[[OmsSettings, MarketDataCache], ExecutionVenue]
+    check: Callable[[OmsSettings], str | None] = lambda _settings: None

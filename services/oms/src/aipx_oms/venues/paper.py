@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,10 +28,21 @@ from aipx.money import InvalidDecimalError, from_pb
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 
 from aipx_oms.domain.model import ZERO, Liquidity, Order, OrderType, RejectReason, Side, TimeInForce
-from aipx_oms.venues.base import ExecutionReport, ReportHandler, ReportKind
+from aipx_oms.settings import OmsSettings
+from aipx_oms.venues.base import (
+    ExecutionReport,
+    ReportHandler,
+    ReportKind,
+    RoomWaiter,
+    VenuePlugin,
+    always_room,
+)
 from aipx_oms.venues.market_data import MarketDataCache
 
 NS_PER_DAY = 86_400 * 1_000_000_000
+# Orders the paper venue has received, newest last: a query or a reconciliation must not send an order again
+# that the venue already filled while its reports are still on their way. Bounded; oldest forgotten first.
+SEEN_MAX = 200_000
 STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 MARKET_PRICED = frozenset({OrderType.MARKET, OrderType.STOP})  # a triggered STOP trades as a MARKET order
 
@@ -54,6 +66,7 @@ class PaperVenue:
     """Simulated venue over a MarketDataCache (see the module docstring for the matching rules)."""
 
     name = "paper"
+    reconcile_while_running = False  # its book is in this process: compared with the database at startup
 
     def __init__(
         self,
@@ -79,9 +92,11 @@ class PaperVenue:
         self._on_report: ReportHandler | None = None
         self._fill_ids = itertools.count(1)
         self._expiry_task: asyncio.Task[None] | None = None
+        self._seen: OrderedDict[str, None] = OrderedDict()
         market.listeners.append(self._on_market)
 
-    async def start(self, on_report: ReportHandler) -> None:
+    async def start(self, on_report: ReportHandler, room: RoomWaiter = always_room) -> None:
+        # In process: its reports are bounded by its working orders, it has no stream to slow down.
         self._on_report = on_report
         self._expiry_task = asyncio.create_task(self._expire_loop(), name="paper-day-expiry")
 
@@ -95,8 +110,22 @@ class PaperVenue:
         if self._on_report is not None:
             self._on_report(report)
 
+    def _receive(self, order_id: str) -> bool:
+        """Remember an order as received; False when it was received before (a resend is a no-op)."""
+        if order_id in self._seen:
+            return False
+        self._seen[order_id] = None
+        if len(self._seen) > SEEN_MAX:
+            self._seen.popitem(last=False)
+        return True
+
     async def submit(self, order: Order) -> None:
-        self._arrive(order)
+        if self._receive(order.order_id):  # the order id is the client order id: never two live orders
+            self._arrive(order)
+
+    async def query(self, order: Order) -> bool:
+        """The paper book is in process: it knows an order it received; its reports were already sent."""
+        return order.order_id in self._seen or order.order_id in self.working
 
     async def cancel(self, order: Order) -> None:
         working = self._remove(order.order_id)
@@ -121,14 +150,16 @@ class PaperVenue:
         working.leaves = order.quantity - order.filled_quantity
         self._match_resting(order.symbol)
 
-    async def reconcile(self, open_orders: Sequence[Order]) -> None:
-        """The paper book lives in memory: after a restart, re-rest every open order the OMS has."""
+    async def reconcile(self, open_orders: Sequence[Order]) -> list[Order]:
+        """The paper book lives in memory: after a restart, re-rest every open order the OMS has (orders this
+        process already received are left alone: their reports are on their way)."""
         for order in open_orders:
-            if order.order_id not in self.working:
+            if self._receive(order.order_id):
                 waiting = order.type in STOP_TYPES and order.filled_quantity == ZERO
                 self._rest(_Working(order, order.quantity - order.filled_quantity), triggered=not waiting)
         for symbol in {o.symbol for o in open_orders}:
             self._match_resting(symbol)
+        return []
 
     # --- matching -------------------------------------------------------------------------------------
 
@@ -363,3 +394,10 @@ class PaperVenue:
         while True:
             await asyncio.sleep(self.expiry_check_s)
             self.expire_day_orders()
+
+
+def _build(settings: OmsSettings, market: MarketDataCache) -> PaperVenue:
+    return PaperVenue(market, fee_rate=settings.paper_fee_rate)
+
+
+PLUGIN = VenuePlugin("paper", _build)

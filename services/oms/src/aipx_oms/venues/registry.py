@@ -1,28 +1,39 @@
-"""The one place venues are registered: name -> factory."""
+"""The one place production venues are registered. A new venue: one module defining `PLUGIN` (copy
+`venues/_template.py`), one line here. The template is not registered: it is not a venue to trade on."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aipx_oms.settings import OmsSettings
-from aipx_oms.venues.base import ExecutionVenue
-from aipx_oms.venues.binance.execution import BinanceSpotVenue
-from aipx_oms.venues.binance.http import BinanceRestClient
+from aipx_oms.venues import paper
+from aipx_oms.venues.base import ExecutionVenue, VenuePlugin
+from aipx_oms.venues.binance import execution as binance
 from aipx_oms.venues.market_data import MarketDataCache
-from aipx_oms.venues.paper import PaperVenue
+
+VENUES: Mapping[str, VenuePlugin] = {plugin.name: plugin for plugin in (paper.PLUGIN, binance.PLUGIN)}
 
 
-def build_venues(settings: OmsSettings, market: MarketDataCache) -> dict[str, ExecutionVenue]:
-    """The enabled venues (AIPX_OMS_VENUES), configured from the settings."""
-    venues: dict[str, ExecutionVenue] = {}
+def check_venues(settings: OmsSettings, registry: Mapping[str, VenuePlugin] = VENUES) -> list[str]:
+    """What is wrong with the venue settings: unknown venue names, each enabled venue's own check."""
+    problems = [
+        f"unknown venue {name!r} in AIPX_OMS_VENUES; known: {', '.join(sorted(registry))}"
+        for name in settings.venues
+        if name not in registry
+    ]
     for name in settings.venues:
-        if name == "paper":
-            venues[name] = PaperVenue(market, fee_rate=settings.paper_fee_rate)
-        elif name == "binance":
-            assert settings.binance_api_key is not None and settings.binance_api_secret is not None
-            rest = BinanceRestClient(
-                settings.binance_base_url,
-                settings.binance_api_key.get_secret_value(),
-                settings.binance_api_secret.get_secret_value(),
-                recv_window_ms=settings.binance_recv_window_ms,
-            )
-            venues[name] = BinanceSpotVenue(rest, settings.binance_ws_url)
-    return venues
+        plugin = registry.get(name)
+        problem = plugin.check(settings) if plugin is not None else None
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def build_venues(
+    settings: OmsSettings, market: MarketDataCache, registry: Mapping[str, VenuePlugin] = VENUES
+) -> dict[str, ExecutionVenue]:
+    """The enabled venues (AIPX_OMS_VENUES), configured from the settings."""
+    problems = check_venues(settings, registry)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return {name: registry[name].build(settings, market) for name in settings.venues}

@@ -12,10 +12,20 @@ from typing import Any
 
 import websockets
 from aipx.money import format_decimal
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from aipx_oms import metrics
 from aipx_oms.domain.model import Liquidity, Order, OrderType, RejectReason, TimeInForce
-from aipx_oms.venues.base import ExecutionReport, ReportHandler, ReportKind
+from aipx_oms.settings import OmsSettings
+from aipx_oms.venues.base import (
+    ExecutionReport,
+    ReportHandler,
+    ReportKind,
+    RoomWaiter,
+    VenuePlugin,
+    VenueUnavailableError,
+    always_room,
+)
 from aipx_oms.venues.binance.http import (
     ORDER_REJECTED,
     UNKNOWN_ORDER,
@@ -24,6 +34,7 @@ from aipx_oms.venues.binance.http import (
     venue_symbol,
 )
 from aipx_oms.venues.binance.user_stream import VENUE, parse_execution_report
+from aipx_oms.venues.market_data import MarketDataCache
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,7 @@ class BinanceSpotVenue:
     """ExecutionVenue for Binance spot (see module docstring). DAY is not a Binance time in force: refused."""
 
     name = VENUE
+    reconcile_while_running = True
 
     def __init__(self, rest: BinanceRestClient, ws_url: str, *, keepalive_s: float = 1800.0) -> None:
         self.rest = rest
@@ -70,12 +82,15 @@ class BinanceSpotVenue:
         self.keepalive_s = keepalive_s
         self.connected = asyncio.Event()
         self._on_report: ReportHandler | None = None
+        self._room: RoomWaiter = always_room
+        self._connections = 0
         self._working: dict[str, Order] = {}
         self._venue_ids: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, on_report: ReportHandler) -> None:
+    async def start(self, on_report: ReportHandler, room: RoomWaiter = always_room) -> None:
         self._on_report = on_report
+        self._room = room
         self._task = asyncio.create_task(self._stream(), name="binance-user-stream")
 
     async def stop(self) -> None:
@@ -115,6 +130,11 @@ class BinanceSpotVenue:
         try:
             answer = await self.rest.new_order(order_params(order, order.quantity - order.filled_quantity))
         except BinanceApiError as exc:
+            # "Duplicate order": the venue already has this client order id (an earlier send whose answer was
+            # lost): it is that order, not a refusal.
+            duplicate = exc.code == ORDER_REJECTED and "duplicate" in str(exc).lower()
+            if duplicate and await self.query(order):
+                return
             self._rejected(order, exc)
             return
         venue_order_id = str(answer.get("orderId", ""))
@@ -129,6 +149,13 @@ class BinanceSpotVenue:
         except BinanceApiError as exc:
             if exc.code != UNKNOWN_ORDER:
                 raise
+            # "Unknown order" also answers a cancel of an order already finished (an earlier cancel whose
+            # answer was lost, a fill): what the venue has decides, not the refusal.
+            remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
+            if remote is not None and str(remote.get("status")) not in ("NEW", "PARTIALLY_FILLED"):
+                self._working.pop(order.order_id, None)
+                self._known(order, remote)
+                return
             self._report(
                 ExecutionReport(
                     ReportKind.CANCEL_REJECTED,
@@ -154,21 +181,40 @@ class BinanceSpotVenue:
                 ExecutionReport(ReportKind.ACKNOWLEDGED, order.order_id, self.name, venue_order_id=new_id)
             )
 
-    async def reconcile(self, open_orders: Sequence[Order]) -> None:
-        """Compare the OMS's open orders with the venue: send the ones it never got, report missed fills and
-        terminal states, and flag venue orders the OMS does not know."""
+    async def query(self, order: Order) -> bool:
+        """GET /api/v3/order by origClientOrderId (our order id): report what the OMS missed."""
+        remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
+        if remote is None:
+            return False
+        self._known(order, remote)
+        return True
+
+    def _known(self, order: Order, remote: dict[str, Any]) -> None:
+        venue_order_id = str(remote["orderId"])
+        if str(remote.get("status")) in ("NEW", "PARTIALLY_FILLED"):
+            self._working[order.order_id] = order
+        self._venue_ids[order.order_id] = venue_order_id
+        if order.venue_order_id != venue_order_id:
+            self._report(
+                ExecutionReport(
+                    ReportKind.ACKNOWLEDGED, order.order_id, self.name, venue_order_id=venue_order_id
+                )
+            )
+        self._catch_up(order, remote)
+
+    async def reconcile(self, open_orders: Sequence[Order]) -> list[Order]:
+        """Compare the OMS's open orders with the venue: report missed acknowledgements, fills and terminal
+        states, return the orders it never got, and flag venue orders the OMS does not know."""
         remote_open = {str(o["clientOrderId"]): o for o in await self.rest.open_orders()}
+        unknown: list[Order] = []
         for order in open_orders:
             remote = remote_open.pop(order.order_id, None)
             if remote is None:
                 remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
             if remote is None:
-                log.info("order %s never reached Binance: sending it now", order.order_id)
-                await self.submit(order)
+                unknown.append(order)
                 continue
-            self._working[order.order_id] = order
-            self._venue_ids[order.order_id] = str(remote["orderId"])
-            self._catch_up(order, remote)
+            self._known(order, remote)
         for orphan in remote_open.values():
             metrics.VENUE_ERRORS.labels(self.name, "orphan_order").inc()
             log.warning(
@@ -176,11 +222,15 @@ class BinanceSpotVenue:
                 orphan["orderId"],
                 orphan["clientOrderId"],
             )
+        return unknown
 
     def _catch_up(self, order: Order, remote: dict[str, Any]) -> None:
         executed = Decimal(str(remote.get("executedQty", "0")))
         missing = executed - order.filled_quantity
         if missing > 0:
+            # Cumulative: the OMS stores only what it has not stored by the time it applies this report
+            # (a stream fill may still be on its way), at the average price of that missing part (a division
+            # in the default decimal context: 28 significant digits, ROUND_HALF_EVEN).
             quote = Decimal(str(remote.get("cummulativeQuoteQty", "0")))
             filled_value = quote - (order.average_fill_price or Decimal(0)) * order.filled_quantity
             self._report(
@@ -193,6 +243,8 @@ class BinanceSpotVenue:
                     price=filled_value / missing,
                     liquidity=Liquidity.TAKER,
                     venue_fill_id=f"reconciled-{remote['orderId']}-{executed}",
+                    cumulative_quantity=executed,
+                    cumulative_quote=quote,
                 )
             )
         kind = _TERMINAL.get(str(remote.get("status")))
@@ -206,38 +258,61 @@ class BinanceSpotVenue:
         for order in list(self._working.values()):
             try:
                 remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
-            except BinanceApiError as exc:
+            except (BinanceApiError, VenueUnavailableError) as exc:
                 log.warning("resync of %s failed: %s", order.order_id, exc)
                 continue
             if remote is not None and str(remote["orderId"]) == self._venue_ids.get(order.order_id):
                 self._catch_up(order, remote)
 
     async def _stream(self) -> None:
-        backoff = 1.0
-        first = True
-        while True:
-            try:
-                listen_key = await self.rest.new_listen_key()
-                async with websockets.connect(f"{self.ws_url}/ws/{listen_key}", open_timeout=10) as ws:
-                    self.connected.set()
-                    backoff = 1.0
-                    if not first:
-                        await self._resync()
-                    first = False
-                    keepalive = asyncio.create_task(self._keepalive(listen_key))
-                    try:
-                        async for raw in ws:
-                            self._handle(json.loads(raw))
-                    finally:
-                        keepalive.cancel()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                metrics.VENUE_ERRORS.labels(self.name, "user_stream").inc()
-                log.warning("Binance user stream down (%s); reconnecting in %.0fs", exc, backoff)
+        """Follow the user-data stream forever: (re)connect with jittered exponential backoff (1 s .. 30 s,
+        reset after each established connection) and resync what a gap may have hidden."""
+
+        def before_sleep(state: RetryCallState) -> None:
             self.connected.clear()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
+            metrics.VENUE_ERRORS.labels(self.name, "user_stream").inc()
+            outcome = state.outcome
+            log.warning(
+                "Binance user stream down (%s); reconnecting", outcome.exception() if outcome else None
+            )
+
+        while True:
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(Exception),
+                wait=wait_exponential_jitter(multiplier=1.0, jitter=1.0, max=30.0),
+                before_sleep=before_sleep,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    await self._connection()
+            self.connected.clear()
+            metrics.VENUE_ERRORS.labels(self.name, "user_stream").inc()
+
+    async def _connection(self) -> None:
+        """One connection of the user-data stream; returns when an established connection closes."""
+        listen_key = await self.rest.new_listen_key()
+        async with websockets.connect(f"{self.ws_url}/ws/{listen_key}", open_timeout=10) as ws:
+            self.connected.set()
+            if self._connections:
+                await self._resync()
+            self._connections += 1
+            keepalive = asyncio.create_task(self._keepalive(listen_key))
+            try:
+                while True:
+                    await self._room()  # backpressure: the OMS stores what it has before it reads more
+                    try:
+                        raw = await ws.recv()
+                    except websockets.ConnectionClosed as exc:
+                        log.warning("Binance user stream closed (%s); reconnecting", exc)
+                        return
+                    try:
+                        self._handle(json.loads(raw))
+                    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+                        # A frame we cannot read is counted and skipped; the connection stays up.
+                        metrics.VENUE_ERRORS.labels(self.name, "malformed_frame").inc()
+                        log.warning("unreadable Binance user-stream frame skipped: %s", exc)
+            finally:
+                keepalive.cancel()
 
     async def _keepalive(self, listen_key: str) -> None:
         while True:
@@ -257,3 +332,24 @@ class BinanceSpotVenue:
         if report.kind is ReportKind.CANCELED and report.order_id not in self._working:
             return  # already reported from the cancel's REST answer
         self._report(report)
+
+
+def _check(settings: OmsSettings) -> str | None:
+    if settings.binance_api_key is None or settings.binance_api_secret is None:
+        return "venue binance needs AIPX_OMS_BINANCE_API_KEY and AIPX_OMS_BINANCE_API_SECRET"
+    return None
+
+
+def _build(settings: OmsSettings, market: MarketDataCache) -> BinanceSpotVenue:
+    assert settings.binance_api_key is not None and settings.binance_api_secret is not None  # _check
+    rest = BinanceRestClient(
+        settings.binance_base_url,
+        settings.binance_api_key.get_secret_value(),
+        settings.binance_api_secret.get_secret_value(),
+        recv_window_ms=settings.binance_recv_window_ms,
+        timeout_s=settings.binance_request_timeout_s,
+    )
+    return BinanceSpotVenue(rest, settings.binance_ws_url)
+
+
+PLUGIN = VenuePlugin(VENUE, _build, _check)

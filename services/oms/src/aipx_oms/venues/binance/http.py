@@ -10,6 +10,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from aipx_oms.venues.base import VenueUnavailableError
+
 
 class BinanceApiError(RuntimeError):
     """An error answer of the API: HTTP status plus Binance's code and message."""
@@ -80,15 +82,26 @@ class BinanceRestClient:
         return f"{query}&signature={sign(self._secret, query)}"
 
     async def _call(self, method: str, path: str, params: dict[str, Any], *, signed: bool = True) -> Any:
+        """The answer's JSON. A 4xx is Binance's definite refusal (BinanceApiError); no answer, a broken
+        connection, an unreadable body or a 5xx leave the outcome unknown (VenueUnavailableError): Binance
+        documents that a 5xx request may or may not have been executed."""
         query = self.signed_query(params) if signed else urlencode(params)
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
-        async with self._http().request(method, url) as response:
-            body = await response.json(content_type=None)
-            if response.status >= 400:
-                code = int(body.get("code", 0)) if isinstance(body, dict) else 0
-                message = str(body.get("msg", body)) if isinstance(body, dict) else str(body)
-                raise BinanceApiError(response.status, code, message)
-            return body
+        try:
+            async with self._http().request(method, url) as response:
+                if response.status >= 500:
+                    text = await response.text()
+                    raise VenueUnavailableError(
+                        f"Binance {method} {path}: HTTP {response.status} {text[:200]}"
+                    )
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise VenueUnavailableError(f"Binance {method} {path}: {type(exc).__name__} {exc}") from exc
+        if response.status >= 400:
+            code = int(body.get("code", 0)) if isinstance(body, dict) else 0
+            message = str(body.get("msg", body)) if isinstance(body, dict) else str(body)
+            raise BinanceApiError(response.status, code, message)
+        return body
 
     async def new_order(self, params: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", "/api/v3/order", params)

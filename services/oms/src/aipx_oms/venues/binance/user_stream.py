@@ -38,6 +38,8 @@ def parse_execution_report(message: dict[str, Any]) -> ExecutionReport | None:
             liquidity=Liquidity.MAKER if message.get("m") else Liquidity.TAKER,
             venue_fill_id=str(message["t"]),
             time_ns=int(message.get("T", 0)) * 1_000_000,
+            cumulative_quantity=Decimal(str(message["z"])) if "z" in message else None,
+            cumulative_quote=Decimal(str(message["Z"])) if "Z" in message else None,
         )
     if execution == "CANCELED":
         return ExecutionReport(ReportKind.CANCELED, order_id, VENUE, venue_order_id=venue_order_id)

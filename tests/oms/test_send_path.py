@@ -1,0 +1,124 @@
+"""The durable send path: the OMS's connection to PostgreSQL is cut while orders are committed under load, so
+that commits happen but their answers are lost (a real TCP proxy that forwards the request, drops the answer
+and cuts the link), and with pg_terminate_backend. Orders whose commit outcome the client never learned, but
+which did commit, reach their venue without a restart (found from the event log by the send sweep)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+import pytest
+from aipx.settings import PostgresSettings
+from aipx.v1 import common_pb2
+from aipx_oms.venues.paper import PaperVenue
+
+from tests.oms.conftest import OmsEnv, eventually
+from tests.oms.helpers import CuttableProxy
+
+pytestmark = pytest.mark.integration
+
+BUY = common_pb2.SIDE_BUY
+CLIENTS = 8
+
+
+async def _terminate_backends(dsn: str) -> int:
+    """Cut every other session of the test database (the OMS writer's included), as a failover would."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return sum(1 for r in rows if r["cut"])
+
+
+def _via(dsn: str, port: int) -> str:
+    parts = urlsplit(dsn)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+async def test_orders_whose_commit_outcome_was_unknown_reach_the_venue(oms_env: OmsEnv) -> None:
+    upstream = urlsplit(oms_env.dsn)
+    proxy = CuttableProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432)
+    port = await proxy.start()
+    app = await oms_env.start(
+        postgres=PostgresSettings(dsn=_via(oms_env.dsn, port), min_pool_size=1, max_pool_size=8),
+        send_sweep_interval_s=0.2,
+        send_sweep_grace_s=0.5,
+        reconcile_interval_s=0,  # the send sweep alone (reconciliation would find them too, later)
+    )
+    paper = app.venues["paper"]
+    assert isinstance(paper, PaperVenue)
+    failed: list[str] = []  # client order ids whose submit answered an error (outcome unknown to the client)
+    ok: list[str] = []
+    stop = asyncio.Event()
+
+    async def client_loop(n: int) -> None:
+        async with oms_env.client() as c:
+            i = 0
+            while not stop.is_set():
+                coid = f"load-{n}-{i}"
+                i += 1
+                try:
+                    await c.submit("BTC-USDT", BUY, "0.01", price="20000", client_order_id=coid, timeout_s=5)
+                    ok.append(coid)
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), exc
+                    failed.append(coid)
+
+    loops = [asyncio.create_task(client_loop(n)) for n in range(CLIENTS)]
+    committed_unknown: list[str] = []
+    try:
+        await _until(_progress(ok, 100), "load running")
+        for attempt in range(20):  # until a commit's answer was lost (usually the first time)
+            if attempt % 2:
+                await _terminate_backends(oms_env.dsn)
+            else:
+                cuts = proxy.cuts_after_request
+                proxy.cut_after_next_request()
+                await _until(lambda: proxy.cuts_after_request > cuts, "the link cut after a request")  # noqa: B023
+            await _until(_progress(ok, 20), "the OMS writing again", 30)
+            rows = await oms_env.sql(
+                "SELECT client_order_id FROM orders WHERE client_order_id = ANY($1::text[])", failed
+            )
+            committed_unknown = [r["client_order_id"] for r in rows]
+            if committed_unknown:
+                break
+        assert committed_unknown, "no commit outcome was lost: the test proved nothing"
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+    print(f"{len(ok)} acknowledged, {len(failed)} failed, {len(committed_unknown)} of those committed")
+
+    async def all_at_venue() -> bool:
+        rows = await oms_env.sql("SELECT order_id FROM orders WHERE status = 'ACCEPTED'")
+        return len(rows) >= len(ok) and all(r["order_id"] in paper.working for r in rows)
+
+    await eventually(all_at_venue, timeout_s=30, what="every committed order at the venue, without a restart")
+    for coid in committed_unknown:
+        [row] = await oms_env.sql("SELECT order_id FROM orders WHERE client_order_id = $1", coid)
+        assert row["order_id"] in paper.working, coid
+    total = await oms_env.sql("SELECT count(*) AS n FROM orders")
+    assert total[0]["n"] == len(paper.working), "exactly the committed orders rest at the venue"
+    await oms_env.stop()
+    await proxy.stop()
+
+
+def _progress(ok: list[str], more: int) -> Callable[[], bool]:
+    mark = len(ok)
+    return lambda: len(ok) >= mark + more
+
+
+async def _until(check: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
+    async def ready() -> bool:
+        return check()
+
+    await eventually(ready, timeout_s=timeout_s, what=what)

@@ -1,0 +1,230 @@
+"""Venue outcome unknown, against the Binance stub with fault injection: a submit that times out or answers
+5xx leaves the order open and is resolved by asking the venue (by origClientOrderId = our order id) with
+backoff; REJECTED only when the venue says it never got the order; nothing is ever sent twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aipx.v1 import common_pb2, orders_pb2
+from aipx_oms.client import OmsClient
+from aipx_oms.sending import NEVER_RECEIVED
+
+from tests.oms.binance_stub import BinanceStub, Fault
+from tests.oms.conftest import OmsEnv, eventually
+from tests.oms.test_paper_venue import wait_status
+
+pytestmark = pytest.mark.integration
+
+BUY = common_pb2.SIDE_BUY
+S = orders_pb2
+API_KEY, SECRET = "stub-api-key", "stub-secret"
+NEW_ORDER = ("POST", "/api/v3/order")
+QUERY = ("GET", "/api/v3/order")
+
+
+@pytest.fixture
+async def venue(oms_env: OmsEnv) -> AsyncIterator[BinanceStub]:
+    """The Binance stub and an OMS routed to it, with short timeouts so faults resolve quickly."""
+    server = BinanceStub(API_KEY, SECRET)
+    await server.start()
+    await oms_env.start(**venue_settings(server))
+    await eventually(_ready(server), what="the user-data stream connected")
+    try:
+        yield server
+    finally:
+        await oms_env.stop()
+        await server.stop()
+
+
+def venue_settings(server: BinanceStub) -> dict[str, Any]:
+    url = f"127.0.0.1:{server.port}"
+    return {
+        "venues": ("paper", "binance"),
+        "binance_base_url": f"http://{url}",
+        "binance_ws_url": f"ws://{url}",
+        "binance_api_key": API_KEY,
+        "binance_api_secret": SECRET,
+        "binance_request_timeout_s": 1.0,
+        "venue_query_delay_s": 0.2,
+        "venue_retry_max_s": 0.5,
+    }
+
+
+def _ready(server: BinanceStub) -> Any:
+    async def check() -> bool:
+        return server.connected > 0
+
+    return check
+
+
+async def _submit(client: OmsClient, coid: str, price: str = "1500") -> orders_pb2.Order:
+    response = await client.submit("ETH-USDT", BUY, "2", price=price, venue="binance", client_order_id=coid)
+    assert response.order.status == S.ORDER_STATUS_ACCEPTED
+    return response.order
+
+
+async def test_accepted_then_timeout_resolves_to_the_venues_fills(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    venue.submit_faults = [Fault.ACCEPT_THEN_TIMEOUT]
+    venue.silent_fill_price = Decimal("1499")  # filled at the venue; the stream event is lost
+    async with oms_env.client() as c:
+        order = await _submit(c, "t1")
+        done = await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "the venue's fill found by query")
+        assert (done.filled_quantity.value, done.average_fill_price.value) == ("2", "1499")
+        assert done.venue_order_id == str(venue.orders[order.order_id]["orderId"])
+        [position] = await c.positions(["ETH-USDT"])
+        assert Decimal(position.quantity.value) == Decimal(2)
+    assert venue.requests_for(*NEW_ORDER, order.order_id) == 1, "resolved by asking, never by re-sending"
+    assert venue.requests_for(*QUERY, order.order_id) >= 1
+    fills = await oms_env.sql("SELECT quantity, price FROM fills WHERE order_id = $1", order.order_id)
+    assert [(r["quantity"], r["price"]) for r in fills] == [(Decimal(2), Decimal(1499))]
+
+
+async def test_accepted_then_5xx_stays_open_through_failed_queries_then_resolves(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    venue.submit_faults = [Fault.ACCEPT_THEN_5XX]
+    venue.query_faults = 1_000_000  # the venue does not answer queries either, for now
+    async with oms_env.client() as c:
+        order = await _submit(c, "f1")
+
+        async def queried_repeatedly() -> bool:
+            return venue.requests_for(*QUERY, order.order_id) >= 3
+
+        await eventually(queried_repeatedly, what="several queries with backoff")
+        pending = await c.get(order_id=order.order_id)
+        assert pending.status == S.ORDER_STATUS_ACCEPTED, "outcome unknown is not REJECTED"
+        assert pending.venue_order_id == ""
+        venue.query_faults = 0
+        acked = await _wait(c, order.order_id, "the venue's order id from the query")
+        assert acked.status == S.ORDER_STATUS_ACCEPTED
+        assert acked.venue_order_id == str(venue.orders[order.order_id]["orderId"])
+        await venue.fill(order.order_id, Decimal("2"), Decimal("1500"))
+        await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "a later fill on the stream")
+    assert venue.requests_for(*NEW_ORDER, order.order_id) == 1
+
+
+@pytest.mark.parametrize("fault", [Fault.DROP_THEN_TIMEOUT, Fault.DROP_THEN_5XX])
+async def test_never_received_is_rejected_only_after_the_venue_says_so(
+    oms_env: OmsEnv, venue: BinanceStub, fault: Fault
+) -> None:
+    venue.submit_faults = [fault]
+    venue.query_faults = 2  # the first answers are 503s: not a "does not exist"
+    async with oms_env.client() as c:
+        order = await _submit(c, "d1")
+        rejected = await wait_status(
+            c, order.order_id, S.ORDER_STATUS_REJECTED, "the venue's 'unknown order'"
+        )
+        assert rejected.reject_reason == S.REJECT_REASON_VENUE_REJECTED
+        assert rejected.reject_message == NEVER_RECEIVED
+    assert order.order_id not in venue.orders
+    assert venue.requests_for(*NEW_ORDER, order.order_id) == 1
+    assert venue.requests_for(*QUERY, order.order_id) >= 3, "two 503s, then the answer"
+
+
+async def test_repeated_timeouts_create_no_duplicates(oms_env: OmsEnv, venue: BinanceStub) -> None:
+    venue.submit_faults = [Fault.ACCEPT_THEN_TIMEOUT] * 4 + [Fault.ACCEPT_THEN_5XX] * 4
+    venue.query_faults = 6
+    async with oms_env.client() as c:
+        orders = [await _submit(c, f"r{i}", price=str(1400 + i)) for i in range(10)]
+        for order in orders:
+            acked = await _wait(c, order.order_id, "every order acknowledged")
+            assert acked.status == S.ORDER_STATUS_ACCEPTED
+    assert sorted(venue.orders) == sorted(o.order_id for o in orders), "one venue order per OMS order"
+    assert all(venue.requests_for(*NEW_ORDER, o.order_id) == 1 for o in orders)
+    # The durable send path and the periodic reconciliation leave resolved orders alone.
+    assert await oms_env.app.service.sender.sweep() == 0  # type: ignore[union-attr]
+    assert all(venue.requests_for(*NEW_ORDER, o.order_id) == 1 for o in orders)
+
+
+async def _wait(client: OmsClient, order_id: str, what: str) -> orders_pb2.Order:
+    holder: list[orders_pb2.Order] = []
+
+    async def acked() -> bool:
+        order = await client.get(order_id=order_id)
+        holder[:] = [order]
+        return order.venue_order_id != ""
+
+    await eventually(acked, timeout_s=30.0, what=what)
+    return holder[0]
+
+
+@pytest.mark.parametrize("fault", [Fault.ACCEPT_THEN_5XX, Fault.DROP_THEN_5XX])
+async def test_a_cancel_without_an_answer_is_retried_until_the_venue_answers(
+    oms_env: OmsEnv, venue: BinanceStub, fault: Fault
+) -> None:
+    async with oms_env.client() as c:
+        order = await _submit(c, "c1")
+        await _wait(c, order.order_id, "acknowledged")
+        venue.cancel_faults = [fault]  # ACCEPT: canceled at the venue, its answer and event lost
+        pending = await c.cancel(order_id=order.order_id)
+        assert pending.status in (S.ORDER_STATUS_PENDING_CANCEL, S.ORDER_STATUS_CANCELED)
+        canceled = await wait_status(c, order.order_id, S.ORDER_STATUS_CANCELED, "the cancel resolved")
+        assert canceled.filled_quantity.value == "0"
+    assert venue.orders[order.order_id]["status"] == "CANCELED"
+    assert venue.requests_for("DELETE", "/api/v3/order", order.order_id) == 2, (
+        "sent again once, then answered"
+    )
+
+
+async def test_an_unreadable_stream_frame_is_skipped_and_the_stream_stays_up(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    async with oms_env.client() as c:
+        order = await _submit(c, "u1")
+        await _wait(c, order.order_id, "acknowledged")
+        await venue.send_raw("{not json")
+        bad_quantity = {"e": "executionReport", "x": "TRADE", "c": order.order_id, "l": "x"}
+        await venue.send_raw(json.dumps(bad_quantity))
+        await venue.fill(order.order_id, Decimal("2"), Decimal("1500"))
+        await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "a fill after the bad frames")
+    assert venue.connections_total == 1, "the same connection all along"
+
+
+async def test_a_resend_of_an_order_the_venue_has_is_that_order_not_a_rejection(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    async with oms_env.client() as c:
+        order = await _submit(c, "dup")
+        await _wait(c, order.order_id, "acknowledged")
+        app = oms_env.app
+        assert app is not None
+        stored = await app.service.books.current(order.order_id)  # type: ignore[union-attr]
+        assert stored is not None
+        await app.venues["binance"].submit(stored)  # as a recovery after a lost answer would
+        assert venue.requests_for(*NEW_ORDER, order.order_id) == 2
+
+        async def reports_stored() -> bool:
+            return app.service.reports.pending == 0  # type: ignore[union-attr]
+
+        await eventually(reports_stored, what="the venue's reports stored")
+        still = await c.get(order_id=order.order_id)
+        assert still.status == S.ORDER_STATUS_ACCEPTED, "the venue's 'duplicate order' is not a rejection"
+    assert len(venue.orders) == 1
+
+
+async def test_periodic_reconciliation_finds_a_fill_the_stream_missed_while_running(
+    oms_env: OmsEnv, venue: BinanceStub
+) -> None:
+    await oms_env.stop()
+    await oms_env.start(**{**venue_settings(venue), "reconcile_interval_s": 0.5})
+    await eventually(_ready(venue), what="the user-data stream connected")
+    async with oms_env.client() as c:
+        order = await _submit(c, "m1")
+        await _wait(c, order.order_id, "acknowledged")
+        await venue.fill(order.order_id, Decimal("0.5"), Decimal("1499"), push=False)  # the event is lost
+        partial = await wait_status(
+            c, order.order_id, S.ORDER_STATUS_PARTIALLY_FILLED, "the fill found by reconciliation"
+        )
+        assert (partial.filled_quantity.value, partial.average_fill_price.value) == ("0.5", "1499")
+        await venue.fill(order.order_id, Decimal("1.5"), Decimal("1498"))  # on the stream, cumulative 2
+        done = await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "the next fill")
+        assert Decimal(done.filled_quantity.value) == Decimal(2)
+    fills = await oms_env.sql("SELECT quantity FROM fills WHERE order_id = $1", order.order_id)
+    assert sorted(r["quantity"] for r in fills) == [Decimal("0.5"), Decimal("1.5")], "each fill once"
