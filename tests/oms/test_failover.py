@@ -316,12 +316,21 @@ async def test_standby_is_not_serving_until_the_leader_exits(cluster: Cluster) -
             await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="on-standby")
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "standby" in (refused.value.details() or "")
+    follower = OmsClient(a.target, KEY_A, timeout_s=5.0)
     async with OmsClient(a.target, KEY_A, timeout_s=5.0) as client:
         first = await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="before")
+    stream = follower.events().__aiter__()
+    seen = await asyncio.wait_for(stream.__anext__(), 10)
+    assert seen.order.client_order_id == "before"
 
     a.signal(signal.SIGTERM)
     loop = asyncio.get_running_loop()
     signalled = loop.time()
+    # A live stream ends with UNAVAILABLE (resume at the new leader) rather than holding up the shutdown.
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await asyncio.wait_for(stream.__anext__(), 10)
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    await follower.close()
     assert await a.exit_code() == 0, a.tail()
     waited = await b.wait_health(SERVING, TAKEOVER_S)
     took = loop.time() - signalled
@@ -332,6 +341,19 @@ async def test_standby_is_not_serving_until_the_leader_exits(cluster: Cluster) -
     async with OmsClient(b.target, KEY_A, timeout_s=5.0) as client:
         again = await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="before")
         assert not again.created and again.order.order_id == first.order.order_id
+        # The stream resumes at the new leader from the last event seen, without a gap.
+        resumed = client.events(from_log_sequence=seen.log_sequence).__aiter__()
+        await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="after")
+        sequences: list[int] = []
+        while True:
+            event = await asyncio.wait_for(resumed.__anext__(), 10)
+            sequences.append(event.log_sequence)
+            if event.order.client_order_id == "after":
+                break
+        stored = await cluster.env.sql(
+            "SELECT log_sequence FROM order_events WHERE log_sequence > $1", seen.log_sequence
+        )
+        assert sorted(r["log_sequence"] for r in stored) == sequences
     terms = await cluster.env.sql("SELECT term FROM oms_leadership")
     assert terms[0]["term"] == 2
 

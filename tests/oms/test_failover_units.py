@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from aipx_oms.events import EventBus
 from aipx_oms.server import LeaderOnly
 from aipx_oms.settings import OmsSettings
 from aipx_oms.store.errors import StoreUnavailableError
@@ -59,3 +60,13 @@ async def test_the_gate_answers_unavailable_while_standby_and_forwards_while_lea
     gate.current = None
     with pytest.raises(StoreUnavailableError):
         await gate.get("acct-a")
+
+
+async def test_closing_the_bus_ends_every_live_stream_and_refuses_new_ones() -> None:
+    bus = EventBus()
+    live = bus.subscribe("acct-a")
+    bus.close()
+    for sub in (live, bus.subscribe("acct-b")):
+        for _ in range(2):  # and stays ended
+            with pytest.raises(StoreUnavailableError, match="stopped leading"):
+                await sub.queue.get()

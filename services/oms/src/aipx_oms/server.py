@@ -178,6 +178,9 @@ class OmsApp:
             except StoreUnavailableError as exc:
                 log.warning("standby: cannot try the writer lock (%s)", exc)
                 won = False
+            except Exception:  # never leave the process without an election
+                log.exception("standby: trying the writer lock failed")
+                won = False
             if not won:
                 if not waiting:
                     log.info("standby: another OMS process leads; trying the writer lock every %.2fs", poll_s)
@@ -201,6 +204,7 @@ class OmsApp:
         s = self.settings
         assert self.store is not None and self.limiter is not None
         self._fenced.clear()
+        self.bus = EventBus()  # the term's live streams; closed when the term ends
         self.writer = GroupCommitWriter(
             self.dsn,
             max_ops=s.batch_max_ops,
@@ -238,6 +242,7 @@ class OmsApp:
         """Stop serving and drop this term's parts; the lock is released (or already gone)."""
         self._leading.clear()
         self.gate.current = None
+        self.bus.close()
         await self._set_serving(False)
         await self._stop_term()
 
@@ -333,6 +338,7 @@ class OmsApp:
                 await self._election
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
+        self.bus.close()  # live streams end (UNAVAILABLE) instead of holding the shutdown for the whole grace
         if self.server is not None:
             await self.server.stop(grace)
         was_leading = self.gate.current is not None
