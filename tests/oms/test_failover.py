@@ -567,3 +567,46 @@ async def test_lone_leader_resumes_its_term_after_losing_its_session(oms_env: Om
     assert (await oms_env.sql("SELECT term FROM oms_leadership"))[0]["term"] == 1
     stored = {r["client_order_id"] for r in await oms_env.sql("SELECT client_order_id FROM orders")}
     assert stored == {"s-1", "s-2"}
+
+
+async def test_a_hung_leader_loses_its_lock_within_the_session_timeout(cluster: Cluster) -> None:
+    """SIGSTOP the leader (hung: its kernel still answers TCP, so only the session settings can end its
+    session): PostgreSQL ends the idle session after AIPX_OMS_LEADER_SESSION_TIMEOUT_S, the standby leads;
+    after SIGCONT the old leader finds its term over and stays a standby."""
+    a = cluster.spawn("a")
+    await a.wait_health(SERVING)
+    b = cluster.spawn("b")
+    await eventually(lambda: _answers(b), 30, what="the standby's gRPC server")
+    async with OmsClient(a.target, KEY_A, timeout_s=5.0) as client:
+        before = await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="before-hang")
+    loop = asyncio.get_running_loop()
+    stopped = loop.time()
+    a.signal(signal.SIGSTOP)
+    try:
+        await b.wait_health(SERVING, TAKEOVER_S + 5)
+        took = loop.time() - stopped
+        print(f"\nleader hung (SIGSTOP) -> standby serving after {took:.2f}s (session timeout 5 s)")
+        assert took < TAKEOVER_S
+    finally:
+        a.signal(signal.SIGCONT)
+    await eventually(lambda: _logged(a, "fenced"), TAKEOVER_S, what="the resumed leader fenced")
+    assert await a.health() == NOT_SERVING
+    async with OmsClient(b.target, KEY_A, timeout_s=5.0) as client:
+        again = await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="before-hang")
+        assert again.order.order_id == before.order.order_id and not again.created
+
+
+async def test_an_idle_leader_keeps_its_session(oms_env: OmsEnv) -> None:
+    """The heartbeat keeps an idle leader's session (and lock) alive past idle_session_timeout."""
+    app = await oms_env.start(leader_session_timeout_s=1.5, leader_heartbeat_s=0.5)
+    query = "SELECT pid FROM pg_stat_activity WHERE application_name = 'aipx-oms-writer'"
+    writer = await oms_env.sql(query)
+    assert len(writer) == 1
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 5.0  # more than three session timeouts without a write
+    while loop.time() < until:
+        assert app.leading
+        await asyncio.sleep(0.1)
+    assert await oms_env.sql(query) == writer, "the same session all along"
+    async with oms_env.client() as client:
+        assert (await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="idle")).created
