@@ -121,7 +121,9 @@ class Cluster:
     logs: Path
     processes: list[OmsProcess] = field(default_factory=list)
 
-    def spawn(self, name: str, *, dsn: str | None = None, **settings: str) -> OmsProcess:
+    def spawn(
+        self, name: str, *, dsn: str | None = None, kafka_timeout_ms: int = 30_000, **settings: str
+    ) -> OmsProcess:
         """Start an OMS process (`settings`: AIPX_OMS_* values by field name)."""
         grpc_port, metrics_port = free_port(), free_port()
         environ = {k: v for k, v in os.environ.items() if not k.startswith("AIPX_OMS_")}
@@ -130,6 +132,7 @@ class Cluster:
                 "AIPX_POSTGRES_DSN": dsn or self.env.dsn,
                 "AIPX_REDIS_URL": self.env.redis_url,
                 "AIPX_KAFKA_BOOTSTRAP_SERVERS": self.env.kafka,
+                "AIPX_KAFKA_REQUEST_TIMEOUT_MS": str(kafka_timeout_ms),
                 "AIPX_METRICS_HOST": "127.0.0.1",
                 "AIPX_METRICS_PORT": str(metrics_port),
                 "AIPX_LOG_LEVEL": "INFO",
@@ -571,11 +574,12 @@ async def test_lone_leader_resumes_its_term_after_losing_its_session(oms_env: Om
 
 async def test_a_hung_leader_loses_its_lock_within_the_session_timeout(cluster: Cluster) -> None:
     """SIGSTOP the leader (hung: its kernel still answers TCP, so only the session settings can end its
-    session): PostgreSQL ends the idle session after AIPX_OMS_LEADER_SESSION_TIMEOUT_S, the standby leads;
-    after SIGCONT the old leader finds its term over and stays a standby."""
-    a = cluster.spawn("a")
+    session): PostgreSQL ends the idle session after AIPX_OMS_LEADER_SESSION_TIMEOUT_S, the standby leads and,
+    once the hung relay's session ends too (session timeout + Kafka request timeout), its events are
+    published; after SIGCONT the old leader finds its term over and stays a standby."""
+    a = cluster.spawn("a", kafka_timeout_ms=5000)
     await a.wait_health(SERVING)
-    b = cluster.spawn("b")
+    b = cluster.spawn("b", kafka_timeout_ms=5000)
     await eventually(lambda: _answers(b), 30, what="the standby's gRPC server")
     async with OmsClient(a.target, KEY_A, timeout_s=5.0) as client:
         before = await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="before-hang")
@@ -587,6 +591,12 @@ async def test_a_hung_leader_loses_its_lock_within_the_session_timeout(cluster: 
         took = loop.time() - stopped
         print(f"\nleader hung (SIGSTOP) -> standby serving after {took:.2f}s (session timeout 5 s)")
         assert took < TAKEOVER_S
+        async with OmsClient(b.target, KEY_A, timeout_s=5.0) as client:
+            await client.submit("BTC-USDT", BUY, "0.01", price="1000", client_order_id="during-hang")
+        env = cluster.env
+        published = await read_events(env.kafka, env.events_topic, expect=2, timeout_s=30)
+        assert {e.order.client_order_id for e in published} == {"before-hang", "during-hang"}
+        print(f"the new leader's event published {loop.time() - stopped:.2f}s after the hang (bound 10 s)")
     finally:
         a.signal(signal.SIGCONT)
     await eventually(lambda: _logged(a, "fenced"), TAKEOVER_S, what="the resumed leader fenced")

@@ -63,13 +63,13 @@ class SessionLimits:
     heartbeat_s: float = 1.0
     connect_timeout_s: float = 5.0
 
-    def server_settings(self) -> dict[str, str]:
-        """Per-session PostgreSQL settings of the writer session (all settable by an ordinary role)."""
+    def server_settings(self, application_name: str = "aipx-oms-writer") -> dict[str, str]:
+        """Per-session PostgreSQL settings of a lock session (all settable by an ordinary role)."""
         ms = str(max(1, math.ceil(self.timeout_s * 1000)))
         idle = max(1, math.floor(self.timeout_s / 2))
         count = max(1, math.floor((self.timeout_s - idle) / 1))
         return {
-            "application_name": "aipx-oms-writer",
+            "application_name": application_name,
             "synchronous_commit": "on",
             "idle_session_timeout": ms,
             "idle_in_transaction_session_timeout": ms,
