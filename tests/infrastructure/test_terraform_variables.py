@@ -22,6 +22,7 @@ VALIDATED = [
     "ingestion_memory",
     "oms_cpu",
     "oms_memory",
+    "oms_desired_count",
     "kafka_instance_type",
     "kafka_broker_count",
     "redis_node_type",
@@ -78,6 +79,8 @@ def test_environment_tfvars_pass_every_validation(
         ("oms_certificate_arn=not-an-arn", "ACM certificate ARN"),
         ('oms_allowed_cidrs=["0.0.0.0/0"]', "must not contain 0.0.0.0/0"),
         ("lambda_timeout=1000", "between 1 and 900"),
+        ("oms_desired_count=0", "oms_desired_count must be between 1 and 3"),
+        ("oms_desired_count=6", "the OMS is not scaled out"),
     ],
 )
 def test_bad_values_are_rejected_with_a_clear_message(

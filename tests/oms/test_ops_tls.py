@@ -41,7 +41,7 @@ async def test_metrics_and_readiness(oms_env: OmsEnv) -> None:
     assert 'aipx_oms_risk_denials_total{reason="MAX_NOTIONAL_EXCEEDED"}' in text
     assert 'aipx_oms_order_state_changes_total{state="ACCEPTED"}' in text
     assert "aipx_oms_outbox_lag_events" in text and "aipx_oms_commit_batch_operations_bucket" in text
-    assert ready == {"ready": True, "checks": {"postgres": True, "writer": True, "redis": True}}
+    assert ready == {"ready": True, "checks": {"leader": True, "postgres": True, "redis": True}}
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:

@@ -190,7 +190,6 @@ module "ecs" {
   oms_cpu                 = var.oms_cpu
   oms_memory              = var.oms_memory
   oms_desired_count       = var.oms_desired_count
-  oms_max_count           = var.oms_max_count
 
   common_environment    = local.common_env
   ingestion_environment = var.ingestion_environment

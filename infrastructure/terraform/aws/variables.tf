@@ -174,24 +174,13 @@ variable "ingestion_max_count" {
 }
 
 variable "oms_desired_count" {
-  description = "OMS tasks (minimum of its autoscaling range)."
-  type        = number
-  default     = 1
-
-  validation {
-    condition     = var.oms_desired_count >= 0 && var.oms_desired_count <= 20
-    error_message = "oms_desired_count must be between 0 and 20."
-  }
-}
-
-variable "oms_max_count" {
-  description = "Upper bound of OMS autoscaling."
+  description = "OMS tasks: 1 leader + standbys (2 = one hot standby). Not autoscaled: one process writes at a time, so more tasks add only standbys."
   type        = number
   default     = 2
 
   validation {
-    condition     = var.oms_max_count >= var.oms_desired_count && var.oms_max_count <= 20
-    error_message = "oms_max_count must be >= oms_desired_count and <= 20."
+    condition     = var.oms_desired_count >= 1 && var.oms_desired_count <= 3
+    error_message = "oms_desired_count must be between 1 and 3 (one leader, up to two standbys; the OMS is not scaled out)."
   }
 }
 

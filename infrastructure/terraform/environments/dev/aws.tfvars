@@ -18,7 +18,6 @@ ingestion_max_count     = 1
 oms_cpu                 = 512  # 0.5 vCPU
 oms_memory              = 1024 # 1 GB
 oms_desired_count       = 1
-oms_max_count           = 2
 
 # MSK: the plan's single kafka.t3.small is not possible - MSK needs a broker count that is a multiple
 # of the client subnets (3 AZs), and the catalogue's replication factor is 3.

@@ -17,7 +17,6 @@ ingestion_max_count     = 1
 oms_cpu                 = 1024
 oms_memory              = 2048
 oms_desired_count       = 2
-oms_max_count           = 6
 
 # MSK
 kafka_instance_type   = "kafka.m7g.large"

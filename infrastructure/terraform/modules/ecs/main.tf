@@ -5,10 +5,25 @@
 #   oms        python -m aipx_oms               50051 (gRPC), 9100 (HTTP /healthz, /metrics)
 #
 # The OMS sits behind an internal ALB that carries gRPC (HTTPS listener, GRPC target group whose
-# health check calls grpc.health.v1.Health/Check). Settings reach the containers as AIPX_* variables;
+# health check calls the OMS leader check). Settings reach the containers as AIPX_* variables;
 # values that embed credentials (AIPX_POSTGRES_DSN, AIPX_REDIS_URL) are injected from Secrets Manager.
 # Each service has its own execution role (pull image, read its secrets) and task role (only the
-# Kafka topics it writes), CPU/memory target-tracking autoscaling and a deployment circuit breaker.
+# Kafka topics it writes) and a deployment circuit breaker; ingestion has CPU/memory target-tracking
+# autoscaling.
+#
+# The OMS has ONE active writer (the process holding the PostgreSQL writer lock) and hot standbys; see
+# "How the OMS fails over" in aws/README.md. Hence, for the OMS only:
+#   - desired count = 1 leader + standbys (oms_desired_count), and no autoscaling: another task adds no
+#     throughput, only another standby;
+#   - the ALB health check is the leader check (/aipx.oms.Leader/Check: OK only on the leader), so the ALB
+#     routes to the leader alone and to a standby as soon as it takes over (<= interval x healthy threshold);
+#   - ECS must not replace a task for failing that check (a standby fails it by design), so the service
+#     ignores ALB health for task replacement (grace period at its maximum). Liveness stays with the process:
+#     a crashed OMS exits and is replaced, a hung or cut-off leader loses its lock within
+#     AIPX_OMS_LEADER_SESSION_TIMEOUT_S and a standby takes over;
+#   - rolling deploys start the new tasks first (200%: they come up as standbys), then stop the old ones
+#     with SIGTERM (100% minimum): the old leader finishes in-flight requests, flushes the outbox, releases
+#     the lock, and a new task leads within a lock poll.
 
 locals {
   health_port = 9100
@@ -22,7 +37,6 @@ locals {
       cpu           = var.ingestion_cpu
       memory        = var.ingestion_memory
       desired_count = var.ingestion_desired_count
-      max_count     = var.ingestion_max_count
       environment   = var.ingestion_environment
       secrets       = var.ingestion_secrets
       produces      = var.ingestion_produces
@@ -34,7 +48,6 @@ locals {
       cpu           = var.oms_cpu
       memory        = var.oms_memory
       desired_count = var.oms_desired_count
-      max_count     = var.oms_max_count
       environment   = var.oms_environment
       secrets       = var.oms_secrets
       produces      = var.oms_produces
@@ -42,6 +55,16 @@ locals {
       sg            = var.oms_security_group_id
     }
   }
+
+  # Services behind ECS's own autoscaling (min = desired count, max = max_count).
+  scaled_services = {
+    ingestion = { desired_count = var.ingestion_desired_count, max_count = var.ingestion_max_count }
+  }
+
+  # The OMS: ECS ignores ALB health for task replacement (a standby fails the leader check by design).
+  oms_health_check_grace_period_s = 2147483647
+  # The ALB's leader check: the path served by aipx_oms.server (LEADER_CHECK_PATH), gRPC code 0 = leader.
+  oms_leader_check_path = "/aipx.oms.Leader/Check"
 
   health_command = [
     "CMD", "python", "-c",
@@ -239,7 +262,7 @@ resource "aws_ecs_task_definition" "this" {
 }
 
 resource "aws_ecs_service" "this" {
-  for_each = local.services
+  for_each = local.scaled_services
 
   name                               = each.key
   cluster                            = aws_ecs_cluster.this.id
@@ -251,11 +274,10 @@ resource "aws_ecs_service" "this" {
   enable_ecs_managed_tags            = true
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
-  health_check_grace_period_seconds  = each.key == "oms" ? 60 : null
 
   network_configuration {
     subnets          = var.private_subnet_ids
-    security_groups  = [each.value.sg]
+    security_groups  = [local.services[each.key].sg]
     assign_public_ip = false
   }
 
@@ -264,26 +286,54 @@ resource "aws_ecs_service" "this" {
     rollback = true
   }
 
-  dynamic "load_balancer" {
-    for_each = each.key == "oms" ? [1] : []
-    content {
-      target_group_arn = aws_lb_target_group.oms_grpc.arn
-      container_name   = "oms"
-      container_port   = local.grpc_port
-    }
-  }
-
   lifecycle {
     # Autoscaling owns the running count once the service exists.
     ignore_changes = [desired_count]
+  }
+}
+
+# One leader and its standbys: a fixed count, no autoscaling (see the header of this file).
+resource "aws_ecs_service" "oms" {
+  name                               = "oms"
+  cluster                            = aws_ecs_cluster.this.id
+  task_definition                    = aws_ecs_task_definition.this["oms"].arn
+  desired_count                      = var.oms_desired_count
+  launch_type                        = "FARGATE"
+  platform_version                   = "LATEST"
+  propagate_tags                     = "SERVICE"
+  enable_ecs_managed_tags            = true
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  health_check_grace_period_seconds  = local.oms_health_check_grace_period_s
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [var.oms_security_group_id]
+    assign_public_ip = false
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.oms_grpc.arn
+    container_name   = "oms"
+    container_port   = local.grpc_port
   }
 
   depends_on = [aws_lb_listener.oms_grpc]
 }
 
+moved {
+  from = aws_ecs_service.this["oms"]
+  to   = aws_ecs_service.oms
+}
+
 # --- Autoscaling -----------------------------------------------------------------------------------
 resource "aws_appautoscaling_target" "this" {
-  for_each = local.services
+  for_each = local.scaled_services
 
   service_namespace  = "ecs"
   resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.this[each.key].name}"
@@ -293,7 +343,7 @@ resource "aws_appautoscaling_target" "this" {
 }
 
 resource "aws_appautoscaling_policy" "cpu" {
-  for_each = local.services
+  for_each = local.scaled_services
 
   name               = "${var.name}-${each.key}-cpu"
   policy_type        = "TargetTrackingScaling"
@@ -313,7 +363,7 @@ resource "aws_appautoscaling_policy" "cpu" {
 }
 
 resource "aws_appautoscaling_policy" "memory" {
-  for_each = local.services
+  for_each = local.scaled_services
 
   name               = "${var.name}-${each.key}-memory"
   policy_type        = "TargetTrackingScaling"
@@ -354,24 +404,28 @@ resource "aws_lb" "oms" {
 
 resource "aws_lb_target_group" "oms_grpc" {
   #checkov:skip=CKV_AWS_378:TLS ends at the internal ALB; ALB -> task is HTTP/2 inside private subnets, limited to the ALB's security group.
-  name                 = substr("${var.name}-oms-grpc", 0, 32)
-  port                 = local.grpc_port
-  protocol             = "HTTP"
-  protocol_version     = "GRPC"
-  target_type          = "ip"
-  vpc_id               = var.vpc_id
-  deregistration_delay = 30
+  name             = substr("${var.name}-oms-grpc", 0, 32)
+  port             = local.grpc_port
+  protocol         = "HTTP"
+  protocol_version = "GRPC"
+  target_type      = "ip"
+  vpc_id           = var.vpc_id
+  # A stopping task is drained this long before ECS sends SIGTERM; the leader keeps the lock meanwhile, so
+  # keep it short (unary calls take milliseconds; the OMS itself waits for in-flight calls on SIGTERM).
+  deregistration_delay = 5
 
+  # Healthy = this task leads (a standby answers UNAVAILABLE): the ALB sends orders to the leader only and
+  # to a new leader after 2 checks 5 s apart.
   health_check {
     enabled             = true
     protocol            = "HTTP"
     port                = "traffic-port"
-    path                = "/grpc.health.v1.Health/Check"
+    path                = local.oms_leader_check_path
     matcher             = "0"
-    interval            = 15
-    timeout             = 5
+    interval            = 5
+    timeout             = 2
     healthy_threshold   = 2
-    unhealthy_threshold = 3
+    unhealthy_threshold = 2
   }
 }
 

@@ -5,7 +5,7 @@ output "cluster_name" {
 
 output "service_names" {
   description = "Service key -> ECS service name."
-  value       = { for k, s in aws_ecs_service.this : k => s.name }
+  value       = merge({ for k, s in aws_ecs_service.this : k => s.name }, { oms = aws_ecs_service.oms.name })
 }
 
 output "oms_grpc_endpoint" {

@@ -99,12 +99,7 @@ variable "oms_memory" {
 }
 
 variable "oms_desired_count" {
-  description = "OMS tasks (autoscaling minimum)."
-  type        = number
-}
-
-variable "oms_max_count" {
-  description = "OMS autoscaling maximum."
+  description = "OMS tasks: one leader plus standbys (not autoscaled: there is one active writer)."
   type        = number
 }
 

@@ -76,17 +76,19 @@ resource "aws_cloudwatch_metric_alarm" "ecs_running" {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "oms_unhealthy" {
-  alarm_name          = "${var.name}-oms-unhealthy-targets"
-  alarm_description   = "OMS gRPC targets failing grpc.health.v1 checks."
+# Standbys fail the OMS target group's leader check by design, so "unhealthy targets" is the normal state;
+# what matters is that one target leads.
+resource "aws_cloudwatch_metric_alarm" "oms_no_leader" {
+  alarm_name          = "${var.name}-oms-no-leader"
+  alarm_description   = "No OMS task passes the leader check (/aipx.oms.Leader/Check): orders cannot be placed."
   namespace           = "AWS/ApplicationELB"
-  metric_name         = "UnHealthyHostCount"
-  statistic           = "Maximum"
+  metric_name         = "HealthyHostCount"
+  statistic           = "Minimum"
   period              = 60
-  evaluation_periods  = 3
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
+  evaluation_periods  = 2
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
   alarm_actions       = local.actions
   ok_actions          = local.actions
 

@@ -1,6 +1,7 @@
 """Entry point: `python -m aipx_oms [serve|migrate|seed|relay]` (also the `aipx-oms` script).
 
-serve    run the gRPC OMS (default)
+serve    run the gRPC OMS (default): it leads, or waits as a hot standby while another process on the same
+         database leads (services/oms/README.md); SIGTERM hands over cleanly and exits 0
 relay    run only the outbox relay (when the OMS runs with AIPX_OMS_RELAY_ENABLED=false)
 migrate  apply the SQL migrations to AIPX_POSTGRES_DSN and exit
 seed     migrate, then create the local demo account, its API key and the demo instruments

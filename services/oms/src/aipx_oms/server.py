@@ -1,12 +1,25 @@
-"""Wiring and running the OMS: OmsApp builds every part from OmsSettings; serve() runs it until a signal."""
+"""Wiring and running the OMS: OmsApp builds every part from OmsSettings; serve() runs it until a signal.
+
+Hot standby: every OMS process on a database starts the same way (gRPC, ops endpoint, market data, outbox
+relay), then competes for the writer lock (store/leadership.py). The winner *leads*: it builds the term's
+parts (writer on the lock session, venues, order service, reconciliation) and turns SERVING. The others are
+standbys: gRPC health of aipx.v1.OmsService NOT_SERVING, /readyz 503, /healthz 200, OmsService calls
+UNAVAILABLE; each polls the lock every leader_poll_s and takes over when the leader is gone. A leader whose
+session is lost turns NOT_SERVING at once; it continues when the same term can be resumed, or goes back to
+standby when another process led since (fenced). SIGTERM: stop taking requests, finish in-flight ones, flush
+the outbox relay, release the lock, exit.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from aipx.ops import OpsServer
@@ -21,6 +34,8 @@ from aipx_oms.relay.outbox import OutboxRelay
 from aipx_oms.service import OrderService
 from aipx_oms.servicer import OmsServicer, RequestGuard
 from aipx_oms.settings import OmsSettings
+from aipx_oms.store.errors import StoreUnavailableError
+from aipx_oms.store.leadership import LeaderSession, SessionLimits, SessionState
 from aipx_oms.store.migrations import migrate
 from aipx_oms.store.postgres import OmsStore
 from aipx_oms.store.writer import CommittedEvent, GroupCommitWriter
@@ -32,10 +47,34 @@ from aipx_oms.wire import event_payload
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = oms_pb2.DESCRIPTOR.services_by_name["OmsService"].full_name
+# For load balancers that judge a target by a gRPC status code alone (the AWS ALB sends an empty request to a
+# path and matches the code): OK while this process leads, UNAVAILABLE while it is a standby. The standard
+# health service answers OK with NOT_SERVING for a standby, which such a balancer would count as healthy.
+LEADER_CHECK_SERVICE = "aipx.oms.Leader"
+LEADER_CHECK_PATH = f"/{LEADER_CHECK_SERVICE}/Check"
+
+
+class LeaderOnly:
+    """What the servicer calls: the leading term's OrderService, or UNAVAILABLE while this is a standby."""
+
+    __slots__ = ("current",)
+
+    def __init__(self) -> None:
+        self.current: OrderService | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        service = self.current
+        if service is None:
+            raise StoreUnavailableError("this OMS process is a standby; another process leads (retry)")
+        return getattr(service, name)
 
 
 class OmsApp:
-    """The OMS process's parts, started in dependency order and stopped in reverse."""
+    """The OMS process's parts, started in dependency order and stopped in reverse.
+
+    Process-long parts: store (reads), Redis limiter, market data, outbox relay, gRPC server, ops endpoint.
+    Parts of a leadership term (built when this process leads, dropped when it stops leading): the writer,
+    the venues and the order service."""
 
     def __init__(self, settings: OmsSettings, *, with_ops: bool = True) -> None:
         self.settings = settings
@@ -54,14 +93,33 @@ class OmsApp:
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.ops: OpsServer | None = None
+        self.session = LeaderSession(
+            self.dsn,
+            holder=f"{socket.gethostname()}:{os.getpid()}",
+            limits=SessionLimits(
+                timeout_s=settings.leader_session_timeout_s, heartbeat_s=settings.leader_heartbeat_s
+            ),
+        )
+        self.gate = LeaderOnly()
+        self.terms = 0  # leadership terms this process has led
+        self._leading = asyncio.Event()
+        self._fenced = asyncio.Event()
+        self._election: asyncio.Task[None] | None = None
+        self._health_updates: set[asyncio.Task[None]] = set()
+
+    @property
+    def leading(self) -> bool:
+        """This process leads and its leader session is up (what readiness and health report)."""
+        return self.gate.current is not None and self.writer is not None and self.writer.connected
 
     def _on_commit(self, events: Sequence[CommittedEvent]) -> None:
         self.bus.publish(events)
         if self.relay is not None:
             self.relay.wake()
 
-    async def start(self) -> int:
-        """Start everything; returns the bound gRPC port."""
+    async def start(self, *, wait_leader: bool = True) -> int:
+        """Start the process-long parts and the election; returns the bound gRPC port. With wait_leader,
+        return only once this process leads (a single process on a database leads at once)."""
         s = self.settings
         if s.migrate_on_start:
             applied = await migrate(self.dsn, s.migrations_dir)
@@ -73,14 +131,6 @@ class OmsApp:
             max_size=s.postgres.max_pool_size,
             command_timeout_s=s.postgres.command_timeout_s,
         )
-        self.writer = GroupCommitWriter(
-            self.dsn,
-            encode_event=event_payload,
-            max_ops=s.batch_max_ops,
-            linger_s=s.batch_linger_ms / 1000,
-            on_commit=self._on_commit,
-        )
-        await self.writer.start()
         self.limiter = RedisTokenBucket.from_url(
             s.redis.url.get_secret_value(), s.redis_key_prefix, lease_s=s.rate_limit_lease_s
         )
@@ -88,6 +138,84 @@ class OmsApp:
             self.market, topic=s.market_data_topic, settings=s.kafka, offset_reset=s.market_data_offset_reset
         )
         await self.feed.start()
+        if s.relay_enabled:
+            self.relay = OutboxRelay.from_settings(self.store, s)
+            await self.relay.start()
+        self.port = await self._start_grpc()
+        if self.with_ops:
+            self.ops = OpsServer(s.metrics)
+            self.ops.add_check("leader", lambda: self.leading)
+            self.ops.add_check("postgres", self.store.ping)
+            self.ops.add_check("redis", self.limiter.ping)
+            await self.ops.start()
+        self._election = asyncio.create_task(self._elect(), name="oms-election")
+        if wait_leader:
+            await self.wait_leader()
+        return self.port
+
+    async def wait_leader(self, timeout_s: float | None = None) -> None:
+        """Wait until this process leads (raises what ended the election, or TimeoutError)."""
+        assert self._election is not None
+        leading = asyncio.ensure_future(self._leading.wait())
+        try:
+            await asyncio.wait(
+                (leading, self._election), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            leading.cancel()
+        if self._election.done():
+            self._election.result()
+            raise RuntimeError("the OMS election ended")
+        if not self._leading.is_set():
+            raise TimeoutError(f"not leading after {timeout_s}s")
+
+    async def _elect(self) -> None:
+        """Standby until the writer lock is ours; lead until fenced; repeat."""
+        poll_s = self.settings.leader_poll_s
+        waiting = False
+        while True:
+            try:
+                won = await self.session.acquire()
+            except StoreUnavailableError as exc:
+                log.warning("standby: cannot try the writer lock (%s)", exc)
+                won = False
+            except Exception:  # never leave the process without an election
+                log.exception("standby: trying the writer lock failed")
+                won = False
+            if not won:
+                if not waiting:
+                    log.info("standby: another OMS process leads; trying the writer lock every %.2fs", poll_s)
+                    waiting = True
+                await asyncio.sleep(poll_s)
+                continue
+            waiting = False
+            try:
+                await self._promote()
+            except Exception:
+                log.exception("taking over failed; back to standby")
+                await self._demote()
+                await asyncio.sleep(poll_s)
+                continue
+            await self._fenced.wait()
+            log.warning("fenced: another OMS process led since this one lost its session; back to standby")
+            await self._demote()
+
+    async def _promote(self) -> None:
+        """Build this term's parts on the lock session, reconcile, then serve."""
+        s = self.settings
+        assert self.store is not None and self.limiter is not None
+        self._fenced.clear()
+        self.bus = EventBus()  # the term's live streams; closed when the term ends
+        self.writer = GroupCommitWriter(
+            self.dsn,
+            encode_event=event_payload,
+            max_ops=s.batch_max_ops,
+            linger_s=s.batch_linger_ms / 1000,
+            on_commit=self._on_commit,
+            session=self.session,
+            on_session=self._on_session,
+        )
+        await self.writer.start()
         self.venues = build_venues(s, self.market)
         self.service = OrderService(
             s,
@@ -101,18 +229,54 @@ class OmsApp:
         for venue in self.venues.values():
             await venue.start(self.service.on_report, self.service.room)
         await self.service.start(refresh_s=s.account_refresh_s)
-        if s.relay_enabled:
-            self.relay = OutboxRelay.from_settings(self.store, s)
-            await self.relay.start()
-        self.port = await self._start_grpc()
-        if self.with_ops:
-            self.ops = OpsServer(s.metrics)
-            self.ops.add_check("postgres", self.store.ping)
-            self.ops.add_check("writer", lambda: self.writer is not None and self.writer.connected)
-            self.ops.add_check("redis", self.limiter.ping)
-            await self.ops.start()
-        log.info("OMS serving on %s:%s (venues: %s)", s.grpc_host, self.port, ", ".join(self.venues))
-        return self.port
+        if self.writer.fenced:  # lost the term while reconciling
+            raise StoreUnavailableError("fenced while taking over")
+        self.gate.current = self.service
+        self.terms += 1
+        await self._set_serving(self.leading)
+        self._leading.set()
+        log.info(
+            "leading (term %s): OMS serving on %s:%s (venues: %s)",
+            self.session.term, s.grpc_host, self.port, ", ".join(self.venues),
+        )  # fmt: skip
+
+    async def _demote(self) -> None:
+        """Stop serving and drop this term's parts; the lock is released (or already gone)."""
+        self._leading.clear()
+        self.gate.current = None
+        self.bus.close()
+        await self._set_serving(False)
+        await self._stop_term()
+
+    async def _stop_term(self) -> None:
+        for venue in self.venues.values():
+            with contextlib.suppress(Exception):
+                await venue.stop()
+        self.venues = {}
+        if self.service is not None:
+            await self.service.stop()
+            self.service = None
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                await self.writer.stop()  # releases the lock
+            self.writer = None
+        await self.session.release()
+
+    def _on_session(self, state: SessionState) -> None:
+        """The writer's view of the leader session: health follows it at once."""
+        if state is SessionState.FENCED:
+            self._fenced.set()
+        elif state is SessionState.LOST:
+            log.warning("leader session lost: NOT_SERVING until it is back (or another process leads)")
+        task = asyncio.get_running_loop().create_task(self._set_serving(self.leading))
+        self._health_updates.add(task)
+        task.add_done_callback(self._health_updates.discard)
+
+    async def _set_serving(self, serving: bool) -> None:
+        answer = health_pb2.HealthCheckResponse
+        status = answer.SERVING if serving else answer.NOT_SERVING
+        await self.health.set("", status)
+        await self.health.set(SERVICE_NAME, status)
 
     def _authenticator(self) -> ApiKeyAuthenticator:
         s = self.settings
@@ -122,9 +286,13 @@ class OmsApp:
         assert self.store is not None
         return ApiKeyAuthenticator(self.store.account_for_key, ttl_s=s.api_key_cache_ttl_s)
 
+    async def _leader_check(self, _request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        if not self.leading:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "standby: another OMS process leads")
+        return b""
+
     async def _start_grpc(self) -> int:
         s = self.settings
-        assert self.service is not None
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
@@ -132,8 +300,17 @@ class OmsApp:
         ]
         server = grpc.aio.server(options=options)
         guard = RequestGuard(self._authenticator(), max_request_bytes=s.max_request_bytes)
-        guard.register(oms_pb2_grpc.add_OmsServiceServicer_to_server, OmsServicer(self.service), server)
+        # The servicer reaches the order service through the gate: UNAVAILABLE while standby.
+        servicer = OmsServicer(self.gate)  # type: ignore[arg-type]
+        guard.register(oms_pb2_grpc.add_OmsServiceServicer_to_server, servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    LEADER_CHECK_SERVICE, {"Check": grpc.unary_unary_rpc_method_handler(self._leader_check)}
+                ),
+            )
+        )
         reflection.enable_server_reflection(
             (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server
         )
@@ -147,28 +324,43 @@ class OmsApp:
             port = server.add_secure_port(address, credentials)
         else:
             port = server.add_insecure_port(address)
+        await self._set_serving(False)
         await server.start()
         self.server = server
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         return port
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Stop taking requests, let in-flight ones finish (grace), flush writes, close connections."""
-        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        """Stop taking requests, let in-flight ones finish (grace), flush the outbox relay, release the writer
+        lock (a standby takes over), close connections."""
+        s = self.settings
+        grace = s.shutdown_grace_s if grace_s is None else grace_s
+        if self._election is not None:
+            self._election.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._election
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
+        self.bus.close()  # live streams end (UNAVAILABLE) instead of holding the shutdown for the whole grace
         if self.server is not None:
             await self.server.stop(grace)
-        if self.relay is not None:
-            await self.relay.stop()
+        was_leading = self.gate.current is not None
+        self.gate.current = None
+        self._leading.clear()
         for venue in self.venues.values():
             with contextlib.suppress(Exception):
                 await venue.stop()
+        self.venues = {}
         if self.service is not None:
             await self.service.stop()
+            self.service = None
+        if was_leading:
+            await self._flush_outbox(s.shutdown_flush_s)
         if self.writer is not None:
-            await self.writer.stop()
+            await self.writer.stop()  # commits what is queued, then releases the lock
+            self.writer = None
+        await self.session.release()
+        if self.relay is not None:
+            await self.relay.stop()
         if self.feed is not None:
             await self.feed.stop()
         if self.limiter is not None:
@@ -177,6 +369,28 @@ class OmsApp:
             await self.store.close()
         if self.ops is not None:
             await self.ops.stop()
+        for task in self._health_updates:
+            task.cancel()
+
+    async def _flush_outbox(self, timeout_s: float) -> None:
+        """Let this process's relay publish what was committed (bounded: Kafka may be down)."""
+        if self.relay is None or self.store is None or timeout_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        pending = -1
+        while loop.time() < until and self.relay.leader:
+            try:
+                pending, _ = await self.store.outbox_lag()
+            except Exception as exc:  # the database is gone: nothing more to flush from here
+                log.warning("outbox not flushed: %s", exc)
+                return
+            if pending == 0:
+                return
+            self.relay.wake()
+            await asyncio.sleep(0.02)
+        if pending:
+            log.warning("stopping with %d events in the outbox (the next relay publishes them)", pending)
 
 
 async def run_relay(settings: OmsSettings | None = None) -> None:
@@ -210,7 +424,7 @@ async def serve(settings: OmsSettings | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await app.start()
+    await app.start(wait_leader=False)
     await stop.wait()
     log.info("shutting down")
     await app.stop()

@@ -31,7 +31,18 @@ class OmsSettings(ComponentSettings):
     # (RESOURCE_EXHAUSTED) before reading them whole: that bounds the memory one request can take.
     max_request_bytes: int = Field(64 * 1024, ge=1024)
     max_message_bytes: int = Field(1024 * 1024, ge=4096)
+    # SIGTERM: in-flight requests get this long to finish; then the outbox relay gets up to shutdown_flush_s
+    # to publish what was committed, and the writer lock is released (a standby takes over at its next poll).
     shutdown_grace_s: float = Field(5.0, ge=0)
+    shutdown_flush_s: float = Field(5.0, ge=0)
+
+    # Hot standby (store/leadership.py): one OMS process per database leads, the others poll for the writer
+    # lock every leader_poll_s. leader_session_timeout_s bounds how long a dead or hung leader's session (and
+    # so its lock) survives in PostgreSQL (idle_session_timeout, idle_in_transaction_session_timeout,
+    # tcp_user_timeout, TCP keepalives); the leader pings its session every leader_heartbeat_s while idle.
+    leader_poll_s: float = Field(0.5, gt=0, le=10)
+    leader_session_timeout_s: float = Field(5.0, ge=1, le=300)
+    leader_heartbeat_s: float = Field(1.0, gt=0)
 
     # Authentication: API key -> account. "postgres" reads the hashed keys of the api_keys table;
     # "env" reads AIPX_OMS_API_KEYS, a JSON object {"<api key>": "<account id>"} (for single-tenant setups).
@@ -116,6 +127,10 @@ class OmsSettings(ComponentSettings):
             raise ValueError("set both AIPX_OMS_TLS_CERT_FILE and AIPX_OMS_TLS_KEY_FILE, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("AIPX_OMS_TLS_CLIENT_CA_FILE needs AIPX_OMS_TLS_CERT_FILE/KEY_FILE")
+        if self.leader_heartbeat_s * 2 > self.leader_session_timeout_s:
+            raise ValueError(
+                "AIPX_OMS_LEADER_HEARTBEAT_S must be at most half of AIPX_OMS_LEADER_SESSION_TIMEOUT_S"
+            )
         if self.max_request_bytes > self.max_message_bytes:
             raise ValueError("AIPX_OMS_MAX_REQUEST_BYTES must not exceed AIPX_OMS_MAX_MESSAGE_BYTES")
         if self.default_venue not in self.venues:

@@ -3,7 +3,9 @@
 Key = the account id (the catalogue's "{account_id}"), so one account's events stay in order on one partition.
 Delivery is at-least-once: a crash between the broker's acknowledgement and the marking re-sends those events,
 which consumers drop by event_id. While Kafka is down the events wait in the outbox; orders are unaffected.
-Only one relay publishes at a time (PostgreSQL advisory lock), so OMS replicas do not race each other.
+Only one relay publishes at a time (PostgreSQL advisory lock), so OMS replicas do not race each other. Its
+lock session has bounded lifetime settings (store/leadership.py): a hung process does not keep the lock, and
+with it the next leader's events, for ever.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -22,6 +25,7 @@ from aipx.v1.orders_pb2 import OrderEvent
 
 from aipx_oms import metrics
 from aipx_oms.settings import OmsSettings
+from aipx_oms.store.leadership import SessionLimits
 from aipx_oms.store.postgres import OmsStore, fetch_unpublished, mark_published
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,10 @@ class OutboxRelay:
             retry_backoff_s=settings.relay_retry_backoff_s,
             prune_after_s=settings.relay_prune_after_s,
             prune_every_s=settings.relay_prune_every_s,
+            # The lock session idles while a batch waits for the broker: allow for the producer's timeout.
+            session_settings=SessionLimits(
+                timeout_s=settings.leader_session_timeout_s + settings.kafka.request_timeout_ms / 1000
+            ).server_settings("aipx-oms-relay"),
         )
 
     def __init__(
@@ -62,6 +70,7 @@ class OutboxRelay:
         lag_every_s: float = 1.0,
         prune_after_s: float = 3600.0,
         prune_every_s: float = 60.0,
+        session_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.dsn = dsn
@@ -75,6 +84,7 @@ class OutboxRelay:
         self.lag_every_s = lag_every_s
         self.prune_after_s = prune_after_s
         self.prune_every_s = prune_every_s
+        self.session_settings = dict(session_settings or {})
         self.pruned = 0
         self.leader = False
         self.published = 0
@@ -102,7 +112,9 @@ class OutboxRelay:
             lock_conn: asyncpg.Connection | None = None
             producer: AIOKafkaProducer | None = None
             try:
-                lock_conn = await asyncpg.connect(self.dsn, timeout=5.0)
+                lock_conn = await asyncpg.connect(
+                    self.dsn, timeout=5.0, server_settings=self.session_settings or None
+                )
                 # Marking rows published needs no fsync of its own: if a crash loses the mark, the events
                 # are published again, which consumers absorb (they de-duplicate on event_id).
                 await lock_conn.execute("SET synchronous_commit = off")

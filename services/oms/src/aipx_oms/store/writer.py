@@ -4,8 +4,11 @@ Concurrent callers queue Mutations; one writer task takes everything queued whil
 running (up to batch_max_ops) and commits it as ONE transaction (synchronous_commit on), then resolves each
 caller's future. Throughput grows with concurrency while each caller still waits only for its own durable
 commit. A single writer also makes the global log_sequence follow commit order, which is what lets a stream
-resume from a log sequence without missing events; the writer holds a PostgreSQL advisory lock so a second
-OMS process cannot write concurrently.
+resume from a log sequence without missing events. The writer commits on the leader session
+(store/leadership.py), which holds the PostgreSQL advisory lock: a second OMS process cannot write
+concurrently, and a leader whose session is gone cannot commit (fencing). While idle the writer pings its
+session, so a lost session is noticed within a heartbeat and a healthy idle one is not ended by
+idle_session_timeout.
 """
 
 from __future__ import annotations
@@ -29,12 +32,17 @@ from aipx_oms.store.errors import (
     WriteConflictError,
     is_unavailable,
 )
+from aipx_oms.store.leadership import (
+    FencedError,
+    LeaderLockHeldError,
+    LeaderSession,
+    SessionLimits,
+    SessionState,
+)
 from aipx_oms.store.postgres import RequestKeyRow
-from aipx_oms.store.rows import ORDER_COLUMNS, init_connection, order_columns, order_from_row
+from aipx_oms.store.rows import ORDER_COLUMNS, order_columns, order_from_row
 
 log = logging.getLogger(__name__)
-
-WRITER_LOCK_KEY = 0x41495058_57525452  # "AIPXWRTR"
 
 BATCH_SIZE = Histogram(
     "aipx_oms_commit_batch_operations",
@@ -151,6 +159,7 @@ CommitListener = Callable[[Sequence[CommittedEvent]], None]
 # The stored (and published) bytes of an event at its log sequence. The wire format is the caller's: the
 # store does not know protobuf (the server passes aipx_oms.wire.event_payload).
 EventEncoder = Callable[[OrderEvent, int], bytes]
+SessionListener = Callable[[SessionState], None]
 
 
 def _event_columns(events: Sequence[CommittedEvent]) -> list[list[Any]]:
@@ -185,12 +194,17 @@ class GroupCommitWriter:
         max_ops: int = 512,
         linger_s: float = 0.0,
         on_commit: CommitListener | None = None,
+        session: LeaderSession | None = None,
+        on_session: SessionListener | None = None,
     ) -> None:
         self.dsn = dsn
         self.encode_event = encode_event
         self.max_ops = max_ops
         self.linger_s = linger_s
         self.on_commit = on_commit
+        self.session = session or LeaderSession(dsn, holder="aipx-oms", limits=SessionLimits())
+        self.on_session = on_session
+        self._fenced = False
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._conn: asyncpg.Connection | None = None
         self._next_log_sequence = 0
@@ -199,25 +213,30 @@ class GroupCommitWriter:
         self._closing = False
 
     async def start(self) -> None:
-        """Connect (fails with StoreUnavailableError when PostgreSQL is down) and start the writer task."""
+        """Connect and take the leader lock (LeaderLockHeldError when another process leads,
+        StoreUnavailableError when PostgreSQL is down), then start the writer task."""
         await self._connect()
         self._task = asyncio.create_task(self._run(), name="group-commit-writer")
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop."""
+        """Commit what is queued, then stop and release the leader lock (a standby takes over)."""
         self._closing = True
         if self._task is not None:
             await self._queue.join()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        self._conn = None
+        await self.session.release()
 
     @property
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
+
+    @property
+    def fenced(self) -> bool:
+        """Another process led since this writer's term began: it will never commit again."""
+        return self._fenced
 
     def enqueue(self, mutation: Mutation) -> asyncio.Future[WriteResult]:
         """Queue a mutation; the future resolves once it is durably committed (or refused). The writer never
@@ -234,37 +253,83 @@ class GroupCommitWriter:
         return await asyncio.shield(self.enqueue(mutation))
 
     async def _connect(self) -> asyncpg.Connection:
+        """The leader session: taken at start, re-established after a loss only while the term is ours."""
         if self._conn is not None and not self._conn.is_closed():
             return self._conn
+        if self._fenced:
+            raise FencedError("this OMS process is no longer the leader")
+        conn = self.session.connection
+        if conn is None:
+            if self.session.term is None:
+                if not await self.session.acquire():
+                    raise LeaderLockHeldError("another OMS process holds the writer lock of this database")
+                conn = self.session.connection
+                assert conn is not None
+            else:
+                try:
+                    conn = await self.session.reconnect()
+                except FencedError:
+                    self._fenced = True
+                    self._notify(SessionState.FENCED)
+                    raise
         try:
-            conn = await asyncpg.connect(self.dsn, timeout=5.0)
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
-            raise
-        try:
-            await init_connection(conn)
-            await conn.execute("SET synchronous_commit = on")
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", WRITER_LOCK_KEY):
-                raise StoreUnavailableError("another OMS process holds the writer lock of this database")
             # Resume the log where the committed log ends (anything after was never committed).
             self._next_log_sequence = (
                 int(await conn.fetchval("SELECT coalesce(max(log_sequence), 0) FROM order_events")) + 1
             )
-        except BaseException:
-            await conn.close()
+        except Exception as exc:
+            self.session.close_session()
+            if is_unavailable(exc):
+                raise StoreUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
             raise
         self._conn = conn
+        self._notify(SessionState.LEADING)
         return conn
 
     def _drop_connection(self) -> None:
+        self.session.close_session()
         if self._conn is not None:
-            self._conn.terminate()
             self._conn = None
+            self._notify(SessionState.LOST)
+
+    def _notify(self, state: SessionState) -> None:
+        if self.on_session is not None:
+            try:
+                self.on_session(state)
+            except Exception:  # a listener's failure must not stop the writer
+                log.exception("session listener failed")
+
+    async def _next(self) -> _Pending:
+        """The next queued mutation; while none comes, keep the leader session alive (or re-establish it)."""
+        while True:
+            if not self._queue.empty():
+                return self._queue.get_nowait()
+            try:
+                return await asyncio.wait_for(self._queue.get(), self.session.limits.heartbeat_s)
+            except TimeoutError:
+                await self._keep_session()
+
+    async def _keep_session(self) -> None:
+        if self._fenced:
+            return
+        try:
+            if self.connected:
+                await self.session.heartbeat()
+            else:
+                await self._connect()
+        except FencedError:
+            pass  # notified by _connect
+        except StoreUnavailableError as exc:
+            if self._conn is not None:
+                log.warning("leader session lost: %s", exc)
+            self._drop_connection()
+        except Exception:
+            log.exception("leader session check failed")
+            self._drop_connection()
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
+            first = await self._next()
             batch = [first]
             if self.linger_s and self._last_batch > 1 and self._queue.qsize() < self.max_ops:
                 # Concurrent writers are about: wait a moment for more of them (fewer, larger commits).
