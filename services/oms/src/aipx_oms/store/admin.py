@@ -12,10 +12,11 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from aipx.ids import now_ns
@@ -523,6 +524,28 @@ async def mark_audit_published(conn: Conn, audit_ids: Sequence[int]) -> None:
 
 
 # --- the demo seed -------------------------------------------------------------------------------------
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+STACK_POSTGRES_PORT_ENV = "AIPX_STACK_POSTGRES_PORT"
+STACK_POSTGRES_DEFAULT_PORT = 15432  # aipx_stack's default (stack/src/aipx_stack/config.py)
+
+
+def not_local_stack(dsn: str, environ: Mapping[str, str]) -> str | None:
+    """Why `dsn` is not the local stack's PostgreSQL (None when it is): the local stack listens on a loopback
+    address at AIPX_STACK_POSTGRES_PORT (default 15432), natively or as a container's published port."""
+    parsed = urlsplit(dsn)
+    host = parsed.hostname or ""
+    try:
+        port = parsed.port or 5432
+    except ValueError:
+        return f"the DSN's port is not a number ({dsn.rsplit('@', 1)[-1]})"
+    raw = environ.get(STACK_POSTGRES_PORT_ENV) or str(STACK_POSTGRES_DEFAULT_PORT)
+    expected = int(raw) if raw.isdigit() else STACK_POSTGRES_DEFAULT_PORT
+    if host not in LOCAL_HOSTS:
+        return f"host {host or '(none)'!r} is not a loopback address"
+    if port != expected:
+        return f"port {port} is not the local stack's ({STACK_POSTGRES_PORT_ENV}={expected})"
+    return None
 
 
 async def seed_demo(conn: Conn) -> None:
