@@ -42,6 +42,14 @@ def credential_hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+def peer_host(peer: str) -> str:
+    """The source of a gRPC peer ("ipv4:10.0.0.7:53012" -> "ipv4:10.0.0.7"): its address without the port,
+    so that new connections from one host share one failure budget."""
+    if peer.startswith(("ipv4:", "ipv6:")):
+        return peer.rsplit(":", 1)[0]
+    return peer
+
+
 class FailureLimiter:
     """Per-source budget of failed authentications (aiolimiter leaky buckets; the latest sources kept)."""
 
@@ -50,10 +58,11 @@ class FailureLimiter:
         self._sources: OrderedDict[str, AsyncLimiter] = OrderedDict()
 
     def allowed(self, source: str) -> bool:
-        limiter = self._sources.get(source)
+        limiter = self._sources.get(peer_host(source))
         return limiter is None or limiter.has_capacity()
 
     async def failed(self, source: str) -> None:
+        source = peer_host(source)
         limiter = self._sources.get(source)
         if limiter is None:
             limiter = AsyncLimiter(self.failures_per_minute, 60)
@@ -141,7 +150,9 @@ class ApiKeyAuthenticator:
                 return principal
             del self._cache[key_hash]
         if not self.failures.allowed(source):
-            raise TooManyFailuresError(f"too many failed authentications from {source or 'this source'}")
+            raise TooManyFailuresError(
+                f"too many failed authentications from {peer_host(source) or 'this source'}"
+            )
         missed_until = self._unknown.get(key_hash)
         if missed_until is not None and missed_until > now:
             await self.failures.failed(source)

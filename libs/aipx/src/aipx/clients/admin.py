@@ -44,6 +44,14 @@ class AdminClient:
             self._stub = admin_pb2_grpc.AdminServiceStub(self._channel)
         return self._stub
 
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel (opened on first use)."""
+        if self._channel is None:
+            _ = self.stub
+        assert self._channel is not None
+        return self._channel
+
     async def __aenter__(self) -> AdminClient:
         return self
 

@@ -108,10 +108,13 @@ class AdminNotifier:
                 if not lost.is_set():
                     await conn.fetchval("SELECT 1", timeout=max(self.ping_every_s, 1.0))
             raise ConnectionError("admin notification connection closed")
-        except BaseException:
+        except BaseException as exc:
             self.connected.clear()
             self._set_live(False)
-            log.warning("admin notification connection lost; credential caches fall back to 1 s")
+            if not isinstance(exc, asyncio.CancelledError):
+                log.warning(
+                    "admin notification connection lost (%s); credential caches fall back to 1 s", exc
+                )
             raise
         finally:
             with contextlib.suppress(Exception):

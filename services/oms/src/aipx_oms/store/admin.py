@@ -464,7 +464,7 @@ async def append_audit(
     """Write the audit record of an action (in the action's transaction) and queue it for `admin-events`."""
     row = await conn.fetchrow(
         "INSERT INTO admin_audit (event_id, time_ns, actor, action, account_id, before_json, after_json,"
-        " reason) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)"
+        " reason) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7::text::jsonb, $8)"
         " RETURNING audit_id, event_id, time_ns, actor, action, account_id,"
         " before_json::text, after_json::text, reason",
         uuid.uuid4(),
