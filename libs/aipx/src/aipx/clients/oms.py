@@ -6,7 +6,7 @@ Lambda's module level, works on the loop that later calls it)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
 
@@ -234,8 +234,8 @@ class OmsClient:
 
     async def account_updates(
         self, *, min_interval_ms: int = 0, heartbeat_ms: int = 0
-    ) -> AsyncIterator[oms_pb2.GetAccountResponse]:
-        """The account now, then after each change (until the caller stops)."""
+    ) -> AsyncGenerator[oms_pb2.GetAccountResponse, None]:
+        """The account now, then after each change (until the caller closes the generator)."""
         call = self.stub.StreamAccount(
             oms_pb2.StreamAccountRequest(min_interval_ms=min_interval_ms, heartbeat_ms=heartbeat_ms),
             metadata=self._metadata,
