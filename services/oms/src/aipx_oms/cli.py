@@ -114,7 +114,7 @@ STATES = {
 }
 
 
-def format_account(account: oms_pb2.GetAccountResponse) -> str:
+def format_account(account: oms_pb2.AccountSnapshot) -> str:
     state = admin_pb2.TradingState.Name(account.trading_state).removeprefix("TRADING_STATE_")
     lines = [
         f"{account.account_id}  {state}"

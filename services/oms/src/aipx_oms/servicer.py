@@ -229,16 +229,16 @@ class OmsServicer(oms_pb2_grpc.OmsServiceServicer):
         self, request: oms_pb2.GetAccountRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> oms_pb2.GetAccountResponse:
         assert self.accounts is not None
-        return await self.accounts.get_account(caller())
+        return oms_pb2.GetAccountResponse(account=await self.accounts.get_account(caller()))
 
     async def StreamAccount(
         self, request: oms_pb2.StreamAccountRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[oms_pb2.GetAccountResponse]:
+    ) -> AsyncIterator[oms_pb2.StreamAccountResponse]:
         assert self.accounts is not None
         async for view in self.accounts.stream(
             caller(), min_interval_ms=request.min_interval_ms, heartbeat_ms=request.heartbeat_ms
         ):
-            yield view
+            yield oms_pb2.StreamAccountResponse(account=view)
 
 
 # --- errors -> status --------------------------------------------------------------------------------

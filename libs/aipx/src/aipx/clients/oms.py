@@ -225,24 +225,24 @@ class OmsClient:
         )
         return list(response.positions)
 
-    async def account(self, *, timeout_s: float | None = None) -> oms_pb2.GetAccountResponse:
+    async def account(self, *, timeout_s: float | None = None) -> oms_pb2.AccountSnapshot:
         """Balances (total/free/locked), equity, realized and unrealized P&L, trading state."""
         response: oms_pb2.GetAccountResponse = await self.stub.GetAccount(
             oms_pb2.GetAccountRequest(), metadata=self._metadata, timeout=self._timeout(timeout_s)
         )
-        return response
+        return response.account
 
     async def account_updates(
         self, *, min_interval_ms: int = 0, heartbeat_ms: int = 0
-    ) -> AsyncGenerator[oms_pb2.GetAccountResponse, None]:
+    ) -> AsyncGenerator[oms_pb2.AccountSnapshot, None]:
         """The account now, then after each change (until the caller closes the generator)."""
         call = self.stub.StreamAccount(
             oms_pb2.StreamAccountRequest(min_interval_ms=min_interval_ms, heartbeat_ms=heartbeat_ms),
             metadata=self._metadata,
         )
         try:
-            async for response in call:
-                yield response
+            async for update in call:
+                yield update.account
         finally:
             call.cancel()
 

@@ -467,6 +467,48 @@ Global___AssetBalance: _TypeAlias = AssetBalance  # noqa: Y015
 class GetAccountResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___AccountSnapshot: ...
+    def __init__(
+        self,
+        *,
+        account: Global___AccountSnapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountResponse: _TypeAlias = GetAccountResponse  # noqa: Y015
+
+@_typing.final
+class StreamAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___AccountSnapshot: ...
+    def __init__(
+        self,
+        *,
+        account: Global___AccountSnapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamAccountResponse: _TypeAlias = StreamAccountResponse  # noqa: Y015
+
+@_typing.final
+class AccountSnapshot(_message.Message):
+    """An account at one moment: balances from the ledger, valuation, P&L, trading state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     TRADING_STATE_FIELD_NUMBER: _builtins.int
     TRADING_STATE_REASON_FIELD_NUMBER: _builtins.int
@@ -491,7 +533,7 @@ class GetAccountResponse(_message.Message):
     def balances(self) -> _containers.RepeatedCompositeFieldContainer[Global___AssetBalance]: ...
     @_builtins.property
     def equity(self) -> _common_pb2.Decimal:
-        """Sum of the priced balances' values, plus the unrealized P&L of open positions."""
+        """Sum of the priced balances' values (total x mark); see services/oms/README.md "Money model"."""
 
     @_builtins.property
     def realized_pnl(self) -> _common_pb2.Decimal: ...
@@ -525,7 +567,7 @@ class GetAccountResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetAccountResponse: _TypeAlias = GetAccountResponse  # noqa: Y015
+Global___AccountSnapshot: _TypeAlias = AccountSnapshot  # noqa: Y015
 
 @_typing.final
 class StreamAccountRequest(_message.Message):

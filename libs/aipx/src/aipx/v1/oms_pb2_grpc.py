@@ -87,7 +87,7 @@ class OmsServiceStub:
         self.StreamAccount = channel.unary_stream(
                 '/aipx.v1.OmsService/StreamAccount',
                 request_serializer=aipx_dot_v1_dot_oms__pb2.StreamAccountRequest.SerializeToString,
-                response_deserializer=aipx_dot_v1_dot_oms__pb2.GetAccountResponse.FromString,
+                response_deserializer=aipx_dot_v1_dot_oms__pb2.StreamAccountResponse.FromString,
                 _registered_method=True)
 
 
@@ -219,7 +219,7 @@ def add_OmsServiceServicer_to_server(servicer, server):
             'StreamAccount': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamAccount,
                     request_deserializer=aipx_dot_v1_dot_oms__pb2.StreamAccountRequest.FromString,
-                    response_serializer=aipx_dot_v1_dot_oms__pb2.GetAccountResponse.SerializeToString,
+                    response_serializer=aipx_dot_v1_dot_oms__pb2.StreamAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -496,7 +496,7 @@ class OmsService:
             target,
             '/aipx.v1.OmsService/StreamAccount',
             aipx_dot_v1_dot_oms__pb2.StreamAccountRequest.SerializeToString,
-            aipx_dot_v1_dot_oms__pb2.GetAccountResponse.FromString,
+            aipx_dot_v1_dot_oms__pb2.StreamAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

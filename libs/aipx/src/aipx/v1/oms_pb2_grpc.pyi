@@ -55,7 +55,7 @@ class OmsServiceStub:
     """The account: balances per asset (total, free, locked) from the ledger, equity, realized and unrealized
     P&L, trading state. Account updates stream through StreamAccount.
     """
-    StreamAccount: _grpc.UnaryStreamMultiCallable[_oms_pb2.StreamAccountRequest, _oms_pb2.GetAccountResponse]
+    StreamAccount: _grpc.UnaryStreamMultiCallable[_oms_pb2.StreamAccountRequest, _oms_pb2.StreamAccountResponse]
     """The account now, then again after every change of its ledger, trading state or orders (changes within
     `min_interval_ms` are coalesced into one update), and at least every `heartbeat_ms`.
     """
@@ -87,7 +87,7 @@ class OmsServiceAsyncStub(OmsServiceStub):
     """The account: balances per asset (total, free, locked) from the ledger, equity, realized and unrealized
     P&L, trading state. Account updates stream through StreamAccount.
     """
-    StreamAccount: _aio.UnaryStreamMultiCallable[_oms_pb2.StreamAccountRequest, _oms_pb2.GetAccountResponse]  # type: ignore[assignment]
+    StreamAccount: _aio.UnaryStreamMultiCallable[_oms_pb2.StreamAccountRequest, _oms_pb2.StreamAccountResponse]  # type: ignore[assignment]
     """The account now, then again after every change of its ledger, trading state or orders (changes within
     `min_interval_ms` are coalesced into one update), and at least every `heartbeat_ms`.
     """
@@ -176,7 +176,7 @@ class OmsServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _oms_pb2.StreamAccountRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_oms_pb2.GetAccountResponse], _abc.AsyncIterator[_oms_pb2.GetAccountResponse]]:
+    ) -> _typing.Union[_abc.Iterator[_oms_pb2.StreamAccountResponse], _abc.AsyncIterator[_oms_pb2.StreamAccountResponse]]:
         """The account now, then again after every change of its ledger, trading state or orders (changes within
         `min_interval_ms` are coalesced into one update), and at least every `heartbeat_ms`.
         """

@@ -53,7 +53,7 @@ class AccountQueries:
         for event in self._all:
             event.set()
 
-    async def get_account(self, account_id: str) -> oms_pb2.GetAccountResponse:
+    async def get_account(self, account_id: str) -> oms_pb2.AccountSnapshot:
         try:
             async with self.pool.acquire() as conn:
                 try:
@@ -85,7 +85,7 @@ class AccountQueries:
             asset_symbols,
             self.valuation_asset,
         )
-        return oms_pb2.GetAccountResponse(
+        return oms_pb2.AccountSnapshot(
             account_id=account_id,
             trading_state=TRADING_STATES[account.state],
             trading_state_reason=account.state_reason,
@@ -112,7 +112,7 @@ class AccountQueries:
 
     async def stream(
         self, account_id: str, *, min_interval_ms: int = 0, heartbeat_ms: int = 0
-    ) -> AsyncIterator[oms_pb2.GetAccountResponse]:
+    ) -> AsyncIterator[oms_pb2.AccountSnapshot]:
         """The account now and after every change (see the module docstring), until the caller stops."""
         interval = (min_interval_ms if min_interval_ms > 0 else DEFAULT_MIN_INTERVAL_MS) / 1000
         heartbeat = (heartbeat_ms if heartbeat_ms > 0 else DEFAULT_HEARTBEAT_MS) / 1000
