@@ -218,8 +218,8 @@ async def test_revocation_is_effective_within_a_second_in_every_process(admin: A
             async with OmsClient(oms.target, issued.api_key, timeout_s=10) as holder:
                 assert len(await holder.instruments()) >= 5  # cached in the OMS now
                 assert await other_auth.account_for(issued.api_key) == "acct-b"  # cached in the other one
-                revoked_at = time.monotonic()
                 await ops.revoke_api_key(issued.key.key_id, "test")
+                revoked_at = time.monotonic()  # committed: from here on, a second at most
 
                 async def refused_everywhere() -> bool:
                     if await other_auth.account_for(issued.api_key) is not None:
