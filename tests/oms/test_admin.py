@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from aipx.clients.admin import AdminClient
 from aipx.clients.oms import OmsClient
 from aipx.kafka import create_consumer
@@ -21,17 +24,19 @@ from aipx.serde import decode
 from aipx.settings import KafkaSettings
 from aipx.v1 import admin_pb2, admin_pb2_grpc, common_pb2, orders_pb2
 from aipx_oms.admin.notify import AdminNotifier
+from aipx_oms.admin.relay import AdminEventRelay
 from aipx_oms.auth import ApiKeyAuthenticator
 from aipx_oms.store.admin import (
     ApiKeyConflictError,
     add_api_key,
     add_operator_token,
+    append_audit,
     not_local_stack,
 )
 from aipx_oms.store.postgres import OmsStore
 
 from .conftest import KEY_A, KEY_B, OmsEnv, eventually
-from .helpers import publish_market, trade
+from .helpers import CuttableProxy, publish_market, trade
 
 OPERATOR = "alice"
 TOKEN = "operator-token-alice"
@@ -364,3 +369,76 @@ def test_seed_recognizes_the_local_stack() -> None:
     assert "loopback" in (not_local_stack("postgresql://u:p@db.prod.internal:28432/aipx", env) or "")
     assert "port 5432" in (not_local_stack("postgresql://u:p@127.0.0.1/aipx", env) or "")
     assert not_local_stack("postgresql://u:p@127.0.0.1:15432/aipx", {}) is None
+
+
+async def test_a_cut_notification_link_falls_back_to_one_second_caches(admin: AdminEnv) -> None:
+    dsn = urlsplit(admin.oms.dsn)
+    proxy = CuttableProxy(dsn.hostname or "127.0.0.1", dsn.port or 5432)
+    port = await proxy.start()
+    proxied = urlunsplit(dsn._replace(netloc=f"{dsn.username}:{dsn.password}@127.0.0.1:{port}"))
+    store = await OmsStore.connect(admin.oms.dsn, min_size=1, max_size=2)
+    auth = ApiKeyAuthenticator(store.account_for_key, ttl_s=30.0)
+    notifier = AdminNotifier(proxied)
+    notifier.feed(auth)
+    await notifier.start()
+    try:
+        assert auth.live and await auth.account_for(KEY_B) == "acct-b"
+        proxy.cut()
+
+        async def degraded() -> bool:
+            return not auth.live
+
+        await eventually(degraded, timeout_s=10, what="the lost LISTEN link noticed")
+        # A revocation this process is not told about still bites within a second.
+        assert await auth.account_for(KEY_B) == "acct-b"
+        await admin.oms.sql("UPDATE api_keys SET revoked_at = now() WHERE account_id = 'acct-b'")
+        revoked_at = time.monotonic()
+
+        async def refused() -> bool:
+            return await auth.account_for(KEY_B) is None
+
+        await eventually(refused, timeout_s=5, what="the revoked key refused")
+        assert time.monotonic() - revoked_at < 1.2
+        proxy.restore()
+
+        async def live_again() -> bool:
+            return auth.live
+
+        await eventually(live_again, timeout_s=15, what="the LISTEN link back")
+    finally:
+        await notifier.stop()
+        await proxy.stop()
+        await store.close()
+
+
+async def test_admin_events_wait_while_kafka_is_unreachable(
+    oms_env: OmsEnv, new_topic: Callable[..., Awaitable[str]]
+) -> None:
+    topic = await new_topic(1)
+    store = await OmsStore.connect(oms_env.dsn, min_size=1, max_size=2)
+    with socket.socket() as s:  # a port nothing listens on: a stopped broker
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    try:
+        async with store.pool.acquire() as conn, conn.transaction():
+            record = await append_audit(conn, actor="ops", action="Test", account_id="acct-a", after={"x": 1})
+        down = AdminEventRelay(
+            store.pool,
+            KafkaSettings(bootstrap_servers=f"127.0.0.1:{dead}", request_timeout_ms=2000),
+            topic=topic,
+        )
+        with pytest.raises(KafkaConnectionError):
+            await down.publish_once()
+        await down.stop()
+        rows = await oms_env.sql("SELECT published_at FROM admin_outbox WHERE audit_id = $1", record.audit_id)
+        assert rows[0]["published_at"] is None  # waiting, not lost
+        up = AdminEventRelay(store.pool, KafkaSettings(bootstrap_servers=oms_env.kafka), topic=topic)
+        try:
+            assert await up.publish_once() == 1
+            assert await up.publish_once() == 0
+        finally:
+            await up.stop()
+        [(key, event)] = await read_admin_events(oms_env.kafka, topic, expect=1)
+        assert key == b"acct-a" and event.event_id == record.event_id and event.record.action == "Test"
+    finally:
+        await store.close()
