@@ -15,7 +15,6 @@ deadline).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -23,6 +22,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiolimiter import AsyncLimiter
+
+# SHA-256 of a credential: the form stored in PostgreSQL (API keys and operator tokens alike), and the key of
+# the caches here (so a NOTIFY naming a hash invalidates the right entry).
+from aipx_oms.store.postgres import hash_api_key as credential_hash
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,6 @@ _MAX_SOURCES = 10_000
 
 class TooManyFailuresError(Exception):
     """The source failed authentication too often recently; refused without looking the credential up."""
-
-
-def credential_hash(secret: str) -> bytes:
-    """SHA-256 of a credential: the form stored in PostgreSQL and used to invalidate caches."""
-    return hashlib.sha256(secret.encode()).digest()
 
 
 def peer_host(peer: str) -> str:

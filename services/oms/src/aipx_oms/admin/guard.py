@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from aipx_oms.auth import ApiKeyAuthenticator, TooManyFailuresError, credential_hash
+from aipx_oms.auth import ApiKeyAuthenticator, TooManyFailuresError
 from aipx_oms.domain.ledger import InsufficientBalanceError, InvalidEntryError
 from aipx_oms.errors import UnknownAccountError
 from aipx_oms.servicer import API_KEY_HEADER, RequestGuard
@@ -21,7 +21,7 @@ from aipx_oms.store.admin import (
     ApiKeyConflictError,
     operator_for_token,
 )
-from aipx_oms.store.postgres import OmsStore
+from aipx_oms.store.postgres import OmsStore, hash_api_key
 
 ADMIN_TOKEN_HEADER = "x-admin-token"
 
@@ -47,7 +47,7 @@ def operator_authenticator(
         static = {bytes.fromhex(digest): operator for operator, digest in parsed.items()}
 
     async def lookup(token: str) -> str | None:
-        digest = credential_hash(token)
+        digest = hash_api_key(token)
         operator = static.get(digest)
         if operator is not None:
             return operator

@@ -8,7 +8,6 @@ delivered when the transaction commits.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import uuid
@@ -65,11 +64,6 @@ class AdminNotFoundError(Exception):
 
 class AdminConflictError(Exception):
     """The action conflicts with what exists (e.g. creating an account that exists)."""
-
-
-def hash_token(token: str) -> bytes:
-    """The stored form of an operator token (SHA-256 digest), like API keys."""
-    return hashlib.sha256(token.encode()).digest()
 
 
 def key_id_for(key_hash: bytes) -> str:
@@ -330,7 +324,7 @@ async def list_api_keys(conn: Conn, account_id: str = "") -> list[ApiKeyRecord]:
 
 async def add_operator_token(conn: Conn, operator: str, token: str) -> None:
     """Register an operator token (stored hashed); re-registering it for the same operator is a no-op."""
-    token_hash = hash_token(token)
+    token_hash = hash_api_key(token)  # operator tokens are stored like API keys
     existing = await conn.fetchrow(
         "INSERT INTO operator_tokens (token_hash, operator) VALUES ($1, $2)"
         " ON CONFLICT (token_hash) DO UPDATE SET token_hash = EXCLUDED.token_hash"
