@@ -34,6 +34,7 @@ from aipx_oms.store.admin import (
     not_local_stack,
 )
 from aipx_oms.store.postgres import OmsStore
+from prometheus_client import REGISTRY
 
 from .conftest import KEY_A, KEY_B, OmsEnv, eventually
 from .helpers import CuttableProxy, publish_market, trade
@@ -442,3 +443,11 @@ async def test_admin_events_wait_while_kafka_is_unreachable(
         assert key == b"acct-a" and event.event_id == record.event_id and event.record.action == "Test"
     finally:
         await store.close()
+
+
+async def test_admin_calls_have_their_own_metric_labels(admin: AdminEnv) -> None:
+    labels = {"method": "AdminListAccounts", "code": "OK"}
+    before = REGISTRY.get_sample_value("aipx_oms_requests_total", labels) or 0.0
+    async with admin.client() as ops:
+        await ops.list_accounts()
+    assert REGISTRY.get_sample_value("aipx_oms_requests_total", labels) == before + 1

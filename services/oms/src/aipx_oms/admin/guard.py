@@ -82,6 +82,14 @@ class AdminGuard(RequestGuard):
             raise AssertionError("abort returned")
         return operator
 
+    def _wrap(
+        self, method_path: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """As RequestGuard's, with the method label prefixed (`AdminCancelOrder` is not the OMS's CancelOrder
+        in the request metrics and logs)."""
+        service, _, name = method_path.rpartition("/")
+        return super()._wrap(f"{service}/Admin{name}", handler)
+
     @staticmethod
     async def _fail(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         mapped = admin_error(exc)
