@@ -22,8 +22,8 @@ import aiohttp
 import asyncpg
 import grpc
 import pytest
+from aipx.clients.oms import OmsClient
 from aipx.v1 import common_pb2, oms_pb2, orders_pb2
-from aipx_oms.client import OmsClient
 from aipx_oms.server import LEADER_CHECK_PATH, SERVICE_NAME
 from aipx_oms.store.leadership import WRITER_LOCK_KEY
 from aipx_stack.ports import free_port

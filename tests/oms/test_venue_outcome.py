@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from aipx.clients.oms import OmsClient
 from aipx.v1 import common_pb2, orders_pb2
-from aipx_oms.client import OmsClient
 from aipx_oms.sending import NEVER_RECEIVED
 
 from tests.oms.binance_stub import BinanceStub, Fault

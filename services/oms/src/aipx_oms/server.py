@@ -27,6 +27,7 @@ from aipx.v1 import oms_pb2, oms_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from aipx_oms.admin.component import AdminComponent
 from aipx_oms.auth import ApiKeyAuthenticator
 from aipx_oms.events import EventBus
 from aipx_oms.ratelimit.redis_bucket import RedisTokenBucket
@@ -106,6 +107,7 @@ class OmsApp:
         self._fenced = asyncio.Event()
         self._election: asyncio.Task[None] | None = None
         self._health_updates: set[asyncio.Task[None]] = set()
+        self.admin: AdminComponent | None = None
 
     @property
     def leading(self) -> bool:
@@ -228,6 +230,8 @@ class OmsApp:
         )
         for venue in self.venues.values():
             await venue.start(self.service.on_report, self.service.room)
+        if self.admin is not None:
+            self.service.platform_halted = self.admin.platform_halted
         await self.service.start(refresh_s=s.account_refresh_s)
         if self.writer.fenced:  # lost the term while reconciling
             raise StoreUnavailableError("fenced while taking over")
@@ -284,7 +288,12 @@ class OmsApp:
             assert s.api_keys is not None
             return ApiKeyAuthenticator.from_json(s.api_keys.get_secret_value())
         assert self.store is not None
-        return ApiKeyAuthenticator(self.store.account_for_key, ttl_s=s.api_key_cache_ttl_s)
+        return ApiKeyAuthenticator(
+            self.store.account_for_key,
+            ttl_s=s.api_key_cache_ttl_s,
+            failures_per_minute=s.auth_failures_per_minute,
+            lookups_per_s=s.auth_lookups_per_s,
+        )
 
     async def _leader_check(self, _request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         if not self.leading:
@@ -300,8 +309,13 @@ class OmsApp:
         ]
         server = grpc.aio.server(options=options)
         guard = RequestGuard(self._authenticator(), max_request_bytes=s.max_request_bytes)
-        # The servicer reaches the order service through the gate: UNAVAILABLE while standby.
-        servicer = OmsServicer(self.gate)  # type: ignore[arg-type]
+        # Admin service + GetAccount/StreamAccount + credential invalidation (aipx_oms.admin). The servicers
+        # reach the order service through the gate: UNAVAILABLE while standby.
+        assert self.store is not None
+        self.admin = AdminComponent(s, self.store, self.gate, guard.auth)  # type: ignore[arg-type]
+        admin_services = self.admin.register(server)
+        await self.admin.start()
+        servicer = OmsServicer(self.gate, self.admin.accounts)  # type: ignore[arg-type]
         guard.register(oms_pb2_grpc.add_OmsServiceServicer_to_server, servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         server.add_generic_rpc_handlers(
@@ -312,7 +326,7 @@ class OmsApp:
             )
         )
         reflection.enable_server_reflection(
-            (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server
+            (SERVICE_NAME, *admin_services, reflection.SERVICE_NAME, health.SERVICE_NAME), server
         )
         address = f"{s.grpc_host}:{s.grpc_port}"
         if s.tls_cert_file is not None and s.tls_key_file is not None:
@@ -346,6 +360,8 @@ class OmsApp:
         was_leading = self.gate.current is not None
         self.gate.current = None
         self._leading.clear()
+        if self.admin is not None:
+            await self.admin.stop()
         for venue in self.venues.values():
             with contextlib.suppress(Exception):
                 await venue.stop()

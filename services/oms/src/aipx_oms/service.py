@@ -51,6 +51,8 @@ class OrderService:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.market = market
+        self.bus = bus
         self.books = BookCache(settings, store)
         coalescer = Coalescer()
         committer = Committer(writer, self.books)
@@ -78,6 +80,15 @@ class OrderService:
         )
         self.stream = EventStream(store, bus)
         self._refresh: asyncio.Task[None] | None = None
+
+    @property
+    def platform_halted(self) -> bool:
+        """The platform-wide halt (set by the admin service): no new orders or replaces, cancels work."""
+        return self.books.platform_halted
+
+    @platform_halted.setter
+    def platform_halted(self, halted: bool) -> None:
+        self.books.platform_halted = halted
 
     @property
     def instruments(self) -> dict[str, Instrument]:

@@ -28,6 +28,8 @@ class BookCache:
         self.settings = settings
         self.store = store
         self.instruments: dict[str, Instrument] = {}
+        # The platform-wide halt (set by the admin service): no new orders or replaces, cancels work.
+        self.platform_halted = False
         self._books: dict[str, AccountBook] = {}
         self._book_locks: dict[str, asyncio.Lock] = {}
         self._stale: set[str] = set()

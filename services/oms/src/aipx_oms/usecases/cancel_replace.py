@@ -232,6 +232,7 @@ class CancelReplace:
                 open_orders=book.open_order_count - 1,
                 market=self.market.snapshot(order.symbol),
                 rate=RateVerdict.ALLOWED,
+                platform_halted=self.books.platform_halted,
             )
             if (
                 denial is not None

@@ -115,6 +115,7 @@ class SubmitOrders:
             open_orders=book.open_order_count,
             market=self.market.snapshot(order.symbol),
             rate=verdict,
+            platform_halted=self.books.platform_halted,
         )
         if denial is None:
             new, event_type = OSM.accept(order, now)
