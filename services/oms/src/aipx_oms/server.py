@@ -69,6 +69,15 @@ class LeaderOnly:
             raise StoreUnavailableError("this OMS process is a standby; another process leads (retry)")
         return getattr(service, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "current":
+            object.__setattr__(self, name, value)
+            return
+        service = self.current
+        if service is None:
+            raise StoreUnavailableError("this OMS process is a standby; another process leads (retry)")
+        setattr(service, name, value)
+
 
 class OmsApp:
     """The OMS process's parts, started in dependency order and stopped in reverse.
