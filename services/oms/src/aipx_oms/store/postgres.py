@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from aipx.numbers import epoch_ns
 
 from aipx_oms.domain.model import AccountState, Instrument, Order, OrderStatus, Position
 from aipx_oms.store.errors import StoreUnavailableError, is_unavailable
@@ -109,7 +110,7 @@ def decode_page_token(token: str) -> tuple[int, str]:
     """(created_time_ns, order_id) of the last order of the previous page; ValueError if malformed."""
     try:
         created, order_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
-        return int(created), order_id
+        return epoch_ns(created, field="page_token"), order_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError("malformed page token") from exc
 

@@ -1,0 +1,294 @@
+"""Numbers entering the OMS over gRPC, fuzzed against a real OMS (real PostgreSQL, Redis, Kafka, gRPC socket).
+
+Whatever text a decimal field carries, the OMS answers at once with OK or INVALID_ARGUMENT; a text that the
+strict parser (aipx.money.parse_decimal) refuses is INVALID_ARGUMENT with a google.rpc.BadRequest naming the
+field, never INTERNAL, never a stall. Integer fields out of the range PostgreSQL can hold (uint64 >= 2^63, a
+page token's timestamp) are INVALID_ARGUMENT too. After the fuzzing the same OMS still takes orders.
+
+Hypothesis drives a synchronous gRPC client from a worker thread while the OMS serves on the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from decimal import Decimal
+
+import asyncpg
+import grpc
+import pytest
+from aipx.money import InvalidDecimalError, parse_decimal
+from aipx.numbers import INT64_MAX
+from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
+from aipx_oms.domain.model import Instrument
+from aipx_oms.store.admin import upsert_instrument
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tests.oms.conftest import KEY_A, OmsEnv
+
+pytestmark = pytest.mark.integration
+
+FULLWIDTH_12 = "\uff11\uff12"  # full-width digits: not ASCII
+# Every input issue #12 lists for decimals, and their neighbours.
+LISTED_DECIMALS = (
+    "1e-999999999",
+    "1e400",
+    "1e30",
+    FULLWIDTH_12,
+    "1e999999999",
+    "1e-9999999",
+    "NaN",
+    "-Infinity",
+    "0x10",
+    " 1",
+    "1_000",
+    "1e-19",
+    "123456789012345678901",
+    "0.0000000000000000001",
+    "99999999999999999999.999999999999999999",
+)
+# A request must be answered within this (a stall shows as a longer call or DEADLINE_EXCEEDED).
+ANSWER_WITHIN_S = 5.0
+FIELD = "order.quantity"
+
+_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=80)
+_NUMBERISH = st.from_regex(r"\A[+-]?[0-9]{0,25}(\.[0-9]{0,25})?([eE][+-]?[0-9]{1,10})?\Z")
+DECIMAL_TEXTS = st.one_of(_NUMBERISH, _TEXT, st.decimals(allow_nan=True).map(str))
+
+TINY = Decimal("1e-18")
+FINE = Instrument("FINE-USDT", "FINE", "USDT", TINY, TINY, TINY, Decimal(0))
+"""Tick and lot at decimal128's finest scale: a 20-digit quantity's quotient by the lot has 38 digits."""
+
+
+def _violations(exc: grpc.RpcError) -> dict[str, str]:
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    assert status is not None, "INVALID_ARGUMENT must carry a google.rpc.Status"
+    found: dict[str, str] = {}
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found.update({v.field: v.description for v in bad.field_violations})
+    return found
+
+
+def _refused(text: str) -> bool:
+    try:
+        parse_decimal(text, field="x")
+    except InvalidDecimalError:
+        return True
+    return False
+
+
+class _Caller:
+    """A synchronous client of the running OMS (used from hypothesis's worker thread)."""
+
+    def __init__(self, target: str) -> None:
+        self.channel = grpc.insecure_channel(target)
+        self.stub = oms_pb2_grpc.OmsServiceStub(self.channel)
+        self.metadata = (("x-api-key", KEY_A),)
+
+    def submit(self, symbol: str, quantity: str, price: str) -> tuple[grpc.StatusCode, dict[str, str], float]:
+        request = oms_pb2.SubmitOrderRequest(
+            order=orders_pb2.OrderRequest(
+                client_order_id=uuid.uuid4().hex,
+                symbol=symbol,
+                side=common_pb2.SIDE_BUY,
+                type=orders_pb2.ORDER_TYPE_LIMIT,
+                time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
+                quantity=common_pb2.Decimal(value=quantity),
+                price=common_pb2.Decimal(value=price),
+            )
+        )
+        return self._unary(self.stub.SubmitOrder, request)
+
+    def _unary(self, method: object, request: object) -> tuple[grpc.StatusCode, dict[str, str], float]:
+        started = time.monotonic()
+        try:
+            method(request, metadata=self.metadata, timeout=ANSWER_WITHIN_S * 2)  # type: ignore[operator]
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            found = _violations(exc) if code is grpc.StatusCode.INVALID_ARGUMENT else {}
+            return code, found, time.monotonic() - started
+        return grpc.StatusCode.OK, {}, time.monotonic() - started
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def _check_answer(text: str, field: str, answer: tuple[grpc.StatusCode, dict[str, str], float]) -> None:
+    code, violations, elapsed = answer
+    assert elapsed < ANSWER_WITHIN_S, f"{text!r} in {field} took {elapsed:.1f}s (a stall)"
+    assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT), f"{text!r} in {field}: {code}"
+    if _refused(text):
+        assert code is grpc.StatusCode.INVALID_ARGUMENT, f"{text!r} accepted in {field}"
+        assert field in violations, f"{text!r}: the BadRequest names {sorted(violations)}, not {field}"
+
+
+async def _serving(env: OmsEnv) -> None:
+    """The OMS still answers health checks and takes a well-formed order."""
+    async with grpc.aio.insecure_channel(env.target) as channel:
+        health = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="aipx.v1.OmsService"), timeout=10
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+    async with env.client() as client:
+        placed = await client.submit("BTC-USDT", common_pb2.SIDE_BUY, "0.01", price="20000")
+        assert placed.created and placed.order.status == orders_pb2.ORDER_STATUS_ACCEPTED
+
+
+@pytest.fixture
+async def fine_oms(oms_env: OmsEnv) -> OmsEnv:
+    conn = await asyncpg.connect(oms_env.dsn)
+    try:
+        await upsert_instrument(conn, FINE)
+    finally:
+        await conn.close()
+    await oms_env.start()
+    return oms_env
+
+
+async def test_submit_order_decimals_are_refused_by_field_never_internal_or_stalled(fine_oms: OmsEnv) -> None:
+    caller = _Caller(fine_oms.target)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+    @given(text=DECIMAL_TEXTS, symbol=st.sampled_from(["BTC-USDT", "FINE-USDT"]))
+    def fuzz(text: str, symbol: str) -> None:
+        _check_answer(text, "order.quantity", caller.submit(symbol, text, "20000"))
+        _check_answer(text, "order.price", caller.submit(symbol, "0.01", text))
+
+    for listed in LISTED_DECIMALS:
+        fuzz = example(text=listed, symbol="BTC-USDT")(fuzz)
+    # Bounded but extreme: exact remainders on the finest instrument (the default context raised here).
+    fuzz = example(text="12345678901234567890", symbol="FINE-USDT")(fuzz)
+    fuzz = example(text="0.000000000000000001", symbol="FINE-USDT")(fuzz)
+    try:
+        await asyncio.to_thread(fuzz)
+        # The listed inputs, spelled out: each refused with the field named.
+        for text in ("1e-999999999", "1e400", "1e30", FULLWIDTH_12, "1e999999999"):
+            code, violations, _ = await asyncio.to_thread(caller.submit, "BTC-USDT", text, "20000")
+            assert code is grpc.StatusCode.INVALID_ARGUMENT and "order.quantity" in violations, text
+        code, _, _ = await asyncio.to_thread(caller.submit, "FINE-USDT", "12345678901234567890", "1")
+        assert code is grpc.StatusCode.OK, "a 38-digit quotient by the lot is computed, not INTERNAL"
+    finally:
+        caller.close()
+    await _serving(fine_oms)
+
+
+async def test_replace_decimals_are_refused_by_field(oms: OmsEnv) -> None:
+    async with oms.client() as client:
+        placed = await client.submit("BTC-USDT", common_pb2.SIDE_BUY, "0.01", price="20000")
+    caller = _Caller(oms.target)
+
+    def replace(field: str, text: str) -> tuple[grpc.StatusCode, dict[str, str], float]:
+        values = {"quantity": common_pb2.Decimal(value="0.01"), "price": common_pb2.Decimal(value="20000")}
+        values[field] = common_pb2.Decimal(value=text)
+        request = oms_pb2.ReplaceOrderRequest(
+            order_id=placed.order.order_id, idempotency_key=uuid.uuid4().hex, **values
+        )
+        return caller._unary(caller.stub.ReplaceOrder, request)
+
+    # An empty text is "unchanged" in a ReplaceOrder, not a number.
+    refused = DECIMAL_TEXTS.filter(lambda t: t != "" and _refused(t))
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+    @given(text=refused, field=st.sampled_from(["quantity", "price"]))
+    def fuzz(text: str, field: str) -> None:
+        code, violations, elapsed = replace(field, text)
+        assert elapsed < ANSWER_WITHIN_S, f"{text!r} took {elapsed:.1f}s"
+        assert code is grpc.StatusCode.INVALID_ARGUMENT and field in violations, (text, code, violations)
+
+    for listed in LISTED_DECIMALS[:5]:
+        fuzz = example(text=listed, field="quantity")(fuzz)
+        fuzz = example(text=listed, field="price")(fuzz)
+    try:
+        await asyncio.to_thread(fuzz)
+    finally:
+        caller.close()
+    await _serving(oms)
+
+
+async def test_list_orders_integers_out_of_range_are_invalid_argument(oms: OmsEnv) -> None:
+    caller = _Caller(oms.target)
+
+    def token(created: str) -> str:
+        return base64.urlsafe_b64encode(f"{created}:order-x".encode()).decode()
+
+    def list_orders(**fields: object) -> tuple[grpc.StatusCode, dict[str, str], float]:
+        return caller._unary(caller.stub.ListOrders, oms_pb2.ListOrdersRequest(**fields))  # type: ignore[arg-type]
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+    @given(
+        page_size=st.integers(-(2**31), 2**31 - 1),
+        created=st.one_of(st.integers(-(10**30), 10**30).map(str), _TEXT),
+        after_ns=st.integers(-(2**63), 2**63 - 1),
+    )
+    @example(page_size=501, created=str(2**63), after_ns=-1)
+    @example(page_size=-1, created=FULLWIDTH_12, after_ns=0)
+    @example(page_size=0, created=str(10**30), after_ns=2**63 - 1)
+    @example(page_size=500, created="1_000", after_ns=0)
+    def fuzz(page_size: int, created: str, after_ns: int) -> None:
+        code, violations, elapsed = list_orders(page_size=page_size, page_token=token(created))
+        assert elapsed < ANSWER_WITHIN_S
+        size_ok = page_size == 0 or 1 <= page_size <= 500
+        token_ok = created.isascii() and created.isdigit() and int(created) <= INT64_MAX
+        assert (code is grpc.StatusCode.OK) == (size_ok and token_ok), (page_size, created, code, violations)
+        if not size_ok:
+            assert "page_size" in violations
+        if not token_ok:
+            assert "page_token" in violations
+        code, violations, _ = list_orders(created_after_ns=after_ns)
+        assert (code is grpc.StatusCode.OK) == (after_ns >= 0), (after_ns, code)
+        if after_ns < 0:
+            assert "created_after_ns" in violations
+
+    try:
+        await asyncio.to_thread(fuzz)
+    finally:
+        caller.close()
+    await _serving(oms)
+
+
+async def test_stream_from_log_sequence_beyond_bigint_is_invalid_argument(oms: OmsEnv) -> None:
+    async with oms.client() as client:
+        await client.submit("BTC-USDT", common_pb2.SIDE_BUY, "0.01", price="20000")
+    caller = _Caller(oms.target)
+
+    def stream(after: int) -> grpc.StatusCode:
+        call = caller.stub.StreamOrderEvents(
+            oms_pb2.StreamOrderEventsRequest(from_log_sequence=after), metadata=caller.metadata, timeout=1.0
+        )
+        try:
+            for _ in call:
+                pass
+        except grpc.RpcError as exc:
+            code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
+            if code is grpc.StatusCode.INVALID_ARGUMENT:
+                assert "from_log_sequence" in _violations(exc)
+            return code
+        return grpc.StatusCode.OK
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+    @given(after=st.integers(0, 2**64 - 1))
+    @example(after=2**63)
+    @example(after=2**64 - 1)
+    @example(after=2**63 - 1)
+    @example(after=0)
+    def fuzz(after: int) -> None:
+        code = stream(after)
+        # A valid offset opens the stream (it stays open until the 1 s deadline); beyond bigint: refused.
+        if after > INT64_MAX:
+            assert code is grpc.StatusCode.INVALID_ARGUMENT, (after, code)
+        else:
+            assert code is grpc.StatusCode.DEADLINE_EXCEEDED, (after, code)
+
+    try:
+        await asyncio.to_thread(fuzz)
+    finally:
+        caller.close()
+    await _serving(oms)
