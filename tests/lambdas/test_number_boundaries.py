@@ -50,7 +50,7 @@ LISTED_DECIMALS = [
 ]
 LISTED_TIMES = [str(2**63), str(2**64), "1" + "0" * 30, FULLWIDTH_12, "-1", "12x", "9" * 5000]
 
-_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
+_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=60)
 _NUMBERISH = st.from_regex(r"\A[+-]?[0-9]{0,25}(\.[0-9]{0,25})?([eE][+-]?[0-9]{1,10})?\Z")
 DECIMAL_TEXTS = st.one_of(_NUMBERISH, _TEXT, st.sampled_from(LISTED_DECIMALS))
 

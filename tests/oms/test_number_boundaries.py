@@ -15,6 +15,7 @@ import base64
 import time
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import grpc
@@ -57,7 +58,7 @@ LISTED_DECIMALS = (
 ANSWER_WITHIN_S = 5.0
 FIELD = "order.quantity"
 
-_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=80)
+_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=80)
 _NUMBERISH = st.from_regex(r"\A[+-]?[0-9]{0,25}(\.[0-9]{0,25})?([eE][+-]?[0-9]{1,10})?\Z")
 DECIMAL_TEXTS = st.one_of(_NUMBERISH, _TEXT, st.decimals(allow_nan=True).map(str))
 
@@ -112,7 +113,7 @@ class _Caller:
         try:
             method(request, metadata=self.metadata, timeout=ANSWER_WITHIN_S * 2)  # type: ignore[operator]
         except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
+            code = exc.code()
             found = _violations(exc) if code is grpc.StatusCode.INVALID_ARGUMENT else {}
             return code, found, time.monotonic() - started
         return grpc.StatusCode.OK, {}, time.monotonic() - started
@@ -133,9 +134,8 @@ def _check_answer(text: str, field: str, answer: tuple[grpc.StatusCode, dict[str
 async def _serving(env: OmsEnv) -> None:
     """The OMS still answers health checks and takes a well-formed order."""
     async with grpc.aio.insecure_channel(env.target) as channel:
-        health = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="aipx.v1.OmsService"), timeout=10
-        )
+        stub: Any = health_pb2_grpc.HealthStub(channel)
+        health = await stub.Check(health_pb2.HealthCheckRequest(service="aipx.v1.OmsService"), timeout=10)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
     async with env.client() as client:
         placed = await client.submit("BTC-USDT", common_pb2.SIDE_BUY, "0.01", price="20000")
@@ -186,7 +186,10 @@ async def test_replace_decimals_are_refused_by_field(oms: OmsEnv) -> None:
     caller = _Caller(oms.target)
 
     def replace(field: str, text: str) -> tuple[grpc.StatusCode, dict[str, str], float]:
-        values = {"quantity": common_pb2.Decimal(value="0.01"), "price": common_pb2.Decimal(value="20000")}
+        values: dict[str, Any] = {
+            "quantity": common_pb2.Decimal(value="0.01"),
+            "price": common_pb2.Decimal(value="20000"),
+        }
         values[field] = common_pb2.Decimal(value=text)
         request = oms_pb2.ReplaceOrderRequest(
             order_id=placed.order.order_id, idempotency_key=uuid.uuid4().hex, **values
@@ -267,7 +270,7 @@ async def test_stream_from_log_sequence_beyond_bigint_is_invalid_argument(oms: O
             for _ in call:
                 pass
         except grpc.RpcError as exc:
-            code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
+            code: grpc.StatusCode = exc.code()
             if code is grpc.StatusCode.INVALID_ARGUMENT:
                 assert "from_log_sequence" in _violations(exc)
             return code
