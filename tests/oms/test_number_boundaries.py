@@ -31,7 +31,8 @@ from grpc_status import rpc_status
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.oms.conftest import KEY_A, OmsEnv
+from tests.oms.conftest import KEY_A, OmsEnv, eventually
+from tests.oms.helpers import publish_market, quote
 
 pytestmark = pytest.mark.integration
 
@@ -294,4 +295,64 @@ async def test_stream_from_log_sequence_beyond_bigint_is_invalid_argument(oms: O
         await asyncio.to_thread(fuzz)
     finally:
         caller.close()
+    await _serving(oms)
+
+
+def _quote_malformed(texts: tuple[str, str, str, str]) -> bool:
+    """Whether the paper venue's market-data cache must skip a quote (bid, bid size, ask, ask size)."""
+    for index, text in enumerate(texts):
+        if not text:
+            continue
+        if _refused(text):
+            return True
+        value = parse_decimal(text)
+        if (index in (0, 2) and value <= 0) or value < 0:
+            return True
+    return False
+
+
+async def test_market_data_numbers_are_skipped_whole_and_never_fill_an_order(oms: OmsEnv) -> None:
+    """Quotes from Kafka with malformed numbers are counted and skipped by the paper venue; a resting order is
+    never filled by one; the consumer keeps consuming (a well-formed quote after them is applied)."""
+    assert oms.app is not None
+    market = oms.app.market
+    loop = asyncio.get_running_loop()
+    async with oms.client() as client:
+        resting = await client.submit("BTC-USDT", common_pb2.SIDE_BUY, "0.01", price="20000")
+    sentinel = iter(range(1, 1_000_000))
+
+    async def one_batch(quotes: list[tuple[str, str, str, str]]) -> None:
+        before = market.malformed
+        mark = f"{50000 + next(sentinel)}"
+        await publish_market(
+            oms.kafka,
+            oms.market_topic,
+            [quote("BTC-USDT", *q) for q in quotes] + [quote("BTC-USDT", "49990", "1", mark, "1")],
+        )
+
+        async def applied() -> bool:
+            touch = market.touch("BTC-USDT")
+            return touch is not None and touch.ask == Decimal(mark)
+
+        await eventually(applied, what=f"the well-formed quote {mark} after {len(quotes)} others")
+        assert market.malformed - before == sum(_quote_malformed(q) for q in quotes), quotes
+
+    bad_asks = [(text, "1", "50000", "1") for text in LISTED_DECIMALS] + [
+        ("19000", "1", text, "1") for text in (*LISTED_DECIMALS, "-1", "0")
+    ]
+
+    await one_batch(bad_asks)
+    async with oms.client() as client:
+        order = await client.get(order_id=resting.order.order_id)
+    assert order.status == orders_pb2.ORDER_STATUS_ACCEPTED, "a malformed ask (1e-9999999, -1, ...) filled it"
+
+    @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(
+        quotes=st.lists(st.tuples(DECIMAL_TEXTS, DECIMAL_TEXTS, DECIMAL_TEXTS, DECIMAL_TEXTS), max_size=10)
+    )
+    @example(quotes=[("19000", text, "20000", "1") for text in (*LISTED_DECIMALS, "-1")])
+    def fuzz(quotes: list[tuple[str, str, str, str]]) -> None:
+        asyncio.run_coroutine_threadsafe(one_batch(quotes), loop).result(120)
+
+    await asyncio.to_thread(fuzz)
     await _serving(oms)
