@@ -356,3 +356,19 @@ async def test_market_data_numbers_are_skipped_whole_and_never_fill_an_order(oms
 
     await asyncio.to_thread(fuzz)
     await _serving(oms)
+
+
+def test_the_cli_refuses_bad_numbers_before_calling(capsys: pytest.CaptureFixture[str]) -> None:
+    """aipx-oms-cli parses its number arguments with the same parsers (usage error, exit 2, no call)."""
+    from aipx_oms.cli import main
+
+    for argv in (
+        ["--api-key", "k", "place", "buy", FULLWIDTH_12, "BTC-USDT"],
+        ["--api-key", "k", "place", "buy", "1", "BTC-USDT", "--price", "1e999999999"],
+        ["--api-key", "k", "follow", "--from", str(2**63)],
+        ["--api-key", "k", "orders", "--limit", "0"],
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        assert "invalid" in capsys.readouterr().err, argv
