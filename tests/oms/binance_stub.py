@@ -199,6 +199,12 @@ class BinanceStub:
         if push:
             await self._push(order, "TRADE", last_qty=quantity, last_price=price)
 
+    async def push_raw(self, frame: str) -> None:
+        """Send `frame` as it is to every user-stream connection (a malformed report, for instance)."""
+        for ws in list(self._sockets):
+            await ws.send_str(frame)
+        await asyncio.sleep(0)
+
     async def drop_connections(self) -> None:
         for ws in list(self._sockets):
             await ws.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 import uuid
 from decimal import Decimal
@@ -372,3 +373,102 @@ def test_the_cli_refuses_bad_numbers_before_calling(capsys: pytest.CaptureFixtur
             main(argv)
         assert exc.value.code == 2
         assert "invalid" in capsys.readouterr().err, argv
+
+
+@given(
+    quantity=DECIMAL_TEXTS,
+    price=DECIMAL_TEXTS,
+    at=st.one_of(st.integers(-(2**70), 2**70), _TEXT, st.floats()),
+)
+@example(quantity="1e-999999999", price="1500", at=1)
+@example(quantity="1", price="1e400", at=1)
+@example(quantity=FULLWIDTH_12, price="1500", at=1)
+@example(quantity="1", price="1500", at=2**53)
+@example(quantity="1", price="1500", at=2**63)
+@settings(max_examples=300, deadline=None)
+def test_binance_execution_report_numbers_parse_strictly_or_raise_naming_them(
+    quantity: str, price: str, at: object
+) -> None:
+    from aipx.numbers import MAX_EPOCH_MS, InvalidNumberError
+    from aipx_oms.venues.binance.user_stream import parse_execution_report
+
+    message = {"e": "executionReport", "x": "TRADE", "c": "o-1", "i": 1, "t": 7, "l": quantity, "L": price}
+    message["T"] = at
+    try:
+        report = parse_execution_report(message)
+    except InvalidNumberError as exc:
+        assert exc.field.startswith("executionReport.")
+        return
+    assert report is not None and report.quantity == parse_decimal(quantity)
+    assert report.price == parse_decimal(price)
+    assert isinstance(at, int | str) and not isinstance(at, bool) and 0 <= int(at) <= MAX_EPOCH_MS
+
+
+async def test_malformed_binance_reports_are_counted_and_the_user_stream_stays_up(oms_env: OmsEnv) -> None:
+    from aipx_oms.venues.binance.execution import BinanceSpotVenue
+    from prometheus_client import REGISTRY
+
+    from tests.oms.binance_stub import BinanceStub
+
+    server = BinanceStub("stub-api-key", "stub-secret")
+    rest_url, ws_url = await server.start()
+    try:
+        app = await oms_env.start(
+            venues=("paper", "binance"),
+            binance_base_url=rest_url,
+            binance_ws_url=ws_url,
+            binance_api_key="stub-api-key",
+            binance_api_secret="stub-secret",
+        )
+        venue = app.venues["binance"]
+        assert isinstance(venue, BinanceSpotVenue)
+
+        async def connected() -> bool:
+            return server.connected > 0
+
+        await eventually(connected, what="the user-data stream connected")
+
+        def malformed() -> float:
+            labels = {"venue": "binance", "what": "malformed_report"}
+            return REGISTRY.get_sample_value("aipx_oms_venue_errors_total", labels) or 0.0
+
+        before = malformed()
+        async with oms_env.client() as client:
+            order = (
+                await client.submit("ETH-USDT", common_pb2.SIDE_BUY, "2", price="1500", venue="binance")
+            ).order
+
+            async def acknowledged() -> bool:
+                return (await client.get(order_id=order.order_id)).venue_order_id != ""
+
+            await eventually(acknowledged, what="the venue's acknowledgement")
+            base = {"e": "executionReport", "x": "TRADE", "c": order.order_id, "i": 1, "t": 99, "T": 1}
+            frames = [
+                "{not json",
+                json.dumps({**base, "l": "1e-999999999", "L": "1500"}),
+                json.dumps({**base, "l": "1", "L": "1e400"}),
+                json.dumps({**base, "l": FULLWIDTH_12, "L": "1500"}),
+                json.dumps({**base, "l": "1", "L": "1500", "T": 2**63}),
+                json.dumps({**base, "l": 0.5, "L": "1500"}),  # a JSON number: binary float, refused
+            ]
+            for frame in frames:
+                await server.push_raw(frame)
+
+            async def counted() -> bool:
+                return malformed() - before >= len(frames)
+
+            await eventually(counted, what="every malformed frame counted")
+            connections = server.connected
+            await server.fill(order.order_id, Decimal("0.5"), Decimal("1499.5"))  # on the same connection
+
+            async def partially_filled() -> bool:
+                got = await client.get(order_id=order.order_id)
+                return got.status == orders_pb2.ORDER_STATUS_PARTIALLY_FILLED
+
+            await eventually(partially_filled, what="the good fill after the malformed frames")
+            got = await client.get(order_id=order.order_id)
+            assert (got.filled_quantity.value, got.average_fill_price.value) == ("0.5", "1499.5")
+            assert server.connected == connections, "the user stream was not reconnected"
+    finally:
+        await oms_env.stop()
+        await server.stop()
