@@ -25,3 +25,7 @@ VENUE_REPORTS = Counter(
 VENUE_ERRORS = Counter(
     "aipx_oms_venue_errors_total", "Failed venue calls and unusable reports", ["venue", "what"]
 )
+MARKET_DATA_MALFORMED = Counter(
+    "aipx_oms_market_data_malformed_total",
+    "Market-data records skipped by the paper venue's cache: a malformed or out-of-range number",
+)
