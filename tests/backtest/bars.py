@@ -11,7 +11,9 @@ from pathlib import Path
 START_S = 1_735_689_600  # 2025-01-01T00:00Z
 
 
-def klines(count: int = 600, *, seed: int = 11) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]]:
+def klines(
+    count: int = 1500, *, seed: int = 11
+) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]]:
     """(open time s, open, high, low, close, volume) of 1-minute bars, prices around 100 with 2 decimals."""
     rng = random.Random(seed)
     bars = []

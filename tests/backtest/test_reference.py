@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pytest
 import talib
 from aipx_backtest import BacktestConfig, load_csv, run_backtest
 from backtesting import Backtest, Strategy
+from talib._ta_lib import MA_Type
 
 from tests.backtest.bars import klines, write_csv
 
@@ -68,7 +69,7 @@ class BollingerReference(_Reverse):
 
     def init(self) -> None:
         close = np.asarray(self.data.Close, dtype=float)
-        upper, middle, lower = talib.BBANDS(close, self.period, self.k, self.k, 0)
+        upper, middle, lower = talib.BBANDS(close, self.period, self.k, self.k, MA_Type.SMA)
         self.upper = self.I(lambda: upper)
         self.middle = self.I(lambda: middle)
         self.lower = self.I(lambda: lower)

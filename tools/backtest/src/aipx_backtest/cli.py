@@ -160,8 +160,8 @@ def config_of(args: argparse.Namespace) -> BacktestConfig:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        config = config_of(args)  # before the data: a typo fails at once
         data = load(args)
-        config = config_of(args)
     except (DataError, ValueError, ValidationError, OSError) as exc:
         print(f"aipx-backtest: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aipx.money import InvalidDecimalError, format_decimal, parse_decimal
+from aipx.settings import S3Settings
 from aipx.topics import MARKET_DATA_RAW
 from aipx.v1.common_pb2 import Decimal as PbDecimal
 from aipx.v1.market_data_pb2 import MarketDataEnvelope, Quote, Trade
@@ -322,16 +323,18 @@ def load_lake(
     start_ns: int | None = None,
     end_ns: int | None = None,
     topic: str = MARKET_DATA_RAW,
+    s3: S3Settings | None = None,
 ) -> Dataset:
     """`market-data-raw` from the lake written by the recorder: `root` is a local directory or
     's3://bucket[/prefix]' (S3 endpoint and credentials from AIPX_S3_*). Directories are pruned by date and
-    hour, rows by symbol and time; trades and quotes are kept."""
+    hour, rows by symbol and time; trades and quotes are kept. `s3`: endpoint and credentials (default: the
+    AIPX_S3_* environment)."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
     from aipx_recorder.reader import PARTITIONING, lake_filesystem
 
     if root.startswith("s3://"):
-        filesystem: Any = lake_filesystem()
+        filesystem: Any = lake_filesystem(s3)
         base = root.removeprefix("s3://").rstrip("/")
     else:
         filesystem = None

@@ -234,6 +234,7 @@ class Backtester:
             if kind == "trade":
                 price = Decimal(envelope.trade.price.value)
                 quantity = Decimal(envelope.trade.quantity.value)
+                previous = self._last.get(symbol, price)
                 self._last[symbol] = price
                 self._apply_fills(fill_model.on_trade(symbol, price, quantity), time_ns)
                 engine = self._engines.get(symbol)
@@ -242,8 +243,8 @@ class Backtester:
                     prices[symbol] = []
                 result = engine.apply(envelope, StreamPosition("backtest", 0, index), now_ns=time_ns)
                 replayed += 1
-                if result.candles_closed:
-                    prices[symbol].append((time_ns, price))
+                if result.candles_closed:  # the close of the candle that ended: the trade before this one
+                    prices[symbol].append((time_ns - time_ns % sample_ns, previous))
                 for signal in result.signals:
                     if time_ns >= trade_from:
                         self._on_signal(signal, time_ns)

@@ -61,8 +61,10 @@ class Metrics:
 def _q(value: Decimal | None) -> Decimal | None:
     if value is None:
         return None
-    rounded = value.quantize(PLACES, rounding=ROUND_HALF_EVEN, context=_CONTEXT)
-    return rounded.normalize(context=_CONTEXT) if rounded else ZERO
+    # Wide enough for every integer digit plus the 8 places (an annualised figure of a few days can be huge).
+    context = decimal.Context(prec=max(34, value.adjusted() + 10), rounding=ROUND_HALF_EVEN)
+    rounded = value.quantize(PLACES, context=context)
+    return rounded.normalize(context=context) if rounded else ZERO
 
 
 def compute(
