@@ -37,10 +37,10 @@ async def test_recorded_market_data_backtests_like_the_original(
         partition = 0 if envelope.symbol == "XRP-USDT" else 1
         encoded = serde.encode(envelope, event_id=f"md-{offset}", event_time_ns=event_time(envelope))
         key = f"{envelope.venue}:{envelope.symbol}".encode()
+        time_ms = event_time(envelope) // 1_000_000
         records.append(
-            MskRecord(MARKET_DATA_RAW, partition, offset, event_time(envelope) // 1_000_000, key, encoded.value,
-                      encoded.headers)
-        )  # fmt: skip
+            MskRecord(MARKET_DATA_RAW, partition, offset, time_ms, key, encoded.value, encoded.headers)
+        )
     recorder = ParquetRecorder(S3Store(settings, bucket=bucket), policy=RotationPolicy(max_records=1))
     try:
         result = recorder.process(records)

@@ -1,5 +1,5 @@
-"""Grid search and walk-forward over worker processes: window boundaries, and no look-ahead (what happens after
-a window cannot change what was decided or measured in it)."""
+"""Grid search and walk-forward over worker processes: window boundaries, and no look-ahead (what happens
+after a window cannot change what was decided or measured in it)."""
 
 from __future__ import annotations
 
