@@ -8,6 +8,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+def _registered() -> tuple[str, ...]:
+    """Every strategy of the `aipx.strategies` entry point group (built-ins and installed plug-ins)."""
+    from aipx_strategy.domain.strategies import REGISTRY
+
+    return tuple(REGISTRY)
+
+
 class RiskConfig(BaseModel):
     """The OMS pre-trade risk limits the backtest's orders are checked against (`aipx_oms.domain.risk`)."""
 
@@ -25,14 +32,7 @@ class BacktestConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategies: tuple[str, ...] = (
-        "supertrend",
-        "rsi_ema",
-        "macd_stochastic",
-        "ichimoku",
-        "bollinger",
-        "ema_cross",
-    )
+    strategies: tuple[str, ...] = Field(default_factory=_registered)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     intervals: tuple[str, ...] = ("1m",)
     atr_period: int = Field(14, ge=1)
