@@ -417,6 +417,21 @@ def demo_dataset(
     """A deterministic market from the exchange simulator's generator (`aipx_exchange_sim.market`): its
     random-walk book and trades, `trades_per_minute` trades per symbol at even times, a quote (the book's
     touch) before each trade. The same arguments give the same events on every machine."""
+    events = demo_events(
+        symbols, hours=hours, trades_per_minute=trades_per_minute, seed=seed, start_ns=start_ns
+    )
+    return Dataset(list(events))
+
+
+def demo_events(
+    symbols: Sequence[str] = DEMO_SYMBOLS,
+    *,
+    hours: float = 24.0,
+    trades_per_minute: int = 30,
+    seed: int = 7,
+    start_ns: int = DEMO_START_NS,
+) -> Iterator[MarketDataEnvelope]:
+    """The demo market as a stream, in time order (for runs too long to hold in memory)."""
     from aipx_exchange_sim.market import SymbolMarket, price_text, size_text
 
     rng = random.Random(seed)
@@ -426,7 +441,6 @@ def demo_dataset(
         markets.append((symbol, SymbolMarket.create(base, quote, rng)))
     count = int(hours * 60 * trades_per_minute)
     step = 60 * NS_PER_S // trades_per_minute
-    events: list[MarketDataEnvelope] = []
     for i in range(count):
         time_ns = start_ns + i * step
         for symbol, market in markets:
@@ -434,16 +448,13 @@ def demo_dataset(
             for _ in range(6):
                 market.step_book()
             bid, ask = market.best_bid, market.best_ask
-            events.append(
-                quote_envelope(
-                    symbol,
-                    time_ns,
-                    bid=price_text(bid),
-                    bid_size=size_text(market.bids.get(bid, 1)),
-                    ask=price_text(ask),
-                    ask_size=size_text(market.asks.get(ask, 1)),
-                )
+            yield quote_envelope(
+                symbol,
+                time_ns,
+                bid=price_text(bid),
+                bid_size=size_text(market.bids.get(bid, 1)),
+                ask=price_text(ask),
+                ask_size=size_text(market.asks.get(ask, 1)),
             )
             trade, _ = market.step_trade(time_ns // NS_PER_MS)
-            events.append(trade_envelope(symbol, time_ns, price_text(trade.price), size_text(trade.lots)))
-    return ordered(events)
+            yield trade_envelope(symbol, time_ns, price_text(trade.price), size_text(trade.lots))

@@ -21,11 +21,13 @@ ranges), the touch an order meets is the last trade price with unlimited size (p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
 from aipx import matching
+from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx.v1.signals_pb2 import SignalDirection, TradingSignal
 from aipx_cognitive.domain.analysts import RiskRewardAnalyst, TechnicalConfluenceAnalyst
 from aipx_cognitive.domain.ensemble import ValidationPolicy, validate
@@ -212,20 +214,22 @@ class Backtester:
         self.approved = {sid: 0 for sid in config.strategies}
         self.denied: dict[str, int] = {}
 
-    def run(self, data: Dataset) -> RunOutput:
-        events = data.events
-        if not events:
+    def run(self, data: Dataset | Iterable[MarketDataEnvelope]) -> RunOutput:
+        """Replay a dataset, or any time-ordered stream of envelopes (not held in memory)."""
+        events = iter(data.events if isinstance(data, Dataset) else data)
+        first = next(events, None)
+        if first is None:
             raise ValueError("no market data to replay (empty dataset)")
         sample_ns = Interval.parse(self.config.intervals[0]).ns
-        start = event_time(events[0])
+        start = end = event_time(first)
         trade_from = self.config.trade_from_ns or start
         next_sample = max(start, trade_from) - max(start, trade_from) % sample_ns + sample_ns
         times: list[int] = []
         prices: dict[str, list[tuple[int, Decimal]]] = {}
         replayed = 0
         fill_model = self.fill_model
-        for index, envelope in enumerate(events):
-            time_ns = event_time(envelope)
+        for index, envelope in enumerate(itertools.chain((first,), events)):
+            time_ns = end = event_time(envelope)
             while time_ns >= next_sample:
                 self._sample(next_sample, times)
                 next_sample += sample_ns
@@ -263,7 +267,6 @@ class Backtester:
                 )
             if self.on_progress is not None and index % 10_000 == 0:
                 self.on_progress(index)
-        end = event_time(events[-1])
         self._sample(end, times)
         return RunOutput(
             self.config,

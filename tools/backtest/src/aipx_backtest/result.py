@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx_strategy.domain.candles import Interval
 
 from aipx_backtest.config import BacktestConfig
@@ -122,7 +123,11 @@ def summarize(output: RunOutput) -> BacktestResult:
 
 
 def run_backtest(
-    data: Dataset, config: BacktestConfig | None = None, *, on_progress: Callable[[int], None] | None = None
+    data: Dataset | Iterable[MarketDataEnvelope],
+    config: BacktestConfig | None = None,
+    *,
+    on_progress: Callable[[int], None] | None = None,
 ) -> BacktestResult:
-    """Replay `data` under `config` (defaults: every strategy, 1m candles) and return the result."""
+    """Replay `data` (a Dataset, or a time-ordered stream of envelopes) under `config` (defaults: every
+    registered strategy, 1m candles) and return the result."""
     return summarize(Backtester(config or BacktestConfig(), on_progress=on_progress).run(data))
