@@ -16,11 +16,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 from aipx.serde import message_type
 from aipx.topics import catalogue
 from aipx_recorder.recorder import lake_schema
+from google.protobuf.descriptor import Descriptor
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "infrastructure" / "terraform" / "modules" / "data_lake" / "lake_tables.json"
@@ -56,7 +58,7 @@ def tables() -> dict[str, dict[str, list[dict[str, str]]]]:
     for spec in catalogue().main_topics():
         if spec.payload == "raw":
             continue
-        schema = lake_schema(message_type(spec.payload).DESCRIPTOR)
+        schema = lake_schema(cast(Descriptor, message_type(spec.payload).DESCRIPTOR))
         out[spec.name] = {"columns": [{"name": f.name, "type": hive_type(f.type)} for f in schema]}
     return out
 
