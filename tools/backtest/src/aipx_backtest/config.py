@@ -72,6 +72,14 @@ class BacktestConfig(BaseModel):
             raise ValueError(f"must be a decimal >= 0, got {value}")
         return value
 
+    @field_validator("quantities")
+    @classmethod
+    def _positive_quantities(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for symbol, quantity in value.items():
+            if not quantity.is_finite() or quantity <= 0:
+                raise ValueError(f"quantity of {symbol} must be a positive decimal, got {quantity}")
+        return value
+
     @model_validator(mode="after")
     def _engine_valid(self) -> BacktestConfig:
         self.engine_config()
