@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx_backtest import BacktestConfig, Dataset, demo_dataset
 from aipx_backtest.data import event_time
@@ -72,3 +73,13 @@ def test_walk_forward_has_no_look_ahead() -> None:
     )
     assert during[0].out_of_sample != first[0].out_of_sample
     assert first[0].out_of_sample["trades"] > 0, "the out-of-sample window trades"
+
+
+def test_a_bad_grid_is_a_clear_error() -> None:
+    data = demo_dataset(hours=1)
+    with pytest.raises(ValueError, match="unknown strategy 'nope'"):
+        grid_search(data, BASE, {"nope": {"a": [1]}}, workers=1, progress=False)
+    with pytest.raises(ValueError, match="ema_cross has no parameter fats"):
+        grid_search(data, BASE, {"ema_cross": {"fats": [1]}}, workers=1, progress=False)
+    with pytest.raises(ValueError, match="no valid parameter combination"):
+        grid_search(data, BASE, {"ema_cross": {"fast": [30], "slow": [10]}}, workers=1, progress=False)

@@ -160,11 +160,15 @@ def config_of(args: argparse.Namespace) -> BacktestConfig:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        config = config_of(args)  # before the data: a typo fails at once
-        data = load(args)
+        return _run(args)
     except (DataError, ValueError, ValidationError, OSError) as exc:
         print(f"aipx-backtest: {exc}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = config_of(args)  # before the data: a typo fails at once
+    data = load(args)
     print(f"{len(data.events)} events ({data.trades} trades) of {', '.join(data.symbols)}", file=sys.stderr)
     if args.walk_forward:
         if not args.grid:

@@ -90,7 +90,23 @@ def _rank(points: list[GridPoint]) -> list[GridPoint]:
     )
 
 
+def _check_grid(grid: Grid) -> None:
+    """Unknown strategies and parameter names are errors (not silently empty grids)."""
+    from aipx_strategy.domain.strategies import REGISTRY
+
+    if not grid:
+        raise ValueError("the grid is empty")
+    for sid, params in grid.items():
+        if sid not in REGISTRY:
+            raise ValueError(f"grid: unknown strategy {sid!r}; known: {', '.join(REGISTRY)}")
+        unknown = sorted(set(params) - set(REGISTRY[sid].Params.model_fields))
+        if unknown:
+            known = ", ".join(REGISTRY[sid].Params.model_fields)
+            raise ValueError(f"grid: {sid} has no parameter {', '.join(unknown)}; its parameters: {known}")
+
+
 def _configs(base: BacktestConfig, grid: Grid) -> Iterator[tuple[dict[str, dict[str, Any]], BacktestConfig]]:
+    _check_grid(grid)
     for params in expand_grid(grid):
         merged = {**base.params, **{sid: {**base.params.get(sid, {}), **p} for sid, p in params.items()}}
         try:
