@@ -150,11 +150,6 @@ async def test_a_stop_already_reached_triggers_on_arrival_and_untriggered_ones_c
     await paper.stop()
 
 
-def qty_order(order_id: str, quantity: str, **kwargs: object) -> Order:
-    o = order(order_id, **kwargs)  # type: ignore[arg-type]
-    return Order(**{**{f: getattr(o, f) for f in o.__dataclass_fields__}, "quantity": Decimal(quantity)})
-
-
 async def test_a_better_priced_resting_order_fills_first_and_equal_prices_by_time() -> None:
     reports: list[ExecutionReport] = []
     market = MarketDataCache()
