@@ -137,3 +137,25 @@ def test_cli_refuses_bad_input_with_a_clear_message(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 2 and "missing.csv" in done.stderr
+
+
+def test_protective_orders_go_through_the_fill_model_and_only_reduce() -> None:
+    data = demo_dataset(hours=6)
+    config = BacktestConfig(protective=True, strategies=("ema_cross", "bollinger", "supertrend"))
+    result = run_backtest(data, config)
+    reasons = {f.reason for f in result.fills}
+    assert reasons == {"signal", "stop_loss", "take_profit"}
+    for f in result.fills:
+        rate = config.maker_fee_rate if f.reason == "take_profit" else config.taker_fee_rate
+        assert f.fee == f.quantity * f.price * rate, "take-profits rest (maker), stops trade at the touch"
+    positions: dict[tuple[str, str], Decimal] = {}
+    for f in result.fills:
+        key = (f.strategy, f.symbol)
+        before = positions.get(key, D(0))
+        after = before + (f.quantity if f.side == "BUY" else -f.quantity)
+        if f.reason != "signal":
+            assert before != 0 and abs(after) < abs(before) and after * before >= 0, (
+                "a protective fill only reduces"
+            )
+        positions[key] = after
+    assert run_backtest(data, config).to_json() == result.to_json()

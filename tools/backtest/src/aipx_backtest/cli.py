@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--long-only", action="store_true", help="SHORT signals only close longs")
     run.add_argument(
+        "--protective", action="store_true", help="place each signal's stop-loss and take-profit orders"
+    )
+    run.add_argument(
         "--ensemble", action="store_true", help="signals must pass the cognitive ensemble (offline analysts)"
     )
     run.add_argument(
@@ -150,6 +153,7 @@ def config_of(args: argparse.Namespace) -> BacktestConfig:
         "taker_fee_rate": args.taker_fee,
         "slippage_bps": args.slippage_bps,
         "allow_short": not args.long_only,
+        "protective": args.protective,
         "ensemble": args.ensemble,
     }
     if args.strategies:

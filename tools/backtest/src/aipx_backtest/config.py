@@ -48,6 +48,8 @@ class BacktestConfig(BaseModel):
     taker_fee_rate: Decimal = Decimal("0.0004")
     slippage_bps: Decimal = Decimal("0")
     allow_short: bool = True
+    # Each signal's stop-loss (STOP) and take-profit (LIMIT) after entry; the first fill cancels the other.
+    protective: bool = False
     # The cognitive ensemble's offline analysts approve or reject each signal before it becomes an order.
     ensemble: bool = False
     min_confidence: float = 0.7

@@ -11,7 +11,13 @@ Per market-data event, in order:
    position in that symbol to +size / -size (0 for SHORT when shorts are off);
 4. the order that moves the position to the target is checked by `aipx_oms.domain.risk.check_order` and sent
    to the fill model as a MARKET IOC order (what the cognitive function sends by default); fills update the
-   strategy's position with the OMS's own `Position.apply_fill`.
+   strategy's position with the OMS's own `Position.apply_fill`;
+5. with `protective` on, the signal's stop-loss becomes a STOP order and its take-profit a LIMIT order for
+   the whole position, in the same fill model (the first to fill cancels the other; the next signal of the
+   strategy cancels both). Risk is checked for signal orders only (protective orders only reduce).
+
+The account-level rate limit is not modelled (every order is ALLOWED): it limits live order flow per second
+of wall time, which a replay does not have.
 
 Each strategy trades its own account with `balance` of starting cash, so its results are its own; the
 combined result is the sum of the strategies' accounts. Equity is sampled at every close of the first
@@ -27,6 +33,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
 from aipx import matching
+from aipx.money import from_pb
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx.v1.signals_pb2 import SignalDirection, TradingSignal
 from aipx_cognitive.domain.analysts import RiskRewardAnalyst, TechnicalConfluenceAnalyst
@@ -71,6 +78,7 @@ class FillRecord:
     price: Decimal
     fee: Decimal
     time_ns: int
+    reason: str = "signal"  # signal | stop_loss | take_profit
 
 
 @dataclass(slots=True)
@@ -100,12 +108,20 @@ class Account:
         return ZERO if held is None else held.quantity
 
     def apply_fill(
-        self, symbol: str, side: Side, *, quantity: Decimal, price: Decimal, fee: Decimal, at: int
+        self,
+        symbol: str,
+        side: Side,
+        *,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        at: int,
+        reason: str = "signal",
     ) -> None:
         before = self.positions.get(symbol) or Position(self.strategy, symbol)
         self.positions[symbol] = before.apply_fill(side, quantity, price, fee, at)
         self.cash -= side.sign * quantity * price + fee
-        self.fills.append(FillRecord(self.strategy, symbol, side.value, quantity, price, fee, at))
+        self.fills.append(FillRecord(self.strategy, symbol, side.value, quantity, price, fee, at, reason))
         self._round_trips(symbol, side.sign, quantity=quantity, price=price, fee=fee, at=at)
 
     def _round_trips(
@@ -210,6 +226,10 @@ class Backtester:
         self._last: dict[str, Decimal] = {}
         self._quoted: set[str] = set()
         self._order_ids = 0
+        # Protective orders: order id -> (strategy, symbol, reason); per (strategy, symbol) their ids.
+        self._guard_of: dict[str, tuple[str, str, str]] = {}
+        self._guards: dict[tuple[str, str], list[str]] = {}
+        self._guarded: dict[str, int] = {}  # symbol -> protective orders working
         self.signals = {sid: 0 for sid in config.strategies}
         self.approved = {sid: 0 for sid in config.strategies}
         self.denied: dict[str, int] = {}
@@ -240,6 +260,11 @@ class Backtester:
                 quantity = Decimal(envelope.trade.quantity.value)
                 previous = self._last.get(symbol, price)
                 self._last[symbol] = price
+                if self._guarded.get(symbol) and symbol not in self._quoted:
+                    # Trades only: a triggered stop meets the touch of this trade, not the signal's.
+                    self._apply_fills(
+                        fill_model.on_quote(symbol, price, UNLIMITED, price, UNLIMITED), time_ns
+                    )
                 self._apply_fills(fill_model.on_trade(symbol, price, quantity), time_ns)
                 engine = self._engines.get(symbol)
                 if engine is None:
@@ -338,23 +363,116 @@ class Backtester:
         if denial is not None:
             self.denied[denial.reason.value] = self.denied.get(denial.reason.value, 0) + 1
             return
+        self._cancel_guards(sid, symbol)
         if symbol not in self._quoted:
             self.fill_model.on_quote(symbol, price, UNLIMITED, price, UNLIMITED)
+        self._submit(
+            sid,
+            symbol,
+            side,
+            matching.Kind.MARKET,
+            quantity=quantity,
+            time_ns=time_ns,
+            tif=matching.TimeInForce.IOC,
+        )
+        if self.config.protective:
+            self._place_guards(sid, symbol, signal, time_ns)
+
+    def _submit(
+        self,
+        sid: str,
+        symbol: str,
+        side: Side,
+        kind: matching.Kind,
+        *,
+        quantity: Decimal,
+        time_ns: int,
+        tif: matching.TimeInForce = matching.TimeInForce.GTC,
+        price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        reason: str = "",
+    ) -> str:
         self._order_ids += 1
+        order_id = f"{sid}:{self._order_ids}"
         order = matching.RestingOrder(
-            order_id=f"{sid}:{self._order_ids}",
+            order_id=order_id,
             symbol=symbol,
             side=matching.Side(side.value),
-            kind=matching.Kind.MARKET,
+            kind=kind,
             leaves=quantity,
-            time_in_force=matching.TimeInForce.IOC,
+            price=price,
+            stop_price=stop_price,
+            time_in_force=tif,
         )
+        if reason:
+            self._guard_of[order_id] = (sid, symbol, reason)
+            self._guards.setdefault((sid, symbol), []).append(order_id)
+            self._guarded[symbol] = self._guarded.get(symbol, 0) + 1
         self._apply_fills(self.fill_model.submit(order), time_ns)
+        return order_id
+
+    def _place_guards(self, sid: str, symbol: str, signal: TradingSignal, time_ns: int) -> None:
+        """The signal's stop-loss as a STOP order and take-profit as a LIMIT order (GTC) for the whole
+        position; a level on the wrong side of the last price is left out. The first to fill cancels the
+        other (`_after_guard_fill`)."""
+        position = self.accounts[sid].position(symbol)
+        if position == ZERO:
+            return
+        last = self._last[symbol]
+        long = position > ZERO
+        side = Side.SELL if long else Side.BUY
+        quantity = abs(position)
+        stop = from_pb(signal.stop_loss)
+        target = from_pb(signal.take_profit)
+        if stop is not None and (stop < last if long else stop > last):
+            self._submit(
+                sid,
+                symbol,
+                side,
+                matching.Kind.STOP,
+                quantity=quantity,
+                time_ns=time_ns,
+                stop_price=stop,
+                reason="stop_loss",
+            )
+        if target is not None and (target > last if long else target < last):
+            self._submit(
+                sid,
+                symbol,
+                side,
+                matching.Kind.LIMIT,
+                quantity=quantity,
+                time_ns=time_ns,
+                price=target,
+                reason="take_profit",
+            )
+
+    def _cancel_guards(self, sid: str, symbol: str) -> None:
+        for order_id in self._guards.pop((sid, symbol), []):
+            self._guard_of.pop(order_id, None)
+            if self.fill_model.cancel(order_id) is not None:
+                self._guarded[symbol] -= 1
+
+    def _after_guard_fill(self, order_id: str, leaves: Decimal) -> None:
+        """A protective order filled: when the position is flat, the other one goes; otherwise the other
+        one shrinks to what is left of the position."""
+        sid, symbol, _ = self._guard_of[order_id]
+        if leaves == ZERO:
+            self._guarded[symbol] -= 1
+        position = abs(self.accounts[sid].position(symbol))
+        if position == ZERO:
+            self._cancel_guards(sid, symbol)
+            return
+        for other in self._guards.get((sid, symbol), []):
+            working = self.fill_model.orders.get(other)
+            if other != order_id and working is not None and working.leaves > position:
+                self.fill_model.replace(other, leaves=position, price=working.price)
 
     def _apply_fills(self, events: list[matching.Event], time_ns: int) -> None:
         for event in events:
             if isinstance(event, matching.Fill):
                 sid = event.order_id.rpartition(":")[0]
+                guard = self._guard_of.get(event.order_id)
                 self.accounts[sid].apply_fill(
                     event.symbol,
                     Side(event.side.value),
@@ -362,7 +480,10 @@ class Backtester:
                     price=event.price,
                     fee=event.fee,
                     at=time_ns,
+                    reason=guard[2] if guard else "signal",
                 )
+                if guard is not None:
+                    self._after_guard_fill(event.order_id, event.leaves)
 
     def _size(self, symbol: str, price: Decimal) -> Decimal:
         quantity = self.config.quantities.get(symbol)
