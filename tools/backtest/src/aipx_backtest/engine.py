@@ -8,7 +8,8 @@ Per market-data event, in order:
    strategy function's own domain object), whose closed candles produce the live `TradingSignal`s;
 3. each signal (with `ensemble` on) is judged by the offline analysts and `validate`d exactly as the cognitive
    function does; an approved (or, with the ensemble off, every) LONG/SHORT signal sets the strategy's target
-   position in that symbol to +size / -size (0 for SHORT when shorts are off);
+   position in that symbol to +size / -size (0 for SHORT when shorts are off); a signal in the direction the
+   strategy already holds changes nothing (the position is not resized at the new price);
 4. the order that moves the position to the target is checked by `aipx_oms.domain.risk.check_order` and sent
    to the fill model as a MARKET IOC order (what the cognitive function sends by default); fills update the
    strategy's position with the OMS's own `Position.apply_fill`;
@@ -345,9 +346,9 @@ class Backtester:
         long = signal.direction == SignalDirection.SIGNAL_DIRECTION_LONG
         target = size if long else (-size if self.config.allow_short else ZERO)
         current = account.position(symbol)
+        if target * current > ZERO or target == current:
+            return  # already positioned this way: a repeated signal holds (no resizing at the new price)
         delta = target - current
-        if delta == ZERO:
-            return
         side = Side.BUY if delta > 0 else Side.SELL
         quantity = abs(delta)
         denial = check_order(

@@ -122,7 +122,9 @@ def _chart(
         return top + (frac if invert else 1 - frac) * plot_h
 
     def label(v: float) -> str:
-        return f"{v * 100:.2f}%" if percent else f"{v:,.4g}"
+        if percent:
+            return f"{v * 100:.2f}%"
+        return f"{v:,.0f}" if abs(v) >= 10_000 else f"{v:,.6g}"
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
@@ -175,7 +177,8 @@ def html_report(result: BacktestResult) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>AIPX backtest</title>",
         "<style>body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;"
         "font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f4f4f4}"
-        "td:first-child,th:first-child{text-align:left}svg{display:block;margin:12px 0}</style></head><body>",
+        "td:first-child,th:first-child{text-align:left}svg{display:block;margin:12px 0}"
+        ".wide{overflow-x:auto}</style></head><body>",
         "<h1>AIPX backtest</h1>",
         f"<p>{html.escape(', '.join(result.symbols))}, {iso(result.start_ns)} to {iso(result.end_ns)}; "
         f"{result.trades_replayed} trades replayed; "
@@ -183,7 +186,7 @@ def html_report(result: BacktestResult) -> str:
         f"fees maker {result.config.maker_fee_rate} / taker {result.config.taker_fee_rate}, slippage "
         f"{result.config.slippage_bps} bps; starting balance {result.config.balance} per strategy; ensemble "
         f"{'on (offline analysts)' if result.config.ensemble else 'off'}.</p>",
-        "<h2>Metrics</h2><table><tr><th>strategy</th><th>signals</th><th>approved</th>",
+        "<h2>Metrics</h2><div class='wide'><table><tr><th>strategy</th><th>signals</th><th>approved</th>",
         *[f"<th>{html.escape(label)}</th>" for _, label, _ in COLUMNS],
         "</tr>",
     ]
@@ -192,7 +195,7 @@ def html_report(result: BacktestResult) -> str:
         approved = sum(result.approved.values()) if name == COMBINED else result.approved.get(name, 0)
         cells = "".join(f"<td>{html.escape(_cell(metrics, key, pct))}</td>" for key, _, pct in COLUMNS)
         parts.append(f"<tr><td>{html.escape(name)}</td><td>{signals}</td><td>{approved}</td>{cells}</tr>")
-    parts.append("</table>")
+    parts.append("</table></div>")
     if result.denied:
         denied = ", ".join(f"{k}: {v}" for k, v in result.denied.items())
         parts.append(f"<p>Orders denied by pre-trade risk: {html.escape(denied)}</p>")
