@@ -22,8 +22,10 @@ recorder = ParquetRecorder(S3Store(settings.s3), policy=settings.policy)
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """MSK event -> buffered/written records -> partial batch response (what is not durable yet)."""
+    """MSK event -> buffered/written records -> partial batch response (what is not durable yet); in
+    on-demand mode everything is written before returning, else the invocation fails."""
     result = recorder.process_event(event)
+    records = sum(len(group) for group in event["records"].values())
     metrics.add_metric(
         name="RecordsWritten", unit=MetricUnit.Count, value=sum(f.records for f in result.written)
     )
@@ -35,4 +37,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "flushed",
             extra={"files": len(result.written), "reasons": result.flush_reasons, "held": result.held},
         )
-    return result.response()
+    return result.respond(recorder.mode, records)  # raises in on-demand mode if a record is not durable

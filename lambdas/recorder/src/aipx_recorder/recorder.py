@@ -24,7 +24,11 @@ Buffering across invocations (rotation)
       - retry budget: it was held max_holds invocations in a row (a held record counts as a failed delivery
         for the mapping, whose retries are bounded by max_retries: we always flush before they run out);
       - first delivery of the partition to this process (after a cold start the mapping's retry count for
-        it is unknown), or the first since another consumer moved the partition on (a rebalance).
+        it is unknown), or the first since another consumer moved the partition on (a rebalance);
+      - on-demand mode (AIPX_LAMBDA_ESM_MODE=on-demand, aipx.lambda_kit.mode): the mapping ignores partial
+        batch responses, so nothing may be held: every invocation flushes all it received, and one whose
+        records are not all durable (an upload failed) raises (`RecordResult.respond`), failing the whole
+        invocation so Lambda retries it; the redelivered records already in the lake are skipped.
     Late data (a record whose hour had already closed when it arrived) never triggers a flush: it waits in
     the buffer and is written into its own (closed) hour at the partition's next flush, so late stragglers
     ride along with regular flushes instead of each forcing a tiny file into a closed hour.
@@ -49,6 +53,8 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.parquet as pq
 from aipx.functions import EventSource, manifest
+from aipx.lambda_kit.batch import BatchFailedError
+from aipx.lambda_kit.mode import ON_DEMAND, EsmMode, esm_mode
 from aipx.msk import MAX_EVENT_BYTES, MskRecord, item_failure, records_of
 from aipx.serde import HEADER_EVENT_ID, HEADER_EVENT_TIME, DecodeError, message_type
 from aipx.topics import catalogue
@@ -184,6 +190,14 @@ class RecordResult:
         """The partial batch response: every record of the event that is not durable yet."""
         return {"batchItemFailures": [item_failure(r) for r in self.failed]}
 
+    def respond(self, mode: EsmMode, records: int) -> dict[str, list[dict[str, Any]]]:
+        """`response()` in provisioned mode; in on-demand mode (partial responses ignored) BatchFailedError if
+        any record is not durable yet."""
+        response = self.response()
+        if mode == ON_DEMAND and response["batchItemFailures"]:
+            raise BatchFailedError(FUNCTION, response["batchItemFailures"], records)
+        return response
+
 
 def _estimated_event_bytes(records: Sequence[MskRecord]) -> int:
     """The event's size from a sample of its records (a heuristic for "the event was full")."""
@@ -248,8 +262,10 @@ class ParquetRecorder:
         topics: Mapping[str, str] | None = None,
         dlqs: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        mode: EsmMode | None = None,
     ) -> None:
         self.store = store
+        self.mode: EsmMode = mode or esm_mode()
         self.policy = policy or RotationPolicy()
         self._dead_letter = dead_letter or _kafka_dead_letter
         self._topics = dict(topics or {})
@@ -414,6 +430,7 @@ class ParquetRecorder:
             "holds": buf.holds >= max_holds,
             "first-delivery": first,
             "gap": gap,
+            "on-demand": self.mode == ON_DEMAND,
         }
         return [name for name, hit in checks.items() if hit]
 
