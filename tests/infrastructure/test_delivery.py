@@ -230,6 +230,18 @@ def test_ci_runs_the_same_command_as_ci_run() -> None:
     assert ci["permissions"] == {"contents": "read"}
 
 
+def _triggers(name: str) -> dict[str, Any]:
+    raw: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    triggers: dict[str, Any] = raw[True] if True in raw else raw["on"]  # YAML 1.1 reads the key `on` as True
+    return triggers
+
+
+def _action_steps() -> list[dict[str, Any]]:
+    action: dict[str, Any] = yaml.safe_load(DEPLOY_ACTION.read_text())
+    steps: list[dict[str, Any]] = action["runs"]["steps"]
+    return steps
+
+
 def test_deploy_builds_pushes_and_rolls_out_with_approval_for_production() -> None:
     deploy = _workflow("deploy.yml")
     jobs = deploy["jobs"]
@@ -237,9 +249,7 @@ def test_deploy_builds_pushes_and_rolls_out_with_approval_for_production() -> No
     assert jobs["production"]["environment"] == "production"
     assert jobs["production"]["needs"] == "production-plan"
     assert deploy["permissions"]["id-token"] == "write"
-    raw: dict[Any, Any] = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
-    triggers: dict[str, Any] = raw[True] if True in raw else raw["on"]  # YAML 1.1 reads the key `on` as True
-    assert not triggers["workflow_dispatch"], "no dispatch inputs (SLSA)"
+    assert not _triggers("deploy.yml")["workflow_dispatch"], "no dispatch inputs (SLSA)"
     action = DEPLOY_ACTION.read_text()
     for needle in (
         "scripts/build_lambdas.py",
@@ -251,6 +261,55 @@ def test_deploy_builds_pushes_and_rolls_out_with_approval_for_production() -> No
         "aws lambda wait function-updated-v2",
     ):
         assert needle in action, needle
+
+
+def test_nothing_deploys_before_ci_passed_on_that_commit() -> None:
+    """dev runs only when the CI workflow succeeded on a push to main, at the commit CI tested; production
+    (tags, manual runs) runs CI itself first and plans only once it passed."""
+    triggers = _triggers("deploy.yml")
+    assert "push" not in triggers or "branches" not in triggers["push"], "no deploy on a bare push to main"
+    assert triggers["workflow_run"] == {"workflows": ["ci"], "types": ["completed"], "branches": ["main"]}
+    assert _workflow("ci.yml")["name"] == "ci"
+    jobs = _workflow("deploy.yml")["jobs"]
+    gate = " ".join(jobs["dev"]["if"].split())
+    for condition in (
+        "github.event_name == 'workflow_run'",
+        "github.event.workflow_run.conclusion == 'success'",
+        "github.event.workflow_run.event == 'push'",
+    ):
+        assert condition in gate, condition
+    checkout = jobs["dev"]["steps"][0]
+    assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha }}"
+    assert jobs["ci"]["uses"] == "./.github/workflows/ci.yml"
+    assert "workflow_call" in _triggers("ci.yml")
+    assert jobs["production-plan"]["needs"] == "ci"
+
+
+def test_production_applies_exactly_the_reviewed_saved_plan() -> None:
+    jobs = _workflow("deploy.yml")["jobs"]
+    plan = jobs["production-plan"]["steps"][-1]["with"]
+    apply = jobs["production"]["steps"][-1]["with"]
+    assert (plan["mode"], apply["mode"]) == ("plan", "apply-plan")
+    assert plan["plan-artifact"] == apply["plan-artifact"], "the approved job applies the planned artifact"
+    steps = {s.get("name", s.get("uses", "")): s for s in _action_steps()}
+    upload = next(s for s in steps.values() if str(s.get("uses", "")).startswith("actions/upload-artifact"))
+    assert upload["if"] == "inputs.mode == 'plan'"
+    for path in ("tfplan", "tfplan.sha256", "dist/lambda/"):
+        assert path in upload["with"]["path"], path
+    download = next(
+        s for s in steps.values() if str(s.get("uses", "")).startswith("actions/download-artifact")
+    )
+    assert download["if"] == "inputs.mode == 'apply-plan'"
+    # In apply-plan mode nothing is rebuilt or re-planned: only the saved file is checked and applied.
+    for name, step in steps.items():
+        runs = str(step.get("run", ""))
+        if "terraform plan" in runs or "build_lambdas" in runs or "docker build" in runs:
+            assert step["if"] in ("inputs.mode != 'apply-plan'",), name
+    assert "sha256sum --check tfplan.sha256" in steps["Check the plan is the one reviewed"]["run"]
+    assert steps["Check the plan is the one reviewed"]["if"] == "inputs.mode == 'apply-plan'"
+    applied = steps["Terraform apply of the saved plan (ECS task definitions + Lambda code)"]
+    assert applied["run"].strip() == "terraform apply -input=false -lock-timeout=5m tfplan"
+    assert applied["if"] == "inputs.mode != 'plan'"
 
 
 def test_delivery_files_pass_checkov() -> None:
