@@ -23,6 +23,8 @@ from aipx_ingestion.settings import IngestionSettings
 from aipx_notification.settings import NotificationSettings
 from aipx_oms.settings import OmsSettings
 from aipx_recorder.settings import RecorderSettings
+from aipx_stack.endpoints import Endpoints
+from aipx_stack.platform import SEED_ARGS, Ports, platform_env, trading_env
 from aipx_strategy.settings import StrategySettings
 
 from tests.infrastructure.conftest import AWS_ROOT, MODULES, ROOT, load_hcl, module_calls
@@ -111,6 +113,32 @@ def _compose_env(service: dict[str, Any]) -> dict[str, str]:
     env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
     # ${NAME:-default} -> default (what compose substitutes when NAME is unset)
     return {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", v) for k, v in env.items()}
+
+
+def test_compose_seeds_and_wires_the_chain_like_aipx_run() -> None:
+    """`docker compose up` trades as `./aipx run` does: the same seed command before the OMS starts, and the
+    same trading settings (cognitive's OMS target and API key, auto-trading, fast strategies)."""
+    services = _compose()["services"]
+    seed = services["oms-seed"]
+    assert seed["build"]["dockerfile"] == "services/oms/Dockerfile"
+    entrypoint = re.search(
+        r"^ENTRYPOINT \[(.*)\]$", (ROOT / "services/oms/Dockerfile").read_text(), re.MULTILINE
+    )
+    assert entrypoint, "the OMS image has an entrypoint"
+    argv = [part.strip().strip('"') for part in entrypoint.group(1).split(",")] + seed["command"]
+    assert argv == ["python", *SEED_ARGS], "compose runs the native path's seed command"
+    assert seed["restart"] == "no" and seed["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["oms"]["depends_on"]["oms-seed"]["condition"] == "service_completed_successfully"
+    expected = trading_env("oms:50051")
+    for name in FUNCTION_SETTINGS:
+        env = _compose_env(services[f"runner-{name}"])
+        assert {k: env.get(k) for k in expected} == expected, name
+        assert services[f"runner-{name}"]["depends_on"]["oms"]["condition"] == "service_healthy"
+    endpoints = Endpoints("k:9092", "postgresql://a:b@p/aipx", "redis://r/0", "http://s3", "b", "r", "a", "s")
+    native = platform_env(endpoints, Ports())
+    assert {k: native[k] for k in expected if k != "AIPX_COGNITIVE_OMS_TARGET"} == {
+        k: v for k, v in expected.items() if k != "AIPX_COGNITIVE_OMS_TARGET"
+    }, "the native path uses the same trading settings"
 
 
 def test_compose_has_the_platform_with_health_checks_and_start_conditions() -> None:

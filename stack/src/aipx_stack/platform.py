@@ -79,6 +79,42 @@ def _py(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+# Migrations + the demo account, its API key and the instruments: what makes the chain able to trade. The
+# compose file runs the same command in its one-shot `oms-seed` service (checked by tests/infrastructure).
+SEED_ARGS = ("-m", "aipx_oms", "seed")
+
+
+def trading_env(oms_target: str, *, fast_strategies: bool = True) -> dict[str, str]:
+    """What makes approved decisions become paper orders on the demo account (cognitive's OMS target and
+    key) and signals appear within a minute (fast strategies). Shared with docker-compose.yml's runners."""
+    env = {
+        "AIPX_COGNITIVE_AUTO_TRADING_ENABLED": "true",
+        "AIPX_COGNITIVE_AUTO_TRADING_STRATEGIES": '["*"]',
+        "AIPX_COGNITIVE_ACCOUNT": DEMO_ACCOUNT,
+        "AIPX_COGNITIVE_OMS_TARGET": oms_target,
+        "AIPX_COGNITIVE_OMS_API_KEY": DEMO_API_KEY,
+        "AIPX_COGNITIVE_ORDER_QUANTITIES": json.dumps(
+            {
+                "BTC-USDT": "0.001",
+                "ETH-USDT": "0.01",
+                "SOL-USDT": "0.1",
+                "BNB-USDT": "0.02",
+                "XRP-USDT": "10",
+            }
+        ),
+    }
+    if fast_strategies:
+        # Seconds-long candles and short trend filters so signals appear within a minute of start.
+        env.update(
+            {
+                "AIPX_STRATEGY_INTERVALS": '["2s"]',
+                "AIPX_STRATEGY_TREND_FAST": "5",
+                "AIPX_STRATEGY_TREND_SLOW": "12",
+            }
+        )
+    return env
+
+
 def platform_env(
     endpoints: Endpoints,
     ports: Ports,
@@ -105,20 +141,7 @@ def platform_env(
             # OMS
             "AIPX_OMS_GRPC_PORT": str(ports.oms_grpc),
             # cognitive: approved decisions become paper orders on the demo account
-            "AIPX_COGNITIVE_AUTO_TRADING_ENABLED": "true",
-            "AIPX_COGNITIVE_AUTO_TRADING_STRATEGIES": '["*"]',
-            "AIPX_COGNITIVE_ACCOUNT": DEMO_ACCOUNT,
-            "AIPX_COGNITIVE_OMS_TARGET": f"127.0.0.1:{ports.oms_grpc}",
-            "AIPX_COGNITIVE_OMS_API_KEY": DEMO_API_KEY,
-            "AIPX_COGNITIVE_ORDER_QUANTITIES": json.dumps(
-                {
-                    "BTC-USDT": "0.001",
-                    "ETH-USDT": "0.01",
-                    "SOL-USDT": "0.1",
-                    "BNB-USDT": "0.02",
-                    "XRP-USDT": "10",
-                }
-            ),
+            **trading_env(f"127.0.0.1:{ports.oms_grpc}", fast_strategies=fast_strategies),
             # notification: every routed event to the local inbox, HMAC-signed
             "AIPX_NOTIFICATION_WEBHOOKS": json.dumps(
                 [
@@ -131,15 +154,6 @@ def platform_env(
             ),
         }
     )
-    if fast_strategies:
-        # Seconds-long candles and short trend filters so signals appear within a minute of start.
-        env.update(
-            {
-                "AIPX_STRATEGY_INTERVALS": '["2s"]',
-                "AIPX_STRATEGY_TREND_FAST": "5",
-                "AIPX_STRATEGY_TREND_SLOW": "12",
-            }
-        )
     env.update(topics)
     return env
 
@@ -252,9 +266,7 @@ class Platform:
 
     def seed(self) -> None:
         """Apply the OMS migrations and create the demo account, key and instruments."""
-        result = subprocess.run(
-            _py("-m", "aipx_oms", "seed"), env=self.env, capture_output=True, text=True, check=False
-        )
+        result = subprocess.run(_py(*SEED_ARGS), env=self.env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"OMS seed failed:\n{result.stdout}\n{result.stderr}")
 
