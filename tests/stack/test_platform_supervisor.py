@@ -72,6 +72,7 @@ def tmux() -> Iterator[list[str]]:
     subprocess.run([*base, "kill-server"], capture_output=True, check=False)
 
 
+@pytest.mark.timeout(900)
 def test_ctrl_c_in_a_terminal_with_the_output_piped_stops_every_child(
     stack_endpoints: Endpoints, tmux: list[str], tmp_path: Path
 ) -> None:
@@ -99,6 +100,7 @@ def test_ctrl_c_in_a_terminal_with_the_output_piped_stops_every_child(
     assert not (log_dir / "platform.pid.json").exists()
 
 
+@pytest.mark.timeout(900)
 def test_a_killed_supervisor_takes_its_children_with_it(stack_endpoints: Endpoints, tmp_path: Path) -> None:
     log_dir = tmp_path / "platform"
     supervisor = subprocess.Popen(

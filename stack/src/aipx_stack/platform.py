@@ -185,7 +185,10 @@ def default_processes(ports: Ports, runner_args: tuple[str, ...] = ()) -> list[P
                 f"runner-{name}",
                 _py("-m", "aipx_runner", "--function", name, *runner_args),
                 {"AIPX_METRICS_PORT": str(ports.runner_metrics + i)},
-                ready_url=f"http://127.0.0.1:{ports.runner_metrics + i}/healthz",
+                # Ready = every event source has its partitions and its start position (LATEST resolved):
+                # from then on no record is skipped (a start position resolved later would skip what was
+                # produced in between, e.g. the first order's events under load).
+                ready_url=f"http://127.0.0.1:{ports.runner_metrics + i}/readyz",
             )
             for i, name in enumerate(FUNCTIONS)
         ),
@@ -270,7 +273,7 @@ class Platform:
         if result.returncode != 0:
             raise RuntimeError(f"OMS seed failed:\n{result.stdout}\n{result.stderr}")
 
-    async def start(self, ready_timeout_s: float = 90.0) -> None:
+    async def start(self, ready_timeout_s: float = 240.0) -> None:
         """Seed, start every process in order and wait until each answers its readiness URL."""
         self.started_ns = time.time_ns()
         self.log_dir.mkdir(parents=True, exist_ok=True)
