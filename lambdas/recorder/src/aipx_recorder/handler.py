@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from aipx_recorder.adapters.s3 import S3Store
+from aipx_recorder.adapters.topic_ids import kafka_topic_ids
 from aipx_recorder.recorder import ParquetRecorder
 from aipx_recorder.settings import RecorderSettings
 
@@ -16,7 +17,9 @@ logger = Logger(service="recorder")
 metrics = Metrics(namespace="AIPX", service="recorder")
 settings = RecorderSettings()
 # Kept across warm invocations: the per-partition buffers live here (see aipx_recorder.recorder).
-recorder = ParquetRecorder(S3Store(settings.s3), policy=settings.policy)
+recorder = ParquetRecorder(
+    S3Store(settings.s3), policy=settings.policy, topic_ids=kafka_topic_ids(settings.kafka)
+)
 
 
 @logger.inject_lambda_context
