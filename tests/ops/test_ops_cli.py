@@ -245,10 +245,10 @@ async def test_tail_decodes_a_topic_from_the_beginning_and_as_records_arrive(
             text=True,
         )
         assert proc.stdout is not None
-        first = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 60)
+        first = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 180)
         value, headers = signal_bytes("t-1")
         await (await producer.send(topic, value, key=b"ETH-USDT", headers=headers))
-        rest, err = await asyncio.wait_for(asyncio.to_thread(proc.communicate), 60)
+        rest, err = await asyncio.wait_for(asyncio.to_thread(proc.communicate), 180)
     finally:
         await producer.stop()
     assert proc.returncode == 0, err
@@ -260,7 +260,9 @@ async def test_tail_decodes_a_topic_from_the_beginning_and_as_records_arrive(
     live = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
         [AIPX_OPS, "tail", topic], env=ops_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    await asyncio.sleep(2)
+    assert live.stderr is not None
+    started = await asyncio.wait_for(asyncio.to_thread(live.stderr.readline), 120)  # started, positioned
+    assert started.decode().startswith(f"tailing {topic}")
     live.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(asyncio.to_thread(live.wait), 30) == 130
 

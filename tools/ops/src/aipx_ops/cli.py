@@ -192,7 +192,12 @@ async def tail(kafka: KafkaSettings, args: argparse.Namespace, out: TextIO) -> i
     names = set(catalogue().names())
     schema = catalogue().get(args.topic).payload if args.topic in names else None
     shown = 0
-    async for record in io.tail(kafka, args.topic, from_beginning=args.from_beginning):
+
+    def ready() -> None:
+        sys.stderr.write(f"tailing {args.topic} (Ctrl-C stops)\n")
+        sys.stderr.flush()
+
+    async for record in io.tail(kafka, args.topic, from_beginning=args.from_beginning, ready=ready):
         data = describe(record, schema=schema)
         if args.json:
             _json(data, out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -99,8 +99,11 @@ async def read_one(settings: KafkaSettings, topic: str, partition: int, offset: 
         await consumer.stop()
 
 
-async def tail(settings: KafkaSettings, topic: str, *, from_beginning: bool) -> AsyncIterator[Record]:
-    """Records of `topic` as they arrive (after the existing ones when `from_beginning`)."""
+async def tail(
+    settings: KafkaSettings, topic: str, *, from_beginning: bool, ready: Callable[[], None] | None = None
+) -> AsyncIterator[Record]:
+    """Records of `topic` as they arrive (after the existing ones when `from_beginning`); `ready()` is called
+    once the start positions are resolved."""
     consumer = _consumer(settings)
     await consumer.start()
     try:
@@ -112,6 +115,8 @@ async def tail(settings: KafkaSettings, topic: str, *, from_beginning: bool) -> 
             await consumer.seek_to_end(*partitions)
             for tp in partitions:
                 await consumer.position(tp)  # resolve "end" now: records produced from here on are shown
+        if ready is not None:
+            ready()
         while True:
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for r in records:
