@@ -3,10 +3,13 @@
 Three mechanisms, each covering what the others cannot:
 
 - a parent-death signal: every child is started through `python -m aipx_stack.lifeline PARENT_PID -- ARGV`,
-  which asks the kernel (prctl PR_SET_PDEATHSIG) to send it SIGTERM when the supervisor dies, then execs the
-  real program (the setting survives exec). A supervisor killed with SIGKILL, or one whose terminal went away,
-  still takes its children down. (Set in a launcher rather than a Popen preexec_fn, which is unsafe in a
-  process with threads.)
+  which asks the kernel (prctl PR_SET_PDEATHSIG) to send it SIGKILL when the supervisor dies, then execs the
+  real program (the setting survives exec). A supervisor killed with SIGKILL still takes its children down.
+  SIGKILL, not SIGTERM: a supervisor that dies this way cannot escalate, and a child's graceful stop can take
+  minutes (a runner finishes its in-flight batch, e.g. retrying deliveries to a webhook that died with the
+  supervisor); what a killed child had not committed is delivered again (at-least-once, as after a crash).
+  Every ordinary stop (Ctrl-C, SIGTERM, SIGHUP to the supervisor) is graceful: SIGTERM, then SIGKILL after a
+  timeout. (Set in a launcher rather than a Popen preexec_fn, which is unsafe in a process with threads.)
 - its own process group per child (start_new_session): Ctrl-C in the terminal reaches the supervisor only,
   which stops the children in order (gracefully) instead of all of them at once;
 - a pid file (`PidFile`) naming the supervisor and each child with its kernel start time (so a recycled pid is
@@ -33,11 +36,11 @@ PR_SET_PDEATHSIG = 1
 
 
 def launcher(parent: int, argv: list[str]) -> list[str]:
-    """The argv that runs `argv` as a child that gets SIGTERM when process `parent` dies."""
+    """The argv that runs `argv` as a child that is killed when process `parent` dies."""
     return [sys.executable, "-m", "aipx_stack.lifeline", str(parent), "--", *argv]
 
 
-def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
     """Ask the kernel to send `sig` to this process when its parent dies (Linux; a no-op elsewhere)."""
     if not sys.platform.startswith("linux"):
         return
@@ -155,7 +158,7 @@ def main(argv: list[str]) -> None:
     """`python -m aipx_stack.lifeline PARENT_PID -- PROGRAM ARGS...`: exec PROGRAM, dying with PARENT_PID."""
     if len(argv) < 3 or argv[1] != "--" or not argv[0].isdigit():
         sys.exit("usage: python -m aipx_stack.lifeline PARENT_PID -- PROGRAM [ARGS...]")
-    set_parent_death_signal(signal.SIGTERM)
+    set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != int(argv[0]):
         sys.exit(f"lifeline: the supervisor (pid {argv[0]}) is already gone; not starting {argv[2]}")
     os.execv(argv[2], argv[2:])
