@@ -23,6 +23,8 @@ from aipx_ingestion.settings import IngestionSettings
 from aipx_notification.settings import NotificationSettings
 from aipx_oms.settings import OmsSettings
 from aipx_recorder.settings import RecorderSettings
+from aipx_stack.endpoints import Endpoints
+from aipx_stack.platform import SEED_ARGS, Ports, platform_env, trading_env
 from aipx_strategy.settings import StrategySettings
 
 from tests.infrastructure.conftest import AWS_ROOT, MODULES, ROOT, load_hcl, module_calls
@@ -111,6 +113,32 @@ def _compose_env(service: dict[str, Any]) -> dict[str, str]:
     env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
     # ${NAME:-default} -> default (what compose substitutes when NAME is unset)
     return {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", v) for k, v in env.items()}
+
+
+def test_compose_seeds_and_wires_the_chain_like_aipx_run() -> None:
+    """`docker compose up` trades as `./aipx run` does: the same seed command before the OMS starts, and the
+    same trading settings (cognitive's OMS target and API key, auto-trading, fast strategies)."""
+    services = _compose()["services"]
+    seed = services["oms-seed"]
+    assert seed["build"]["dockerfile"] == "services/oms/Dockerfile"
+    entrypoint = re.search(
+        r"^ENTRYPOINT \[(.*)\]$", (ROOT / "services/oms/Dockerfile").read_text(), re.MULTILINE
+    )
+    assert entrypoint, "the OMS image has an entrypoint"
+    argv = [part.strip().strip('"') for part in entrypoint.group(1).split(",")] + seed["command"]
+    assert argv == ["python", *SEED_ARGS], "compose runs the native path's seed command"
+    assert seed["restart"] == "no" and seed["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["oms"]["depends_on"]["oms-seed"]["condition"] == "service_completed_successfully"
+    expected = trading_env("oms:50051")
+    for name in FUNCTION_SETTINGS:
+        env = _compose_env(services[f"runner-{name}"])
+        assert {k: env.get(k) for k in expected} == expected, name
+        assert services[f"runner-{name}"]["depends_on"]["oms"]["condition"] == "service_healthy"
+    endpoints = Endpoints("k:9092", "postgresql://a:b@p/aipx", "redis://r/0", "http://s3", "b", "r", "a", "s")
+    native = platform_env(endpoints, Ports())
+    assert {k: native[k] for k in expected if k != "AIPX_COGNITIVE_OMS_TARGET"} == {
+        k: v for k, v in expected.items() if k != "AIPX_COGNITIVE_OMS_TARGET"
+    }, "the native path uses the same trading settings"
 
 
 def test_compose_has_the_platform_with_health_checks_and_start_conditions() -> None:
@@ -230,6 +258,18 @@ def test_ci_runs_the_same_command_as_ci_run() -> None:
     assert ci["permissions"] == {"contents": "read"}
 
 
+def _triggers(name: str) -> dict[str, Any]:
+    raw: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    triggers: dict[str, Any] = raw[True] if True in raw else raw["on"]  # YAML 1.1 reads the key `on` as True
+    return triggers
+
+
+def _action_steps() -> list[dict[str, Any]]:
+    action: dict[str, Any] = yaml.safe_load(DEPLOY_ACTION.read_text())
+    steps: list[dict[str, Any]] = action["runs"]["steps"]
+    return steps
+
+
 def test_deploy_builds_pushes_and_rolls_out_with_approval_for_production() -> None:
     deploy = _workflow("deploy.yml")
     jobs = deploy["jobs"]
@@ -237,9 +277,7 @@ def test_deploy_builds_pushes_and_rolls_out_with_approval_for_production() -> No
     assert jobs["production"]["environment"] == "production"
     assert jobs["production"]["needs"] == "production-plan"
     assert deploy["permissions"]["id-token"] == "write"
-    raw: dict[Any, Any] = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
-    triggers: dict[str, Any] = raw[True] if True in raw else raw["on"]  # YAML 1.1 reads the key `on` as True
-    assert not triggers["workflow_dispatch"], "no dispatch inputs (SLSA)"
+    assert not _triggers("deploy.yml")["workflow_dispatch"], "no dispatch inputs (SLSA)"
     action = DEPLOY_ACTION.read_text()
     for needle in (
         "scripts/build_lambdas.py",
@@ -251,6 +289,55 @@ def test_deploy_builds_pushes_and_rolls_out_with_approval_for_production() -> No
         "aws lambda wait function-updated-v2",
     ):
         assert needle in action, needle
+
+
+def test_nothing_deploys_before_ci_passed_on_that_commit() -> None:
+    """dev runs only when the CI workflow succeeded on a push to main, at the commit CI tested; production
+    (tags, manual runs) runs CI itself first and plans only once it passed."""
+    triggers = _triggers("deploy.yml")
+    assert "push" not in triggers or "branches" not in triggers["push"], "no deploy on a bare push to main"
+    assert triggers["workflow_run"] == {"workflows": ["ci"], "types": ["completed"], "branches": ["main"]}
+    assert _workflow("ci.yml")["name"] == "ci"
+    jobs = _workflow("deploy.yml")["jobs"]
+    gate = " ".join(jobs["dev"]["if"].split())
+    for condition in (
+        "github.event_name == 'workflow_run'",
+        "github.event.workflow_run.conclusion == 'success'",
+        "github.event.workflow_run.event == 'push'",
+    ):
+        assert condition in gate, condition
+    checkout = jobs["dev"]["steps"][0]
+    assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha }}"
+    assert jobs["ci"]["uses"] == "./.github/workflows/ci.yml"
+    assert "workflow_call" in _triggers("ci.yml")
+    assert jobs["production-plan"]["needs"] == "ci"
+
+
+def test_production_applies_exactly_the_reviewed_saved_plan() -> None:
+    jobs = _workflow("deploy.yml")["jobs"]
+    plan = jobs["production-plan"]["steps"][-1]["with"]
+    apply = jobs["production"]["steps"][-1]["with"]
+    assert (plan["mode"], apply["mode"]) == ("plan", "apply-plan")
+    assert plan["plan-artifact"] == apply["plan-artifact"], "the approved job applies the planned artifact"
+    steps = {s.get("name", s.get("uses", "")): s for s in _action_steps()}
+    upload = next(s for s in steps.values() if str(s.get("uses", "")).startswith("actions/upload-artifact"))
+    assert upload["if"] == "inputs.mode == 'plan'"
+    for path in ("tfplan", "tfplan.sha256", "dist/lambda/"):
+        assert path in upload["with"]["path"], path
+    download = next(
+        s for s in steps.values() if str(s.get("uses", "")).startswith("actions/download-artifact")
+    )
+    assert download["if"] == "inputs.mode == 'apply-plan'"
+    # In apply-plan mode nothing is rebuilt or re-planned: only the saved file is checked and applied.
+    for name, step in steps.items():
+        runs = str(step.get("run", ""))
+        if "terraform plan" in runs or "build_lambdas" in runs or "docker build" in runs:
+            assert step["if"] in ("inputs.mode != 'apply-plan'",), name
+    assert "sha256sum --check tfplan.sha256" in steps["Check the plan is the one reviewed"]["run"]
+    assert steps["Check the plan is the one reviewed"]["if"] == "inputs.mode == 'apply-plan'"
+    applied = steps["Terraform apply of the saved plan (ECS task definitions + Lambda code)"]
+    assert applied["run"].strip() == "terraform apply -input=false -lock-timeout=5m tfplan"
+    assert applied["if"] == "inputs.mode != 'plan'"
 
 
 def test_delivery_files_pass_checkov() -> None:

@@ -3,8 +3,14 @@
 Starts (or reuses) the stack, migrates and seeds the OMS database, then supervises one process per
 deployable: the exchange simulator, ingestion, the OMS (gRPC), the event-source runner with the four
 functions, and a local webhook inbox that receives the notification function's messages. Prints where
-everything is, then runs until Ctrl-C / SIGTERM (or `--duration`), and stops the processes gracefully.
-`--smoke` waits for the first order placed by the strategy -> cognitive -> OMS chain and exits 0/1.
+everything is, then runs until Ctrl-C / SIGTERM / SIGHUP (or `--duration`), and stops the processes
+gracefully. `--smoke` waits for the first order placed by the strategy -> cognitive -> OMS chain and exits
+0/1.
+
+Nothing outlives the supervisor, however it ends (aipx_stack.lifeline): each child dies with it (parent-death
+signal), runs in its own process group (Ctrl-C reaches the supervisor, which stops them in order), and is
+named in `<log dir>/platform.pid.json`, which `./aipx down` (`--down`) and the next `./aipx run` honour. A
+closed stdout (`./aipx run | tee run.log` stopped with Ctrl-C kills `tee` first) does not stop the shutdown.
 
 The same `Platform` class drives the end-to-end tests (tests/e2e).
 """
@@ -30,6 +36,7 @@ from aiohttp import web
 
 from aipx_stack.config import StackConfig
 from aipx_stack.endpoints import Endpoints
+from aipx_stack.lifeline import PidFile, Proc, launcher, stop_leftovers
 from aipx_stack.ports import free_port
 from aipx_stack.select import open_stack
 
@@ -72,6 +79,42 @@ def _py(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+# Migrations + the demo account, its API key and the instruments: what makes the chain able to trade. The
+# compose file runs the same command in its one-shot `oms-seed` service (checked by tests/infrastructure).
+SEED_ARGS = ("-m", "aipx_oms", "seed")
+
+
+def trading_env(oms_target: str, *, fast_strategies: bool = True) -> dict[str, str]:
+    """What makes approved decisions become paper orders on the demo account (cognitive's OMS target and
+    key) and signals appear within a minute (fast strategies). Shared with docker-compose.yml's runners."""
+    env = {
+        "AIPX_COGNITIVE_AUTO_TRADING_ENABLED": "true",
+        "AIPX_COGNITIVE_AUTO_TRADING_STRATEGIES": '["*"]',
+        "AIPX_COGNITIVE_ACCOUNT": DEMO_ACCOUNT,
+        "AIPX_COGNITIVE_OMS_TARGET": oms_target,
+        "AIPX_COGNITIVE_OMS_API_KEY": DEMO_API_KEY,
+        "AIPX_COGNITIVE_ORDER_QUANTITIES": json.dumps(
+            {
+                "BTC-USDT": "0.001",
+                "ETH-USDT": "0.01",
+                "SOL-USDT": "0.1",
+                "BNB-USDT": "0.02",
+                "XRP-USDT": "10",
+            }
+        ),
+    }
+    if fast_strategies:
+        # Seconds-long candles and short trend filters so signals appear within a minute of start.
+        env.update(
+            {
+                "AIPX_STRATEGY_INTERVALS": '["2s"]',
+                "AIPX_STRATEGY_TREND_FAST": "5",
+                "AIPX_STRATEGY_TREND_SLOW": "12",
+            }
+        )
+    return env
+
+
 def platform_env(
     endpoints: Endpoints,
     ports: Ports,
@@ -98,20 +141,7 @@ def platform_env(
             # OMS
             "AIPX_OMS_GRPC_PORT": str(ports.oms_grpc),
             # cognitive: approved decisions become paper orders on the demo account
-            "AIPX_COGNITIVE_AUTO_TRADING_ENABLED": "true",
-            "AIPX_COGNITIVE_AUTO_TRADING_STRATEGIES": '["*"]',
-            "AIPX_COGNITIVE_ACCOUNT": DEMO_ACCOUNT,
-            "AIPX_COGNITIVE_OMS_TARGET": f"127.0.0.1:{ports.oms_grpc}",
-            "AIPX_COGNITIVE_OMS_API_KEY": DEMO_API_KEY,
-            "AIPX_COGNITIVE_ORDER_QUANTITIES": json.dumps(
-                {
-                    "BTC-USDT": "0.001",
-                    "ETH-USDT": "0.01",
-                    "SOL-USDT": "0.1",
-                    "BNB-USDT": "0.02",
-                    "XRP-USDT": "10",
-                }
-            ),
+            **trading_env(f"127.0.0.1:{ports.oms_grpc}", fast_strategies=fast_strategies),
             # notification: every routed event to the local inbox, HMAC-signed
             "AIPX_NOTIFICATION_WEBHOOKS": json.dumps(
                 [
@@ -124,15 +154,6 @@ def platform_env(
             ),
         }
     )
-    if fast_strategies:
-        # Seconds-long candles and short trend filters so signals appear within a minute of start.
-        env.update(
-            {
-                "AIPX_STRATEGY_INTERVALS": '["2s"]',
-                "AIPX_STRATEGY_TREND_FAST": "5",
-                "AIPX_STRATEGY_TREND_SLOW": "12",
-            }
-        )
     env.update(topics)
     return env
 
@@ -164,7 +185,10 @@ def default_processes(ports: Ports, runner_args: tuple[str, ...] = ()) -> list[P
                 f"runner-{name}",
                 _py("-m", "aipx_runner", "--function", name, *runner_args),
                 {"AIPX_METRICS_PORT": str(ports.runner_metrics + i)},
-                ready_url=f"http://127.0.0.1:{ports.runner_metrics + i}/healthz",
+                # Ready = every event source has its partitions and its start position (LATEST resolved):
+                # from then on no record is skipped (a start position resolved later would skip what was
+                # produced in between, e.g. the first order's events under load).
+                ready_url=f"http://127.0.0.1:{ports.runner_metrics + i}/readyz",
             )
             for i, name in enumerate(FUNCTIONS)
         ),
@@ -206,6 +230,11 @@ class Inbox:
             await self._runner.cleanup()
 
 
+def default_log_dir() -> Path:
+    """`./aipx run`'s logs and pid file: `.aipx/platform/` beside the stack's state."""
+    return StackConfig.from_env().state_dir.parent / "platform"
+
+
 class Platform:
     """Starts, watches and stops the platform processes on a running stack."""
 
@@ -221,12 +250,13 @@ class Platform:
     ) -> None:
         self.endpoints = endpoints
         self.ports = ports or Ports()
-        self.log_dir = log_dir or StackConfig.from_env().state_dir.parent / "platform"
+        self.log_dir = log_dir or default_log_dir()
         self.env = {**os.environ, **platform_env(endpoints, self.ports), **(extra_env or {})}
         self.specs = processes or default_processes(self.ports, runner_args)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.inbox = Inbox(self.ports.inbox)
         self.started_ns = time.time_ns()
+        self.pid_file = PidFile(self.log_dir / "platform.pid.json")
 
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -239,16 +269,18 @@ class Platform:
 
     def seed(self) -> None:
         """Apply the OMS migrations and create the demo account, key and instruments."""
-        result = subprocess.run(
-            _py("-m", "aipx_oms", "seed"), env=self.env, capture_output=True, text=True, check=False
-        )
+        result = subprocess.run(_py(*SEED_ARGS), env=self.env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"OMS seed failed:\n{result.stdout}\n{result.stderr}")
 
-    async def start(self, ready_timeout_s: float = 90.0) -> None:
+    async def start(self, ready_timeout_s: float = 240.0) -> None:
         """Seed, start every process in order and wait until each answers its readiness URL."""
         self.started_ns = time.time_ns()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # What a previous run left behind (its supervisor killed or frozen) still holds the ports.
+        if left := await asyncio.to_thread(stop_leftovers, self.pid_file):
+            log.warning("stopped processes a previous run left: %s", ", ".join(left))
+        self._write_pid_file()
         await asyncio.to_thread(self.seed)
         await self.inbox.start()
         for spec in self.specs:
@@ -258,14 +290,22 @@ class Platform:
             log.info("started %s (pid %d)", spec.name, self.procs[spec.name].pid)
 
     def _spawn(self, spec: ProcessSpec) -> None:
+        # Called on the event loop's thread, which lives as long as the supervisor: the parent-death signal
+        # fires when the thread that forked the child exits.
         with self.log_file(spec.name).open("ab") as out:
             self.procs[spec.name] = subprocess.Popen(
-                spec.argv,
+                launcher(os.getpid(), spec.argv),
                 env={**self.env, **spec.env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True,  # its own process group: the terminal's Ctrl-C is not sent to it
             )
+        self._write_pid_file()
+
+    def _write_pid_file(self) -> None:
+        self.pid_file.write(
+            Proc.of("supervisor", os.getpid()), [Proc.of(n, p.pid) for n, p in self.procs.items()]
+        )
 
     async def _wait_ready(self, spec: ProcessSpec, timeout_s: float) -> None:
         import aiohttp
@@ -304,8 +344,11 @@ class Platform:
                 await asyncio.to_thread(proc.wait, max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in %.0fs: killing it", name, timeout_s)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # its whole group
                 proc.kill()
                 await asyncio.to_thread(proc.wait)
+        self.pid_file.remove()
         await self.inbox.stop()
 
     def summary(self) -> str:
@@ -332,16 +375,31 @@ class Platform:
         )
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
 def _signals(stop: asyncio.Event) -> Iterator[None]:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
         yield
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+def say(text: str) -> None:
+    """Print for the operator; a closed stdout (the `tee` of `./aipx run | tee` died with Ctrl-C) is not an
+    error: output goes to /dev/null from then on (the log says it all) and the shutdown goes on."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError, OSError):
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 async def _first_order(platform: Platform, timeout_s: float) -> bool:
@@ -369,38 +427,39 @@ async def _first_order(platform: Platform, timeout_s: float) -> bool:
     return False
 
 
-async def run(duration_s: float | None, smoke_timeout_s: float | None) -> int:
+async def run(
+    duration_s: float | None,
+    smoke_timeout_s: float | None,
+    *,
+    ports: Ports | None = None,
+    log_dir: Path | None = None,
+) -> int:
     stack = open_stack()
-    print(f"[aipx] starting the local stack ({stack.mode})", flush=True)
+    say(f"[aipx] starting the local stack ({stack.mode})")
     endpoints = await asyncio.to_thread(stack.up)
-    platform = Platform(endpoints)
+    platform = Platform(endpoints, ports=ports, log_dir=log_dir)
     stop = asyncio.Event()
     code = 0
     try:
         await platform.start()
-        print(platform.summary(), flush=True)
+        say(platform.summary())
         with _signals(stop):
             if smoke_timeout_s is not None:
                 ok = await _first_order(platform, smoke_timeout_s)
-                print(
-                    f"[aipx] smoke {'passed' if ok else 'FAILED'}: order placed by the signal chain",
-                    flush=True,
-                )
+                say(f"[aipx] smoke {'passed' if ok else 'FAILED'}: order placed by the signal chain")
                 code = 0 if ok else 1
             else:
                 deadline = None if duration_s is None else time.monotonic() + duration_s
                 while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                     if crashed := platform.crashed():
                         name = next(iter(crashed))
-                        print(
-                            f"[aipx] {name} exited with {crashed[name]}:\n{platform.tail(name)}", flush=True
-                        )
+                        say(f"[aipx] {name} exited with {crashed[name]}:\n{platform.tail(name)}")
                         code = 1
                         break
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=1.0)
     finally:
-        print("[aipx] stopping the platform", flush=True)
+        say("[aipx] stopping the platform")
         await platform.stop()
     return code
 
@@ -415,9 +474,28 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TIMEOUT_S",
         help="exit 0 once the signal chain placed an order (1 if none within TIMEOUT_S)",
     )
+    parser.add_argument(
+        "--ephemeral-ports",
+        action="store_true",
+        help="free ports the OS picks instead of 50051, 9101... (beside another platform, or in tests)",
+    )
+    parser.add_argument(
+        "--log-dir", type=Path, default=None, help="logs and pid file (default: .aipx/platform)"
+    )
+    parser.add_argument(
+        "--down",
+        action="store_true",
+        help="stop the platform processes a previous run left (its pid file) and exit (`./aipx down`)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    return asyncio.run(run(args.duration, args.smoke))
+    if args.down:
+        pid_file = PidFile((args.log_dir or default_log_dir()) / "platform.pid.json")
+        stopped = stop_leftovers(pid_file)
+        say(f"[aipx] stopped {', '.join(stopped)}" if stopped else "[aipx] no platform process was running")
+        return 0
+    ports = Ports.ephemeral() if args.ephemeral_ports else None
+    return asyncio.run(run(args.duration, args.smoke, ports=ports, log_dir=args.log_dir))
 
 
 if __name__ == "__main__":

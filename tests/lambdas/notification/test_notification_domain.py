@@ -10,10 +10,10 @@ from aipx.money import to_pb
 from aipx.v1.common_pb2 import Side
 from aipx.v1.decisions_pb2 import AnalystVote, Decision, Verdict, Vote
 from aipx.v1.orders_pb2 import Fill, Order, OrderEvent, OrderEventType, OrderStatus, RejectReason
+from aipx_notification.channels.base import parse_retry_after
 from aipx_notification.channels.webhook import sign, verify_signature
 from aipx_notification.domain.events import from_decision, from_order_event
 from aipx_notification.domain.redaction import Redactor
-from aipx_notification.domain.retry import RetryPolicy, parse_retry_after
 from aipx_notification.domain.routing import Router, TemplateError
 from aipx_notification.settings import NotificationSettings
 from pydantic import ValidationError
@@ -88,11 +88,7 @@ def test_bad_routes_and_templates_are_rejected() -> None:
         Router.build({}, {"fill": "x"}, [])
 
 
-def test_retry_policy_and_retry_after() -> None:
-    policy = RetryPolicy(max_attempts=4, backoff_base_s=0.5, backoff_max_s=1.5, max_retry_after_s=30)
-    assert [policy.delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 1.5, None]
-    assert policy.delay(1, retry_after_s=7) == 7
-    assert policy.delay(1, retry_after_s=31) is None  # too long to wait inside the invocation
+def test_retry_after_header() -> None:
     assert parse_retry_after("3") == 3.0 and parse_retry_after(" 0 ") == 0.0
     now = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
     assert parse_retry_after("Thu, 01 Jan 2026 00:00:05 GMT", now=now) == 5.0

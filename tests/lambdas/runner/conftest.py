@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aipx.functions import EventSource, FunctionManifest, FunctionSpec
+from aipx.lambda_kit import EsmMode
 from aipx.settings import KafkaSettings
 from aipx_runner import Backoff, Runner, RunnerConfig
 from aipx_runner.config import Handler
@@ -66,6 +67,7 @@ def one_source_config(
     max_retries: int = 2,
     bisect: bool = False,
     starting_position: Literal["LATEST", "TRIM_HORIZON"] = "TRIM_HORIZON",
+    mode: EsmMode = "provisioned",
 ) -> RunnerConfig:
     """A single-function manifest (as functions.yaml would hold it) on fresh topics."""
     fn = FunctionSpec(
@@ -93,6 +95,7 @@ def one_source_config(
         topics={"trading-signals": topic, "trading-signals.dlq": dlq},
         handlers={"probe": handler},
         backoff=Backoff(base_s=0.05, max_s=0.2),
+        mode=mode,
     )
 
 

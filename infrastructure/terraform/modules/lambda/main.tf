@@ -12,6 +12,11 @@
 #     ["ReportBatchItemFailures"] apply to Kafka mappings only in provisioned mode (provisioned_poller_config).
 #     With provisioned_mode = false (cheaper) Lambda retries a failing batch until the records
 #     expire, and the handler's own DLQ write (aipx.serde DLQ headers) is the only bound.
+#   - every function gets AIPX_LAMBDA_ESM_MODE ("provisioned" | "on-demand") from the same
+#     var.provisioned_mode, so aipx.lambda_kit knows which contract applies: in on-demand mode a batch with
+#     a failed record raises (the whole invocation fails and Lambda retries it) instead of returning a
+#     partial batch response that AWS would ignore (losing the records), and a record that failed more than
+#     its max_retries times is dead-lettered to <topic>.dlq by the handler so it cannot block its partition.
 #   - on-failure destination: AWS can send failed Kafka records to a Kafka topic (`kafka://<topic>`),
 #     but provider 5.x validates destination_arn as an ARN and rejects that form
 #     (hashicorp/terraform-provider-aws#45662). The mappings therefore send failed batches to the
@@ -193,6 +198,8 @@ resource "aws_lambda_function" "this" {
         POWERTOOLS_METRICS_NAMESPACE = "AIPX"
       },
       lookup(var.function_environment, each.key, {}),
+      # Last, so that nothing overrides it: the mappings' mode decides how handlers report failures.
+      { AIPX_LAMBDA_ESM_MODE = var.provisioned_mode ? "provisioned" : "on-demand" },
     )
   }
 

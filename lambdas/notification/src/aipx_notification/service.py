@@ -1,7 +1,9 @@
 """Notify about one event: route it, render it, deliver it to each channel at most once.
 
 For each channel the event is routed to: skip it if the (event id, channel) sent-marker exists; else send with
-retries (backoff, honouring 429 Retry-After up to a limit) and write the marker only after a successful send.
+retries (tenacity: exponential backoff, or the server's Retry-After when it gives one; a Retry-After longer
+than AIPX_NOTIFICATION_MAX_RETRY_AFTER_S is not waited for inside the invocation: the record fails and the
+event source mapping retries it later) and write the marker only after a successful send.
 If any channel still fails, the record fails (and is retried by the event source mapping); the channels that
 already succeeded are not sent again. Error texts pass through the redactor before they are logged or raised.
 """
@@ -15,12 +17,12 @@ from dataclasses import dataclass, field
 import aiohttp
 from aipx.lambda_kit import AsyncRuntime
 from aws_lambda_powertools import Logger
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from aipx_notification.adapters.dedupe import SentMarkers
 from aipx_notification.channels import Channel, DeliveryError, Message, build_channels, secrets_of
 from aipx_notification.domain.events import NotifiableEvent
 from aipx_notification.domain.redaction import Redactor
-from aipx_notification.domain.retry import RetryPolicy
 from aipx_notification.domain.routing import Router
 from aipx_notification.settings import NotificationSettings
 
@@ -56,7 +58,6 @@ class NotificationService:
         self.runtime = runtime
         self.markers = markers
         self.router: Router = settings.router()
-        self.retry: RetryPolicy = settings.retry_policy()
         self.redact = Redactor(secrets_of(settings))
         self.sleep = sleep
         self._session: aiohttp.ClientSession | None = None
@@ -107,29 +108,56 @@ class NotificationService:
             raise NotificationFailedError(f"{event.event_type} {event.event_id}: " + "; ".join(failures))
         return report
 
+    def retryable(self, exc: BaseException) -> bool:
+        """A delivery error worth another attempt now: retryable, and any Retry-After short enough."""
+        return (
+            isinstance(exc, DeliveryError)
+            and exc.retryable
+            and (exc.retry_after_s is None or exc.retry_after_s <= self.settings.max_retry_after_s)
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        """The server's Retry-After when it gave one, else exponential backoff (base * 2**(n-1), capped)."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, DeliveryError) and exc.retry_after_s is not None:
+            return exc.retry_after_s
+        backoff = wait_exponential(multiplier=self.settings.backoff_base_s, max=self.settings.backoff_max_s)
+        return float(backoff(state))
+
+    def _log_failure(self, channel: Channel, message: Message, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "delivery failed",
+            extra={
+                "channel": channel.name,
+                "event_id": message.event_id,
+                "attempt": state.attempt_number,
+                "error": self.redact(str(exc)),
+                "retry_in_s": state.next_action.sleep if state.next_action is not None else None,
+            },
+        )
+
     async def _deliver(self, channel: Channel, message: Message) -> int:
         """Send with retries; the number of attempts made. Raises the last DeliveryError when giving up."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await channel.send(message)
-                return attempt
-            except DeliveryError as exc:
-                delay = self.retry.delay(attempt, exc.retry_after_s) if exc.retryable else None
-                log.warning(
-                    "delivery failed",
-                    extra={
-                        "channel": channel.name,
-                        "event_id": message.event_id,
-                        "attempt": attempt,
-                        "error": self.redact(str(exc)),
-                        "retry_in_s": delay,
-                    },
-                )
-                if delay is None:
-                    raise
-                await self.sleep(delay)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(self.retryable),
+            sleep=self.sleep,
+            before_sleep=lambda state: self._log_failure(channel, message, state),
+            reraise=True,
+        )
+        state: RetryCallState | None = None
+        try:
+            async for attempt in retrying:
+                state = attempt.retry_state
+                with attempt:
+                    await channel.send(message)
+        except DeliveryError:
+            if state is not None:
+                self._log_failure(channel, message, state)  # the last attempt: no retry follows
+            raise
+        return state.attempt_number if state is not None else 0
 
     async def close(self) -> None:
         if self._session is not None:

@@ -9,7 +9,8 @@ Routing and templates:
                                  "webhook:<name>" or "*" (all). Default: fills, denials, rejections,
                                  cancels, expiries and approved decisions to every channel.
     AIPX_NOTIFICATION_TEMPLATES  JSON {event-type pattern: str.format template} (validated at start)
-Delivery:
+Delivery (retries by tenacity: exponential backoff, or the server's Retry-After up to _MAX_RETRY_AFTER_S;
+redirects are never followed):
     AIPX_NOTIFICATION_MAX_ATTEMPTS (4), _BACKOFF_BASE_S (0.5), _BACKOFF_MAX_S (8), _MAX_RETRY_AFTER_S (30),
     AIPX_NOTIFICATION_HTTP_TIMEOUT_S (10), _DEDUPE_TTL_S (7 days), _DEDUPE_KEY_PREFIX
 """
@@ -20,7 +21,6 @@ from aipx.settings import ComponentSettings
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from aipx_notification.domain.retry import RetryPolicy
 from aipx_notification.domain.routing import DEFAULT_ROUTES, Router
 
 
@@ -65,17 +65,10 @@ class NotificationSettings(ComponentSettings):
         return self
 
     def channel_names(self) -> list[str]:
-        """Names of the configured channels, in delivery order."""
-        names = []
-        if self.telegram_bot_token is not None:
-            names.append("telegram")
-        if self.slack_webhook_url is not None:
-            names.append("slack")
-        names.extend(f"webhook:{w.name}" for w in self.webhooks)
-        return names
+        """Names of the configured channels, in delivery order (from the channel registry)."""
+        from aipx_notification.channels import channel_names
+
+        return channel_names(self)
 
     def router(self) -> Router:
         return Router.build(self.routes, self.templates, self.channel_names())
-
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_attempts, self.backoff_base_s, self.backoff_max_s, self.max_retry_after_s)

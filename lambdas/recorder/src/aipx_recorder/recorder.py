@@ -9,7 +9,11 @@ Durability contract (MSK partial batch response + the mapping's commit semantics
     file holds every record of its partition and directory in that range (aipx_recorder.layout), so the
     partition's files already in a directory (listed before every flush) say which offsets are durable.
     The lake holds each consumed record exactly once, whatever the batch boundaries of the redelivery, and
-    also after a rebalance (another instance's files are in the listing too).
+    also after a rebalance (another instance's files are in the listing too). Durability is per topic
+    incarnation (its Kafka topic id, in the file name: aipx_recorder.layout): when a topic is deleted and
+    re-created, its offsets start again at 0, and its new records of the same hour are stored, not skipped
+    as the old topic's. The recorder looks the id up when it first sees a topic and again whenever a
+    partition's offsets go backwards (a re-created topic, or an ordinary redelivery: the id tells which).
 
 Buffering across invocations (rotation)
     Each Kafka partition has its own buffer. At the end of an invocation a partition's buffer is flushed
@@ -24,7 +28,11 @@ Buffering across invocations (rotation)
       - retry budget: it was held max_holds invocations in a row (a held record counts as a failed delivery
         for the mapping, whose retries are bounded by max_retries: we always flush before they run out);
       - first delivery of the partition to this process (after a cold start the mapping's retry count for
-        it is unknown), or the first since another consumer moved the partition on (a rebalance).
+        it is unknown), or the first since another consumer moved the partition on (a rebalance);
+      - on-demand mode (AIPX_LAMBDA_ESM_MODE=on-demand, aipx.lambda_kit.mode): the mapping ignores partial
+        batch responses, so nothing may be held: every invocation flushes all it received, and one whose
+        records are not all durable (an upload failed) raises (`RecordResult.respond`), failing the whole
+        invocation so Lambda retries it; the redelivered records already in the lake are skipped.
     Late data (a record whose hour had already closed when it arrived) never triggers a flush: it waits in
     the buffer and is written into its own (closed) hour at the partition's next flush, so late stragglers
     ride along with regular flushes instead of each forcing a tiny file into a closed hour.
@@ -51,6 +59,8 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.parquet as pq
 from aipx.functions import EventSource, manifest
+from aipx.lambda_kit.batch import BatchFailedError
+from aipx.lambda_kit.mode import ON_DEMAND, EsmMode, esm_mode
 from aipx.msk import MAX_EVENT_BYTES, MskRecord, item_failure, records_of
 from aipx.numbers import InvalidNumberError
 from aipx.serde import HEADER_EVENT_ID, HEADER_EVENT_TIME, DecodeError, event_time_header, message_type
@@ -59,7 +69,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from aipx_recorder.adapters.s3 import ObjectStore
-from aipx_recorder.layout import NS_PER_HOUR, Directory, DurableIndex, file_name
+from aipx_recorder.layout import NS_PER_HOUR, Directory, DurableIndex, file_name, incarnation_of
 from aipx_recorder.schema import ValueOutOfRangeError, arrow_schema, to_table
 from aipx_recorder.settings import RotationPolicy
 
@@ -67,6 +77,9 @@ log = logging.getLogger(__name__)
 
 DeadLetter = Callable[[MskRecord, BaseException, str], None]
 """(record, error, dlq topic) -> None: sends a record to a dead-letter topic (raises if it could not)."""
+
+TopicIds = Callable[[list[str]], dict[str, str]]
+"""[topic, ...] -> {topic: Kafka topic id} for those that exist (raises if Kafka cannot be asked)."""
 
 FUNCTION = "recorder"
 # An event within this much of the payload limit had no room for another batch of typical records.
@@ -154,6 +167,7 @@ class PartitionBuffer:
 
 @dataclass(frozen=True, slots=True)
 class _File:
+    incarnation: str | None
     directory: Directory
     key: str
     body: bytes
@@ -186,6 +200,14 @@ class RecordResult:
     def response(self) -> dict[str, list[dict[str, Any]]]:
         """The partial batch response: every record of the event that is not durable yet."""
         return {"batchItemFailures": [item_failure(r) for r in self.failed]}
+
+    def respond(self, mode: EsmMode, records: int) -> dict[str, list[dict[str, Any]]]:
+        """`response()` in provisioned mode; in on-demand mode (partial responses ignored) BatchFailedError if
+        any record is not durable yet."""
+        response = self.response()
+        if mode == ON_DEMAND and response["batchItemFailures"]:
+            raise BatchFailedError(FUNCTION, response["batchItemFailures"], records)
+        return response
 
 
 def _estimated_event_bytes(records: Sequence[MskRecord]) -> int:
@@ -251,8 +273,11 @@ class ParquetRecorder:
         topics: Mapping[str, str] | None = None,
         dlqs: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        mode: EsmMode | None = None,
+        topic_ids: TopicIds | None = None,
     ) -> None:
         self.store = store
+        self.mode: EsmMode = mode or esm_mode()
         self.policy = policy or RotationPolicy()
         self._dead_letter = dead_letter or _kafka_dead_letter
         self._topics = dict(topics or {})
@@ -261,6 +286,9 @@ class ParquetRecorder:
         self._info: dict[str, TopicInfo] = {}
         self.buffers: dict[tuple[str, int], PartitionBuffer] = {}
         self.index = DurableIndex()
+        # Topic incarnations (None: no topic id source, files are named without one).
+        self._topic_ids = topic_ids
+        self._incarnations: dict[str, str | None] = {}
         self._directories: dict[tuple[str, int, str | None], Directory] = {}
         self._pool = ThreadPoolExecutor(
             max_workers=self.policy.upload_concurrency, thread_name_prefix="recorder"
@@ -287,6 +315,33 @@ class ParquetRecorder:
             self._info[topic] = info
         return info
 
+    def incarnation(self, topic: str, *, refresh: bool = False) -> str | None:
+        """The topic's incarnation tag (first 16 hex digits of its topic id), looked up once, or again when
+        `refresh`; None without a topic id source."""
+        if self._topic_ids is None:
+            return None
+        if refresh or topic not in self._incarnations:
+            found = self._topic_ids([topic]).get(topic)
+            self._incarnations[topic] = incarnation_of(found) if found else None
+        return self._incarnations[topic]
+
+    def _check_incarnation(self, topic: str, first_offset: int, buf: PartitionBuffer) -> PartitionBuffer:
+        """Offsets went backwards: a redelivery, or a re-created topic. Ask the topic id; on a new one, forget
+        every partition of the old incarnation (their offsets mean other records now)."""
+        if not (buf.deliveries and first_offset < buf.handled_below and self._topic_ids is not None):
+            return buf
+        before = self._incarnations.get(topic)
+        after = self.incarnation(topic, refresh=True)
+        if after == before:
+            return buf
+        log.warning(
+            "topic %s was re-created (incarnation %s -> %s): starting it afresh", topic, before, after
+        )
+        for key in [k for k in self.buffers if k[0] == topic]:
+            del self.buffers[key]
+        fresh = self.buffers[(topic, buf.partition)] = PartitionBuffer(topic, buf.partition)
+        return fresh
+
     def process_event(self, event: Mapping[str, Any]) -> RecordResult:
         """Handle one MSK invocation event (aipx.msk.InvalidEventError if it is not one)."""
         return self.process(records_of(event))
@@ -311,7 +366,9 @@ class ParquetRecorder:
         to_flush: list[PartitionBuffer] = []
         for (topic, partition), recs in by_partition.items():
             info = self.topic_info(topic)
+            self.incarnation(topic)
             buf = self.buffers.setdefault((topic, partition), PartitionBuffer(topic, partition))
+            buf = self._check_incarnation(topic, recs[0].offset, buf)
             if buf.deliveries and not buf.pending and recs[0].offset > buf.handled_below:
                 # Someone else moved this partition on since we last had it (a rebalance): what we knew
                 # about it and about the lake's directories may be stale. Start over as after a cold start.
@@ -417,6 +474,7 @@ class ParquetRecorder:
             "holds": buf.holds >= max_holds,
             "first-delivery": first,
             "gap": gap,
+            "on-demand": self.mode == ON_DEMAND,
         }
         return [name for name, hit in checks.items() if hit]
 
@@ -455,7 +513,7 @@ class ParquetRecorder:
                     log.exception("upload of %s failed; its records stay unacknowledged", f.key)
                     stored = False
                     continue
-                self.index.add(f.directory, buf.partition, f.first, f.last)
+                self.index.add(f.directory, buf.partition, f.first, f.last, f.incarnation)
                 result.written.append(
                     WrittenFile(f.key, buf.partition, f.first, f.last, f.records, len(f.body))
                 )
@@ -486,12 +544,13 @@ class ParquetRecorder:
         """The files of a buffer, one per directory, without the records already in the lake; returns
         (files, records dead-lettered, records already durable)."""
         info = self.topic_info(buf.topic)
+        incarnation = self._incarnations.get(buf.topic)
         files: list[_File] = []
         dead = durable = 0
         for directory, items in sorted(_by_directory(buf).items()):
             prefix = directory.path(self.policy.prefix)
             offsets = [i.record.offset for i in items]
-            covers = self.index.covering(directory, buf.partition, min(offsets), max(offsets))
+            covers = self.index.covering(directory, buf.partition, min(offsets), max(offsets), incarnation)
             keep = items if covers is None else [i for i in items if not covers(i.record.offset)]
             durable += len(items) - len(keep)
             body: bytes | None = None
@@ -508,8 +567,8 @@ class ParquetRecorder:
             if not keep or body is None:
                 continue
             first, last = keep[0].record.offset, keep[-1].record.offset
-            key = prefix + file_name(buf.topic, buf.partition, first, last)
-            files.append(_File(directory, key, body, first, last, len(keep)))
+            key = prefix + file_name(buf.topic, buf.partition, first, last, incarnation)
+            files.append(_File(incarnation, directory, key, body, first, last, len(keep)))
         return files, dead, durable
 
     def close(self) -> None:

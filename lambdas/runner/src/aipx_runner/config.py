@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from aipx.functions import FunctionManifest, manifest
+from aipx.lambda_kit.mode import EsmMode, esm_mode
 from aipx.msk import MAX_EVENT_BYTES
 from aipx.settings import KafkaSettings
 
@@ -59,6 +60,8 @@ class RunnerConfig:
     backoff: Backoff = field(default_factory=Backoff)
     # Lambda's invocation payload limit; a batch stops growing before its event would exceed it.
     max_payload_bytes: int = MAX_EVENT_BYTES
+    # The mapping mode emulated (AIPX_LAMBDA_ESM_MODE, the setting the handlers read too).
+    mode: EsmMode = field(default_factory=esm_mode)
 
     @classmethod
     def from_manifest(
@@ -72,13 +75,15 @@ class RunnerConfig:
         group_ids: Mapping[str, str] | None = None,
         handlers: Mapping[str, Handler] | None = None,
         backoff: Backoff | None = None,
+        mode: EsmMode | None = None,
         **source_overrides: Any,
     ) -> RunnerConfig:
         """The manifest's event sources of `functions` (all when None).
 
         Overrides: `topics` renames topics (source and on-failure topics, catalogue name -> actual name),
         `group_ids` maps 'function:topic' (catalogue topic name) or a manifest group id to another group id,
-        `handlers` replaces a function's handler, and keyword overrides (batch_size=...,
+        `handlers` replaces a function's handler, `mode` the mapping mode (default: AIPX_LAMBDA_ESM_MODE),
+        and keyword overrides (batch_size=...,
         batching_window_s=..., max_retries=..., starting_position=...) apply to every source.
         """
         spec = functions_manifest or manifest()
@@ -107,7 +112,7 @@ class RunnerConfig:
         settings = kafka or KafkaSettings()
         if bootstrap_servers:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
-        return cls(tuple(sources), settings, backoff or Backoff())
+        return cls(tuple(sources), settings, backoff or Backoff(), mode=mode or esm_mode())
 
     def functions(self) -> list[str]:
         """Function names, in source order, without repeats."""

@@ -12,6 +12,11 @@ Semantics (those of an MSK event source mapping with ReportBatchItemFailures):
 - once `max_retries` is exhausted, the records that failed in the last attempt (all of them if it raised) go
   to the on-failure destination and the partition commits past that attempt;
 - a retry budget belongs to a position: when the lowest failed offset moves (progress), it starts afresh.
+
+In on-demand mode (AIPX_LAMBDA_ESM_MODE=on-demand, `EsmContract.ON_DEMAND`) AWS honours none of that: a
+returned partial batch response counts as a success (the records it lists are committed past, i.e. lost),
+and an invocation that raised is retried whole, without bisecting, until its records expire (here: forever,
+with backoff). `contract(mode)` gives the settings `settle` runs with in each mode.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aipx.lambda_kit.mode import ON_DEMAND, EsmMode
 from aipx.msk import InvalidEventError, failed_offsets
+
+# On-demand mappings retry a failing batch until its records expire: no retry budget.
+UNBOUNDED_RETRIES = 2**62
 
 
 @dataclass
@@ -83,6 +92,36 @@ class InvocationResult:
     @classmethod
     def whole_failure(cls, partitions: Sequence[str], error: str) -> InvocationResult:
         return cls(dict.fromkeys(partitions), error)
+
+
+@dataclass(frozen=True)
+class EsmContract:
+    """What the mapping honours in a mode: partial responses, the retry budget, bisecting."""
+
+    partial_responses: bool
+    bounded_retries: bool
+    bisect: bool
+
+    def seen(self, result: InvocationResult) -> InvocationResult:
+        """The invocation as the mapping sees it: without partial responses, only a raise is a failure."""
+        if self.partial_responses or result.error or not result.failed:
+            return result
+        return InvocationResult()
+
+    def max_retries(self, configured: int) -> int:
+        return configured if self.bounded_retries else UNBOUNDED_RETRIES
+
+    def bisect_on_error(self, configured: bool) -> bool:
+        return configured and self.bisect
+
+
+PROVISIONED_CONTRACT = EsmContract(partial_responses=True, bounded_retries=True, bisect=True)
+ON_DEMAND_CONTRACT = EsmContract(partial_responses=False, bounded_retries=False, bisect=False)
+
+
+def contract(mode: EsmMode) -> EsmContract:
+    """The contract of an event source mapping mode."""
+    return ON_DEMAND_CONTRACT if mode == ON_DEMAND else PROVISIONED_CONTRACT
 
 
 def settle(

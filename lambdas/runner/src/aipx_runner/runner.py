@@ -29,7 +29,7 @@ from prometheus_client import Counter, Histogram
 
 from aipx_runner.adapters.kafka import mapping_consumer, to_msk_record
 from aipx_runner.config import Handler, RunnerConfig, SourceConfig
-from aipx_runner.domain import InvocationResult, PartitionState, Settlement, settle
+from aipx_runner.domain import InvocationResult, PartitionState, Settlement, contract, settle
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class PollerStats:
     failed_invocations: int = 0
     retries: int = 0
     dead_lettered: int = 0
+    # On-demand mode: records a handler reported failed that the mapping committed anyway (as AWS does).
+    ignored_failures: int = 0
     committed: dict[str, int] = field(default_factory=dict)
     # Where the time goes (seconds): fetching + batching, building events, in the handler, settling.
     gather_s: float = 0.0
@@ -258,6 +260,18 @@ class EventSourcePoller:
         t1 = time.perf_counter()
         result = await self._invoke(event, list(names.values()))
         t2 = time.perf_counter()
+        terms = contract(self.config.mode)
+        seen = terms.seen(result)
+        if seen is not result:
+            self.stats.ignored_failures += sum(len(o or ()) for o in result.failed.values())
+            log.error(
+                "%s: partial batch response ignored (AIPX_LAMBDA_ESM_MODE=%s): %d failed record(s) committed "
+                "as processed",
+                src.function,
+                self.config.mode,
+                self.stats.ignored_failures,
+            )
+            result = seen
         self.stats.build_s += t1 - t0
         self.stats.invoke_s += t2 - t1
         self.stats.invocations += 1
@@ -277,8 +291,8 @@ class EventSourcePoller:
                 [r.offset for r in recs],
                 failed,
                 state,
-                max_retries=src.max_retries,
-                bisect_on_error=src.bisect_on_error,
+                max_retries=terms.max_retries(src.max_retries),
+                bisect_on_error=terms.bisect_on_error(src.bisect_on_error),
                 backoff=self.config.backoff,
             )
             await self._apply(consumer, tp, recs, decision, error=result.error, commits=commits)

@@ -1,6 +1,12 @@
-"""Notification channels, each one module behind `Channel`, built from the settings in one place."""
+"""Notification channels: one module per kind, registered here and nowhere else (see channels/base.py).
+
+`CHANNEL_TYPES` is the registry; the settings' channel names, the channels built for the service and the
+redactor's secrets all come from it. `_template.py` shows what a new kind provides; it is not registered.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -8,33 +14,35 @@ from aipx_notification.channels.base import Channel, DeliveryError, Message
 from aipx_notification.channels.slack import SlackChannel
 from aipx_notification.channels.telegram import TelegramChannel
 from aipx_notification.channels.webhook import WebhookChannel
-from aipx_notification.settings import NotificationSettings
+
+if TYPE_CHECKING:
+    from aipx_notification.settings import NotificationSettings
+
+# The registry, in delivery order.
+CHANNEL_TYPES: tuple[type[Channel], ...] = (TelegramChannel, SlackChannel, WebhookChannel)
+
+
+def channel_names(settings: NotificationSettings) -> list[str]:
+    """Names of the configured channels, in delivery order."""
+    return [name for kind in CHANNEL_TYPES for name in kind.names(settings)]
 
 
 def build_channels(settings: NotificationSettings, session: aiohttp.ClientSession) -> list[Channel]:
-    """Every configured channel, in the order of `settings.channel_names()`."""
-    channels: list[Channel] = []
-    if settings.telegram_bot_token is not None and settings.telegram_chat_id is not None:
-        channels.append(
-            TelegramChannel(
-                settings.telegram_bot_token.get_secret_value(),
-                settings.telegram_chat_id,
-                settings.telegram_base_url,
-                session,
-            )
-        )
-    if settings.slack_webhook_url is not None:
-        channels.append(SlackChannel(settings.slack_webhook_url.get_secret_value(), session))
-    for hook in settings.webhooks:
-        channels.append(WebhookChannel(hook.name, hook.url, hook.secret.get_secret_value(), session))
-    return channels
+    """Every configured channel, in the order of `channel_names`."""
+    return [channel for kind in CHANNEL_TYPES for channel in kind.build(settings, session)]
 
 
 def secrets_of(settings: NotificationSettings) -> list[str]:
     """Every secret value in the channel settings (for the redactor), without building the channels."""
-    values = [s.get_secret_value() for s in (settings.telegram_bot_token, settings.slack_webhook_url) if s]
-    values.extend(w.secret.get_secret_value() for w in settings.webhooks)
-    return values
+    return [secret for kind in CHANNEL_TYPES for secret in kind.secrets_in(settings)]
 
 
-__all__ = ["Channel", "DeliveryError", "Message", "build_channels", "secrets_of"]
+__all__ = [
+    "CHANNEL_TYPES",
+    "Channel",
+    "DeliveryError",
+    "Message",
+    "build_channels",
+    "channel_names",
+    "secrets_of",
+]

@@ -1,20 +1,29 @@
-"""The one small interface every notification channel implements.
+"""The one small interface every notification channel implements (a plug-in).
 
-A channel is a module in this package with one `Channel` subclass: a `name` (used in routes), a constructor
-taking its settings and the shared aiohttp session, `secrets()` (values the redactor must mask) and
-`send(message)`, which returns on success and raises `DeliveryError` otherwise (saying whether a retry may
-help and how long the server asked to wait). Register it in `aipx_notification.channels.build_channels`.
-`slack.py` is the smallest complete example.
+A channel is one module in this package with one `Channel` subclass, registered in `CHANNEL_TYPES`
+(aipx_notification.channels, the only place that lists them); `_template.py` is a complete, tested example
+that is not registered. The subclass says, from the notification settings, which channels of its kind are
+configured (`names`), builds them (`build`, with the shared aiohttp session) and which values are secret
+(`secrets_in`, for the redactor, without building anything). An instance `send`s one message: it returns on
+success and raises `DeliveryError` otherwise (whether a retry may help, how long the server asked to wait).
+Its settings are fields of `NotificationSettings` (AIPX_NOTIFICATION_<KIND>_*).
+
+HTTP goes through `post`, which never follows a redirect: a 3xx answer is a permanent failure, so a signed
+body or a URL carrying a token is only ever sent to the configured URL, not to wherever a 307/308 points.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, ClassVar
 
 import aiohttp
 
-from aipx_notification.domain.retry import parse_retry_after
+if TYPE_CHECKING:
+    from aipx_notification.settings import NotificationSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +49,25 @@ class DeliveryError(Exception):
 
 
 class Channel(ABC):
-    name: str
+    """One delivery target. Class side: the plug-in (what the settings configure); instance side: sending."""
+
+    kind: ClassVar[str]  # "telegram", "slack", "webhook", ...: AIPX_NOTIFICATION_<KIND>_* settings
+    name: str  # the name routes use: the kind, or "<kind>:<name>" when a kind has several
+
+    @classmethod
+    @abstractmethod
+    def names(cls, settings: NotificationSettings) -> list[str]:
+        """The channels of this kind the settings configure (route names), none when it is not set up."""
+
+    @classmethod
+    @abstractmethod
+    def build(cls, settings: NotificationSettings, session: aiohttp.ClientSession) -> list[Channel]:
+        """The configured channels of this kind, in the order of `names`."""
+
+    @classmethod
+    @abstractmethod
+    def secrets_in(cls, settings: NotificationSettings) -> list[str]:
+        """Secret values this kind's settings hold (tokens, keyed URLs), for the redactor."""
 
     @abstractmethod
     async def send(self, message: Message) -> None:
@@ -62,11 +89,38 @@ async def post(
     """POST and return (status, body, retry-after seconds); transport errors become retryable DeliveryErrors
     that name only the error type (aiohttp messages can contain the URL, which may hold a secret)."""
     try:
-        async with session.post(url, data=data, headers=headers) as response:
+        async with session.post(url, data=data, headers=headers, allow_redirects=False) as response:
             body = await response.read()
-            return response.status, body, parse_retry_after(response.headers.get("Retry-After"))
+            status = response.status
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise DeliveryError(f"{channel}: {type(exc).__name__}", retryable=True) from None
+    if 300 <= status < 400:
+        # Never followed: a 307/308 would re-send the (signed) body to a host the settings did not name.
+        raise DeliveryError(
+            f"{channel}: HTTP {status}: redirect not followed (fix the channel's URL)",
+            retryable=False,
+            status=status,
+        )
+    return status, body, retry_after
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """A Retry-After header value (delta-seconds or an HTTP date) in seconds; None when absent/unparseable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def classify(channel: str, status: int, detail: str, retry_after_s: float | None) -> DeliveryError:

@@ -7,15 +7,35 @@ Telegram answers {"ok": true, ...}; on flood control it answers HTTP 429 with
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from aipx_notification.channels.base import Channel, DeliveryError, Message, classify, post
 
+if TYPE_CHECKING:
+    from aipx_notification.settings import NotificationSettings
+
 
 class TelegramChannel(Channel):
+    kind = "telegram"
     name = "telegram"
+
+    @classmethod
+    def names(cls, settings: NotificationSettings) -> list[str]:
+        return [cls.name] if settings.telegram_bot_token is not None else []
+
+    @classmethod
+    def build(cls, settings: NotificationSettings, session: aiohttp.ClientSession) -> list[Channel]:
+        token, chat = settings.telegram_bot_token, settings.telegram_chat_id
+        if token is None or chat is None:
+            return []
+        return [cls(token.get_secret_value(), chat, settings.telegram_base_url, session)]
+
+    @classmethod
+    def secrets_in(cls, settings: NotificationSettings) -> list[str]:
+        token = settings.telegram_bot_token
+        return [token.get_secret_value()] if token is not None else []
 
     def __init__(self, bot_token: str, chat_id: str, base_url: str, session: aiohttp.ClientSession) -> None:
         self._token = bot_token

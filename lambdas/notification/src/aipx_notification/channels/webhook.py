@@ -11,10 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from aipx_notification.channels.base import Channel, Message, classify, post
+
+if TYPE_CHECKING:
+    from aipx_notification.settings import NotificationSettings
 
 SIGNATURE_HEADER = "X-AIPX-Signature"
 
@@ -29,6 +33,22 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
 
 
 class WebhookChannel(Channel):
+    """Several per deployment: one per entry of AIPX_NOTIFICATION_WEBHOOKS, named "webhook:<name>"."""
+
+    kind = "webhook"
+
+    @classmethod
+    def names(cls, settings: NotificationSettings) -> list[str]:
+        return [f"webhook:{hook.name}" for hook in settings.webhooks]
+
+    @classmethod
+    def build(cls, settings: NotificationSettings, session: aiohttp.ClientSession) -> list[Channel]:
+        return [cls(h.name, h.url, h.secret.get_secret_value(), session) for h in settings.webhooks]
+
+    @classmethod
+    def secrets_in(cls, settings: NotificationSettings) -> list[str]:
+        return [hook.secret.get_secret_value() for hook in settings.webhooks]
+
     def __init__(self, name: str, url: str, secret: str, session: aiohttp.ClientSession) -> None:
         self.name = f"webhook:{name}"
         self._url = url

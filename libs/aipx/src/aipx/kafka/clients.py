@@ -8,6 +8,8 @@ what they have processed.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import os
 import socket
 import time
@@ -15,17 +17,20 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner, murmur2
-from aiokafka.producer.message_accumulator import BatchBuilder, MessageAccumulator
+from aiokafka.producer.message_accumulator import BatchBuilder, MessageAccumulator, MessageBatch
 from aiokafka.structs import RecordMetadata
 from google.protobuf.message import Message
 
 from aipx.ids import now_ns
 from aipx.serde import Encoded, Headers, dead_letter_headers, encode
 from aipx.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 
 def client_config(settings: KafkaSettings, *, client_id: str) -> dict[str, Any]:
@@ -119,6 +124,49 @@ def consumer_config(
     }
 
 
+# --- The one seam into aiokafka's private producer internals ---------------------------------------------
+# aiokafka has no public hook for how the accumulator drains. `NodeDrainingAccumulator` needs its private
+# surface (the accumulator's `_batches`/`_cluster`, a batch's `_linger_time`, the producer's
+# `_message_accumulator`), so that surface is checked here, in one place, against the aiokafka version it was
+# verified with (pinned in libs/aipx/pyproject.toml). `install_node_draining` only swaps the class in when
+# the check passes; otherwise the producer keeps aiokafka's own accumulator (correct, just more produce
+# requests) and says why. tests/foundation/test_aiokafka_seam.py fails loudly when an upgrade changes it.
+AIOKAFKA_VERIFIED = "0.14.0"
+
+
+def node_draining_unfit(producer: AIOKafkaProducer) -> str | None:
+    """Why `NodeDrainingAccumulator` cannot replace this producer's accumulator (None: it can)."""
+    if aiokafka.__version__ != AIOKAFKA_VERIFIED:
+        return f"aiokafka {aiokafka.__version__} is not the verified {AIOKAFKA_VERIFIED}"
+    accumulator = getattr(producer, "_message_accumulator", None)
+    if type(accumulator) is not MessageAccumulator:
+        return f"the producer's accumulator is {type(accumulator).__name__}, not MessageAccumulator"
+    missing = [name for name in ("_batches", "_cluster") if not hasattr(accumulator, name)]
+    if missing:
+        return f"MessageAccumulator has no {', '.join(missing)}"
+    drain = vars(MessageAccumulator).get("drain_by_nodes")
+    if drain is None:
+        return "MessageAccumulator.drain_by_nodes is gone"
+    parameters = list(inspect.signature(drain).parameters)
+    if parameters != ["self", "ignore_nodes", "muted_partitions"]:
+        return f"MessageAccumulator.drain_by_nodes{tuple(parameters)} changed"
+    if not callable(getattr(MessageBatch, "remaining_linger", None)):
+        return "MessageBatch.remaining_linger is gone"
+    if "_linger_time" not in MessageBatch.__init__.__code__.co_names:
+        return "MessageBatch no longer keeps _linger_time"
+    return None
+
+
+def install_node_draining(producer: AIOKafkaProducer) -> bool:
+    """Make `producer` drain per broker (NodeDrainingAccumulator) when the seam fits; True if it does."""
+    reason = node_draining_unfit(producer)
+    if reason is not None:
+        log.warning("producer keeps aiokafka's accumulator (no per-broker draining): %s", reason)
+        return False
+    producer._message_accumulator.__class__ = NodeDrainingAccumulator
+    return True
+
+
 class NodeDrainingAccumulator(MessageAccumulator):  # type: ignore[misc]
     """aiokafka's accumulator, draining like the Java producer: once one partition's batch on a broker is
     ready (its linger is over, or it is full), the batches of all that broker's partitions go in the same
@@ -126,7 +174,8 @@ class NodeDrainingAccumulator(MessageAccumulator):  # type: ignore[misc]
 
     aiokafka sends only the batches whose own linger is over, so with records spread over many partitions at
     a moderate rate every produce request carries one or two records (each request costs ~0.3 ms of Python
-    in aiokafka). Lingering still bounds the latency of every record; batches only leave earlier.
+    in aiokafka). Lingering still bounds the latency of every record; batches only leave earlier. Installed
+    only through `install_node_draining` (the seam above).
     """
 
     def drain_by_nodes(
@@ -158,7 +207,7 @@ def create_producer(
     """A producer configured from the settings (call `await producer.start()`), draining per broker."""
     config = producer_config(settings or KafkaSettings(), client_id=client_id, **overrides)
     producer = AIOKafkaProducer(**config)
-    producer._message_accumulator.__class__ = NodeDrainingAccumulator
+    install_node_draining(producer)
     return producer
 
 

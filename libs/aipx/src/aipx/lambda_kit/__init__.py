@@ -38,7 +38,12 @@ What `batch.process` guarantees:
 - `idempotent=True` routes run at most once per key (the `aipx-event-id` header, else
   topic-partition-offset) through powertools idempotency on Redis; the callback's return value must then be
   JSON-serializable (return None if you have nothing to keep);
-- logs carry the correlation id (`aipx-trace-id`, else `aipx-event-id`, else the record coordinates).
+- logs carry the correlation id (`aipx-trace-id`, else `aipx-event-id`, else the record coordinates);
+- the mapping's mode decides how failures reach AWS (`aipx.lambda_kit.mode`, AIPX_LAMBDA_ESM_MODE, set by
+  Terraform): `provisioned` returns the partial batch response above; `on-demand` (where AWS ignores partial
+  responses) raises `BatchFailedError` so the whole invocation fails and is retried, and dead-letters a record
+  once it has failed more than its event source's `max_retries` times, so one bad record cannot block a
+  partition. Handlers need no change: `batch.process` does both.
 
 Async work (publishing, Redis) from a sync handler: `default_runtime().run(coro)` executes on one
 persistent event loop per process, so clients started once are reused across warm invocations;
@@ -54,6 +59,7 @@ Tracer is optional: `Tracer(service=...)` + `@tracer.capture_lambda_handler` whe
 """
 
 from aipx.lambda_kit.batch import (
+    BatchFailedError,
     DeadLettered,
     KafkaBatch,
     MalformedRecord,
@@ -66,14 +72,20 @@ from aipx.lambda_kit.batch import (
 )
 from aipx.lambda_kit.context import FakeLambdaContext
 from aipx.lambda_kit.idempotency import RecordIdempotency, idempotency_key, redis_persistence
+from aipx.lambda_kit.mode import ON_DEMAND, PROVISIONED, EsmMode, LambdaSettings, esm_mode
 from aipx.lambda_kit.runtime import AsyncRuntime, default_runtime, set_default_runtime
 from aipx.msk import MskRecord
 
 __all__ = [
+    "ON_DEMAND",
+    "PROVISIONED",
     "AsyncRuntime",
+    "BatchFailedError",
     "DeadLettered",
+    "EsmMode",
     "FakeLambdaContext",
     "KafkaBatch",
+    "LambdaSettings",
     "MalformedRecord",
     "MskRecord",
     "PartialBatchResponse",
@@ -83,6 +95,7 @@ __all__ = [
     "correlation_id",
     "dead_letter",
     "default_runtime",
+    "esm_mode",
     "idempotency_key",
     "parse_event",
     "redis_persistence",

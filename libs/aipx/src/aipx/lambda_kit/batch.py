@@ -10,11 +10,19 @@ processing it); powertools' BatchProcessor then runs over the parsed records. Ou
 - callback raises (anything) -> the record is a failure, reported in `batchItemFailures`; the event source
   mapping commits below the lowest failed offset of its partition and retries from there;
 - the event record itself is malformed (bad base64 or headers) -> a failure of that record alone, as above.
+
+In on-demand mode (`aipx.lambda_kit.mode`, AIPX_LAMBDA_ESM_MODE=on-demand) the mapping ignores partial
+batch responses, so a batch with failed records raises `BatchFailedError` instead: the whole invocation
+fails and Lambda retries the batch (idempotent routes skip what already succeeded). A record that has
+failed more often than its event source's `max_retries` (function manifest) is a poison record: it is
+dead-lettered with its last error and counts as handled, so it cannot block its partition. Attempts are
+counted per warm process (a cold start begins them afresh).
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -26,7 +34,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from google.protobuf.message import Message
 
+from aipx.functions import manifest
 from aipx.lambda_kit.idempotency import RecordIdempotency
+from aipx.lambda_kit.mode import ON_DEMAND, EsmMode, esm_mode
 from aipx.lambda_kit.runtime import AsyncRuntime, default_runtime
 from aipx.msk import EVENT_SOURCES, InvalidEventError, MskRecord
 from aipx.serde import HEADER_EVENT_ID, HEADER_TRACE_ID, DecodeError
@@ -36,6 +46,29 @@ M = TypeVar("M", bound=Message)
 
 PartialBatchResponse = dict[str, list[dict[str, Any]]]
 RecordCallback = Callable[[M, MskRecord], object]
+
+
+# Failed records whose attempts are remembered (on-demand mode); the oldest are forgotten beyond this.
+_MAX_TRACKED_FAILURES = 10_000
+# Retries of a failing record in on-demand mode for a function the manifest does not list (tests, tools).
+DEFAULT_MAX_RETRIES = 3
+
+
+class BatchFailedError(RuntimeError):
+    """On-demand mode: records of the batch failed, so the whole invocation fails and Lambda retries it."""
+
+    def __init__(self, function: str, failures: Sequence[Mapping[str, Any]], total: int) -> None:
+        self.function = function
+        self.failures = [dict(f) for f in failures]
+        shown = ", ".join(
+            f"{f['itemIdentifier']['partition']}@{f['itemIdentifier']['offset']}" for f in self.failures[:5]
+        )
+        more = f" and {len(self.failures) - 5} more" if len(self.failures) > 5 else ""
+        super().__init__(
+            f"{function}: {len(self.failures)} of {total} record(s) failed ({shown}{more}); failing the "
+            "whole invocation because the event source mapping does not honour partial batch responses "
+            "(AIPX_LAMBDA_ESM_MODE=on-demand)"
+        )
 
 
 class UnroutedTopicError(LookupError):
@@ -153,8 +186,15 @@ class KafkaBatch:
         metrics: Metrics | None = None,
         runtime: AsyncRuntime | None = None,
         idempotency: RecordIdempotency | None = None,
+        mode: EsmMode | None = None,
+        max_retries: int | None = None,
     ) -> None:
         self.function = function
+        self._mode = mode
+        self._max_retries = max_retries
+        # On-demand mode: failed attempts per (topic, partition, offset), and the last error of each.
+        self._attempts: OrderedDict[tuple[str, int, int], int] = OrderedDict()
+        self._errors: dict[tuple[str, int, int], BaseException] = {}
         self.logger = logger
         self.metrics = metrics
         self._runtime = runtime
@@ -166,6 +206,29 @@ class KafkaBatch:
         self._dead_lettered = 0
         # The logger's formatter, looked up once per batch (set while `process_records` runs).
         self._formatter: BasePowertoolsFormatter | None = None
+
+    @property
+    def mode(self) -> EsmMode:
+        """The event source mapping mode (given, else AIPX_LAMBDA_ESM_MODE, read once)."""
+        if self._mode is None:
+            self._mode = esm_mode()
+        return self._mode
+
+    def max_retries(self, topic: str) -> int:
+        """Retries of a failing record before it is dead-lettered in on-demand mode: the given value, else the
+        manifest's `max_retries` of this function's event source for `topic`, else DEFAULT_MAX_RETRIES."""
+        if self._max_retries is not None:
+            return self._max_retries
+        try:
+            sources = manifest().get(self.function).event_sources
+        except KeyError:
+            return DEFAULT_MAX_RETRIES
+        route = self._routes.get(topic)
+        wanted = {topic, route.topic} if route else {topic}
+        for src in sources:
+            if src.topic in wanted:
+                return src.max_retries
+        return DEFAULT_MAX_RETRIES
 
     @property
     def runtime(self) -> AsyncRuntime:
@@ -208,6 +271,7 @@ class KafkaBatch:
     def handle_record(self, record: MskRecord | MalformedRecord) -> object:
         """Decode and dispatch one record (DLQ on DecodeError); raises on processing failure."""
         if isinstance(record, MalformedRecord):
+            self._errors[(record.topic, record.partition, record.offset)] = record.error
             raise record.error
         route = self._routes.get(record.topic)
         if route is None:
@@ -233,7 +297,8 @@ class KafkaBatch:
             if route.idempotent and self.idempotency is not None:
                 return self.idempotency.run_record(record, lambda: route.callback(message, record))
             return route.callback(message, record)
-        except Exception:
+        except Exception as exc:
+            self._errors[(record.topic, record.partition, record.offset)] = exc
             self.logger.exception("record failed; it will be retried")
             raise
 
@@ -250,9 +315,10 @@ class KafkaBatch:
         self, records: Sequence[MskRecord | MalformedRecord], context: LambdaContext | None = None
     ) -> PartialBatchResponse:
         """Process the records of one event (from `parse`); the partial batch response naming every failed
-        record."""
+        record (provisioned mode), or BatchFailedError when records failed in on-demand mode."""
         if not records:
             return {"batchItemFailures": []}
+        self._errors.clear()
         if self.idempotency is not None:
             self.idempotency.register_lambda_context(context)
         self._dead_lettered = 0
@@ -268,6 +334,8 @@ class KafkaBatch:
             self.logger.set_correlation_id(None)
         failures = [dict(item) for item in response.get("batchItemFailures", [])]
         total = len(records)
+        if self.mode == ON_DEMAND:
+            failures = self._give_up_on_poison(records, failures)
         if self.metrics is not None:
             self.metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=total)
             self.metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(failures))
@@ -281,4 +349,56 @@ class KafkaBatch:
             )
         if failures:
             self.logger.warning("batch had failed records", extra={"failed": len(failures), "records": total})
+            if self.mode == ON_DEMAND:
+                raise BatchFailedError(self.function, failures, total)
         return {"batchItemFailures": failures}
+
+    def _give_up_on_poison(
+        self, records: Sequence[MskRecord | MalformedRecord], failures: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """On-demand mode: count each failed record's attempt; dead-letter those past their retries (they
+        count as handled); forget the records that succeeded. Returns the failures still to retry."""
+        by_item = {(f"{r.topic}-{r.partition}", r.offset): r for r in records}
+        failed_keys: set[tuple[str, int, int]] = set()
+        still: list[dict[str, Any]] = []
+        for item in failures:
+            ident = item["itemIdentifier"]
+            record = by_item.get((str(ident["partition"]), int(ident["offset"])))
+            if record is None:
+                still.append(item)
+                continue
+            key = (record.topic, record.partition, record.offset)
+            failed_keys.add(key)
+            attempts = self._attempts.pop(key, 0) + 1
+            if attempts <= self.max_retries(record.topic):
+                self._attempts[key] = attempts
+                still.append(item)
+                continue
+            error = self._errors.get(key) or RuntimeError("record failed")
+            raw = (
+                record
+                if isinstance(record, MskRecord)
+                else MskRecord(record.topic, record.partition, record.offset, 0, None, None, [])
+            )
+            route = self._routes.get(record.topic)
+            try:
+                dlq = dead_letter(
+                    self.runtime, raw, error, consumer=self.function, dlq=route.dlq if route else None
+                )
+            except Exception:
+                self.logger.exception("dead-lettering a poison record failed; the batch will be retried")
+                self._attempts[key] = attempts
+                still.append(item)
+                continue
+            self._dead_lettered += 1
+            self.logger.error(
+                "record failed on every attempt: dead-lettered",
+                extra={"dlq": dlq, "attempts": attempts, "error": str(error), "kafka_record": raw.ident},
+            )
+        for record in records:
+            key = (record.topic, record.partition, record.offset)
+            if key not in failed_keys:
+                self._attempts.pop(key, None)
+        while len(self._attempts) > _MAX_TRACKED_FAILURES:
+            self._attempts.popitem(last=False)
+        return still

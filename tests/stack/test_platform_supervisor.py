@@ -1,0 +1,184 @@
+"""`./aipx run` takes its children down whatever ends it: Ctrl-C in a real terminal with the output piped
+(`| tee run.log`, where Ctrl-C kills `tee` first), SIGKILL of the supervisor, and leftovers named in the pid
+file that `./aipx down` and the next run stop. Real processes and signals; the platform on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aipx_stack.endpoints import Endpoints
+from aipx_stack.install import apt_install
+from aipx_stack.lifeline import PidFile, Proc, start_time
+from aipx_stack.platform import Platform, ProcessSpec
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILDREN = 7  # simulator, OMS, ingestion, four runners
+START_TIMEOUT_S = 300.0  # the whole platform on a loaded 2-core machine
+STOP_TIMEOUT_S = 120.0
+
+
+def platform_cmd(log_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "aipx_stack.platform", "--ephemeral-ports", "--log-dir", str(log_dir)]
+
+
+def wait_until(predicate: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def running_children(log_dir: Path) -> list[Proc]:
+    _, children = PidFile(log_dir / "platform.pid.json").read()
+    return children
+
+
+def logs(log_dir: Path) -> str:
+    return "\n".join(
+        f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
+        for p in sorted(log_dir.glob("*.log"))
+    )
+
+
+def all_started(log_dir: Path) -> bool:
+    children = running_children(log_dir)
+    return len(children) == CHILDREN and all(c.alive() for c in children)
+
+
+@pytest.fixture
+def tmux() -> Iterator[list[str]]:
+    """tmux on a private server (its own socket, our environment), killed afterwards."""
+    if shutil.which("tmux") is None:
+        apt_install(["tmux"], needed_for="the supervisor's real-terminal test")
+    binary = shutil.which("tmux")
+    assert binary, "tmux is needed for this test: apt-get install tmux"
+    base = [binary, "-L", f"aipx-test-{uuid.uuid4().hex[:8]}", "-f", "/dev/null"]
+    yield base
+    subprocess.run([*base, "kill-server"], capture_output=True, check=False)
+
+
+@pytest.mark.timeout(900)
+def test_ctrl_c_in_a_terminal_with_the_output_piped_stops_every_child(
+    stack_endpoints: Endpoints, tmux: list[str], tmp_path: Path
+) -> None:
+    log_dir, run_log = tmp_path / "platform", tmp_path / "run.log"
+    run = shlex.join(platform_cmd(log_dir))
+    command = f"cd {shlex.quote(str(ROOT))} && {run} | tee {shlex.quote(str(run_log))}"
+    subprocess.run([*tmux, "new-session", "-d", "-s", "aipx", "-x", "200", "-y", "50", command], check=True)
+    wait_until(
+        lambda: run_log.exists() and "AIPX is running locally." in run_log.read_text(errors="replace"),
+        START_TIMEOUT_S,
+        "the platform's summary in run.log",
+    )
+    wait_until(lambda: all_started(log_dir), 30, "seven children in the pid file")
+    supervisor, children = PidFile(log_dir / "platform.pid.json").read()
+    assert supervisor is not None and supervisor.alive()
+    assert {c.name for c in children} >= {"exchange-sim", "oms", "ingestion", "runner-recorder"}
+
+    subprocess.run([*tmux, "send-keys", "-t", "aipx", "C-c"], check=True)  # a real terminal's Ctrl-C
+
+    wait_until(
+        lambda: not supervisor.alive() and not any(c.alive() for c in children),
+        STOP_TIMEOUT_S,
+        "the supervisor and every child to exit\n" + logs(log_dir),
+    )
+    assert not (log_dir / "platform.pid.json").exists()
+
+
+@pytest.mark.timeout(900)
+def test_a_killed_supervisor_takes_its_children_with_it(stack_endpoints: Endpoints, tmp_path: Path) -> None:
+    log_dir = tmp_path / "platform"
+    supervisor = subprocess.Popen(
+        platform_cmd(log_dir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_until(lambda: all_started(log_dir), START_TIMEOUT_S, "seven children\n" + logs(log_dir))
+        children = running_children(log_dir)
+        supervisor.kill()  # SIGKILL: no handler runs, nothing is cleaned up by the supervisor
+        supervisor.wait(30)
+        wait_until(
+            lambda: not any(c.alive() for c in children),
+            STOP_TIMEOUT_S,
+            "every child to die with the supervisor (parent-death signal)\n" + logs(log_dir),
+        )
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+        if supervisor.stdout is not None:
+            supervisor.stdout.close()
+
+
+def leftover(tmp_path: Path) -> tuple[subprocess.Popen[bytes], PidFile]:
+    """A child a dead supervisor left running (its own session, as the platform starts them), and a pid
+    file naming it, plus an entry whose pid was recycled (this test process: another start time)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    pid_file = PidFile(tmp_path / "platform" / "platform.pid.json")
+    gone = Proc("supervisor", 2**22 - 1, 1)  # no such process
+    recycled = Proc("oms", os.getpid(), (start_time(os.getpid()) or 0) + 1)
+    pid_file.write(gone, [Proc.of("ingestion", child.pid), recycled])
+    return child, pid_file
+
+
+def test_aipx_down_stops_the_leftovers_of_the_pid_file_and_nothing_else(tmp_path: Path) -> None:
+    child, pid_file = leftover(tmp_path)
+    try:
+        result = subprocess.run(
+            [*platform_cmd(pid_file.path.parent)[:3], "--down", "--log-dir", str(pid_file.path.parent)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "stopped ingestion" in result.stdout
+        assert child.wait(30) == -signal.SIGTERM
+        assert not pid_file.path.exists()
+        again = subprocess.run(
+            [*platform_cmd(pid_file.path.parent)[:3], "--down", "--log-dir", str(pid_file.path.parent)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert "no platform process was running" in again.stdout
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert "./aipx run` may have left" in (ROOT / "aipx").read_text()  # `./aipx down` runs --down first
+
+
+async def test_the_next_run_stops_what_the_previous_one_left(
+    stack_endpoints: Endpoints, tmp_path: Path
+) -> None:
+    child, pid_file = leftover(tmp_path)
+    sleeper = ProcessSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"])
+    platform = Platform(stack_endpoints, log_dir=pid_file.path.parent, processes=[sleeper])
+    try:
+        await platform.start()
+        assert await asyncio.to_thread(child.wait, 30) == -signal.SIGTERM
+        supervisor, children = pid_file.read()
+        assert supervisor is not None and supervisor.pid == os.getpid()
+        assert [(c.name, c.pid) for c in children] == [("sleeper", platform.procs["sleeper"].pid)]
+        data = json.loads(pid_file.path.read_text())
+        assert data["children"][0]["start"] == start_time(platform.procs["sleeper"].pid)
+    finally:
+        await platform.stop()
+        if child.poll() is None:
+            child.kill()
+    assert not pid_file.path.exists()

@@ -1,0 +1,7 @@
+"""`python -m aipx_ops` = `aipx-ops`."""
+
+import sys
+
+from aipx_ops.cli import main
+
+sys.exit(main())
