@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from aipx.money import to_pb
 from aipx.v1 import admin_pb2, common_pb2, decisions_pb2, market_data_pb2, orders_pb2, signals_pb2
@@ -70,8 +71,9 @@ def test_views_are_deltas_with_the_current_candle_or_full_snapshots() -> None:
     (delta,) = board.views(dirty, now_ns=21 * S, stale_after_s=15)
     assert delta["last"] == "150.2" and delta["candle"] == [20_000, "150.2", "150.2", "150.2", "150.2", "2"]
     assert "candles" not in delta and delta["stale"] is False and delta["age_s"] == 1.0
+    full: Any
     (full,) = board.views(None, now_ns=40 * S, stale_after_s=15)
-    assert len(full["candles"]) == 2 and full["stale"] is True  # type: ignore[arg-type]
+    assert len(full["candles"]) == 2 and full["stale"] is True
 
 
 def order(order_id: str, seq: int, status: orders_pb2.OrderStatus.ValueType) -> orders_pb2.Order:
@@ -115,16 +117,22 @@ def test_order_event_updates_order_fill_and_position() -> None:
     event = orders_pb2.OrderEvent(
         type=orders_pb2.ORDER_EVENT_TYPE_FILLED,
         order=order("o9", 3, orders_pb2.ORDER_STATUS_FILLED),
-        fill=orders_pb2.Fill(fill_id="f1", order_id="o9", account_id="acct", symbol="BTC-USDT", quantity=to_pb("0.01"), price=to_pb("60000")),
-        position=orders_pb2.Position(account_id="acct", symbol="BTC-USDT", quantity=to_pb("0.01"), average_price=to_pb("60000"), realized_pnl=to_pb("0"), updated_time_ns=5),
+        fill=orders_pb2.Fill(
+            fill_id="f1", order_id="o9", account_id="acct", symbol="BTC-USDT", quantity=to_pb("0.01"),
+            price=to_pb("60000"),
+        ),
+        position=orders_pb2.Position(
+            account_id="acct", symbol="BTC-USDT", quantity=to_pb("0.01"), average_price=to_pb("60000"),
+            realized_pnl=to_pb("0"), updated_time_ns=5,
+        ),
     )  # fmt: skip
     state.on_order_event(event)
     state.on_market_data(trade("binance", "BTC-USDT", "60100", "1", 7 * S), 7 * S)
-    delta = state.delta(8 * S)
+    delta: Any = state.delta(8 * S)
     assert delta is not None
-    assert [o["status"] for o in delta["orders"]] == ["FILLED"]  # type: ignore[attr-defined]
-    assert [f["fill_id"] for f in delta["fills"]] == ["f1"]  # type: ignore[attr-defined]
-    (position,) = delta["positions"]  # type: ignore[misc]
+    assert [o["status"] for o in delta["orders"]] == ["FILLED"]
+    assert [f["fill_id"] for f in delta["fills"]] == ["f1"]
+    (position,) = delta["positions"]
     assert position["mark"] == "60100" and position["unrealized_pnl"] == "1.00"
     assert state.delta(9 * S) is None  # nothing changed since
 
@@ -140,30 +148,36 @@ def test_decisions_carry_votes_and_their_signals_reasons() -> None:
     state.on_decision(
         decisions_pb2.Decision(
             decision_id="d1", signal_id="s1", symbol="ETH-USDT", verdict=decisions_pb2.VERDICT_APPROVE,
-            votes=[decisions_pb2.AnalystVote(analyst="trend", vote=decisions_pb2.VOTE_LONG, confidence=0.8, rationale="up")],
+            votes=[
+                decisions_pb2.AnalystVote(
+                    analyst="trend", vote=decisions_pb2.VOTE_LONG, confidence=0.8, rationale="up"
+                )
+            ],
         )
     )  # fmt: skip
-    delta = state.delta(S)
+    delta: Any = state.delta(S)
     assert delta is not None
-    (decision,) = delta["decisions"]  # type: ignore[misc]
+    (decision,) = delta["decisions"]
     assert decision["verdict"] == "APPROVE" and decision["signal_reasons"] == ["RSI 28 < 30"]
     assert decision["votes"] == [{"analyst": "trend", "vote": "LONG", "confidence": 0.8, "rationale": "up"}]
-    assert delta["signals"][0]["direction"] == "LONG"  # type: ignore[index]
+    assert delta["signals"][0]["direction"] == "LONG"
 
 
 def test_components_push_only_changes_and_keep_their_since_time() -> None:
     state = ConsoleState()
     state.set_component("kafka", False, "down", 5 * S)
-    assert state.delta(6 * S)["components"][0]["up"] is False  # type: ignore[index]
+    delta: Any = state.delta(6 * S)
+    assert delta["components"][0]["up"] is False
     state.set_component("kafka", False, "down", 7 * S)
     assert state.delta(8 * S) is None
     state.set_component("kafka", True, "ok", 9 * S)
-    assert state.delta(10 * S)["components"][0] == {
+    delta = state.delta(10 * S)
+    assert delta["components"][0] == {
         "name": "kafka",
         "up": True,
         "message": "ok",
         "since_ms": 9000,
-    }  # type: ignore[index]
+    }
 
 
 def test_accounts_show_the_trading_state() -> None:
@@ -184,9 +198,9 @@ def test_many_symbols_coalesce_into_one_delta_with_one_row_each() -> None:
     for n in range(50):
         for i in range(500):
             state.on_market_data(trade("sim", f"SYM{i}-USDT", str(100 + n), "1", (n + 1) * S), (n + 1) * S)
-    delta = state.delta(60 * S)
-    assert delta is not None and len(delta["markets"]) == 500  # type: ignore[arg-type]
-    assert all(m["last"] == "149" for m in delta["markets"])  # type: ignore[attr-defined]
+    delta: Any = state.delta(60 * S)
+    assert delta is not None and len(delta["markets"]) == 500
+    assert all(m["last"] == "149" for m in delta["markets"])
 
 
 METRICS = """\
@@ -206,15 +220,16 @@ aipx_ingestion_dropped_total{reason="buffer"} 3.0
 
 def test_ingestion_figures_give_rates_per_venue_and_stream() -> None:
     rates = RateTracker()
-    first = figures_for(parse_exposition(METRICS), rates, 10.0)
+    first: Any = figures_for(parse_exposition(METRICS), rates, 10.0)
     assert first["kind"] == "ingestion" and first["dropped"] == 3.0
-    (venue,) = first["venues"]  # type: ignore[misc]
+    venue: Any
+    (venue,) = first["venues"]
     assert venue["messages"] == 150.0 and venue["rate"] is None and venue["stale_streams"] == 1.0
     later = METRICS.replace("} 100.0", "} 250.0").replace(
         'stream="btcusdt@depth"} 2.0', 'stream="btcusdt@depth"} 4.0'
     )
-    second = figures_for(parse_exposition(later), rates, 20.0)
-    (venue,) = second["venues"]  # type: ignore[misc]
+    second: Any = figures_for(parse_exposition(later), rates, 20.0)
+    (venue,) = second["venues"]
     assert venue["rate"] == 15.0
     assert venue["streams"] == [
         {"stream": "btcusdt@depth", "gaps": 4.0, "gaps_per_min": 12.0, "resyncs": 1.0, "resyncs_per_min": 0.0}

@@ -75,10 +75,15 @@ class ConsoleApp:
         addresses = self._runner.addresses
         self.port = addresses[0][1] if addresses else self.settings.http_port
         if self.ops is not None:
-            self.ops.add_check("http", lambda: self.port is not None)
+            self.ops.add_check("kafka", self.kafka_ready)
             await self.ops.start()
         log.info("console on http://%s:%s/", self.settings.http_host, self.port)
         return self.port
+
+    def kafka_ready(self) -> bool:
+        """True once the topics are assigned and positioned (the console shows what is published next)."""
+        kafka = self.state.components.get("kafka")
+        return kafka is not None and kafka.up is True
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -148,27 +148,28 @@ class KafkaFeed:
         self._consumer = consumer
         existing = await asyncio.wait_for(consumer.topics(), timeout=10)
         missing = [t for t in [*self.routes, *self.dlq] if t not in existing]
-        assigned: list[TopicPartition] = []
-        backlog: list[TopicPartition] = []
-        for topic, route in self.routes.items():
-            for p in sorted(consumer.partitions_for_topic(topic) or ()):
-                tp = TopicPartition(topic, p)
-                assigned.append(tp)
-                if route.backlog:
-                    backlog.append(tp)
-        self._dlq_partitions = [
-            TopicPartition(t, p)
-            for t in self.dlq
-            if t in existing
-            for p in consumer.partitions_for_topic(t) or ()
-        ]
-        consumer.assign(assigned)
-        if backlog and self.settings.backlog:
+        readable = [t for t in self.routes if t in existing]
+        dlq = [t for t in self.dlq if t in existing]
+        # Without a group, a subscription is assigned every partition of its topics as metadata arrives.
+        consumer.subscribe([*readable, *dlq])
+        deadline = time.monotonic() + 15
+        wanted = set(readable) | set(dlq)
+        while {tp.topic for tp in consumer.assignment()} != wanted:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no partitions assigned for {sorted(wanted)}")
+            await asyncio.sleep(0.1)
+        assigned = consumer.assignment()
+        self._dlq_partitions = [tp for tp in assigned if tp.topic in dlq]
+        consumer.pause(*self._dlq_partitions)  # counted from their offsets, not read
+        backlog = [tp for tp in assigned if (r := self.routes.get(tp.topic)) is not None and r.backlog]
+        rest = [tp for tp in assigned if tp not in backlog]
+        if rest:
+            await consumer.seek_to_end(*rest)
+        if backlog:
             ends = await consumer.end_offsets(backlog)
             starts = await consumer.beginning_offsets(backlog)
             for tp in backlog:
                 consumer.seek(tp, max(starts[tp], ends[tp] - self.settings.backlog))
-        await consumer.seek_to_end(*[tp for tp in assigned if tp not in backlog])
         note = f"; missing topics: {', '.join(missing)}" if missing else ""
         self._set(not missing, f"connected to {self.kafka.bootstrap_servers}{note}")
         log.info("kafka feed reading %d partitions%s", len(assigned), note)

@@ -198,9 +198,8 @@ function renderChart() {
     if (vmax > 0) { ctx.globalAlpha = 0.35; const h = (+c[5] / vmax) * volH; ctx.fillRect(x - bw / 2, height - pad - 16 - h, bw, h); ctx.globalAlpha = 1; }
   });
   ctx.fillStyle = "#7d8a99";
-  ctx.fillText(time(candles[0][0]), 0, height - 4);
-  const lastLabel = time(candles[candles.length - 1][0]);
-  ctx.fillText(lastLabel, Math.min(plotW - 50, (candles.length - 0.5) * slot - 20), height - 4);
+  const every = Math.max(1, Math.ceil(70 / slot));  // a time label every ~70 px
+  for (let i = 0; i < candles.length; i += every) ctx.fillText(time(candles[i][0]), Math.max(0, i * slot), height - 4);
   const last = +candles[candles.length - 1][4], ly = Math.round(y(last)) + 0.5;
   ctx.setLineDash([3, 3]); ctx.strokeStyle = "#4c9aff"; ctx.beginPath(); ctx.moveTo(0, ly); ctx.lineTo(plotW, ly); ctx.stroke(); ctx.setLineDash([]);
   ctx.fillStyle = "#4c9aff"; ctx.fillRect(plotW + 2, ly - 8, axis - 4, 16); ctx.fillStyle = "#fff"; ctx.fillText(candles[candles.length - 1][4], plotW + 6, ly + 4);
