@@ -51,6 +51,8 @@ class Ports:
     ingestion_metrics: int = 9101
     oms_metrics: int = 9102
     runner_metrics: int = 9103  # first of four consecutive ports, one per function
+    console: int = 18790
+    console_metrics: int = 9107
 
     @classmethod
     def ephemeral(cls) -> Ports:
@@ -168,7 +170,31 @@ def default_processes(ports: Ports, runner_args: tuple[str, ...] = ()) -> list[P
             )
             for i, name in enumerate(FUNCTIONS)
         ),
+        console_process(ports),
     ]
+
+
+def console_process(ports: Ports) -> ProcessSpec:
+    """The operator console: reads the topics, the OMS API and every service's /metrics."""
+    targets = {
+        "ingestion": ports.ingestion_metrics,
+        "oms": ports.oms_metrics,
+        **{f"runner-{name}": ports.runner_metrics + i for i, name in enumerate(FUNCTIONS)},
+    }
+    return ProcessSpec(
+        "console",
+        _py("-m", "aipx_console"),
+        {
+            "AIPX_METRICS_PORT": str(ports.console_metrics),
+            "AIPX_CONSOLE_HTTP_PORT": str(ports.console),
+            "AIPX_CONSOLE_OMS_TARGET": f"127.0.0.1:{ports.oms_grpc}",
+            "AIPX_CONSOLE_OMS_API_KEYS": json.dumps({DEMO_ACCOUNT: DEMO_API_KEY}),
+            "AIPX_CONSOLE_METRICS_TARGETS": json.dumps(
+                {name: f"http://127.0.0.1:{port}/metrics" for name, port in targets.items()}
+            ),
+        },
+        ready_url=f"http://127.0.0.1:{ports.console}/healthz",
+    )
 
 
 class Inbox:
@@ -314,6 +340,7 @@ class Platform:
         return "\n".join(
             [
                 "AIPX is running locally.",
+                f"  Console           http://127.0.0.1:{p.console}/   (actions: operator token)",
                 f"  OMS gRPC          127.0.0.1:{p.oms_grpc}   (metadata x-api-key: {DEMO_API_KEY}; "
                 "reflection + health enabled)",
                 f"    try: uv run aipx-oms-cli --api-key {DEMO_API_KEY} orders",
@@ -324,7 +351,8 @@ class Platform:
                 f"  S3 (data lake)    {e.s3_endpoint_url}  bucket {e.s3_bucket}",
                 f"  Exchange sim      ws://127.0.0.1:{p.sim_ws}  rest http://127.0.0.1:{p.sim_rest}",
                 f"  Metrics/health    ingestion :{p.ingestion_metrics}  oms :{p.oms_metrics}  functions "
-                f":{p.runner_metrics}-{p.runner_metrics + len(FUNCTIONS) - 1}  (/metrics /healthz /readyz)",
+                f":{p.runner_metrics}-{p.runner_metrics + len(FUNCTIONS) - 1}  console :{p.console_metrics}  "
+                "(/metrics /healthz /readyz)",
                 f"  Notifications     http://127.0.0.1:{p.inbox}/notifications",
                 f"  Logs              {self.log_dir}/<process>.log",
                 "Ctrl-C stops the platform; `./aipx down` stops the stack.",
@@ -369,16 +397,22 @@ async def _first_order(platform: Platform, timeout_s: float) -> bool:
     return False
 
 
-async def run(duration_s: float | None, smoke_timeout_s: float | None) -> int:
+async def run(duration_s: float | None, smoke_timeout_s: float | None, *, prometheus: bool = False) -> int:
     stack = open_stack()
     print(f"[aipx] starting the local stack ({stack.mode})", flush=True)
     endpoints = await asyncio.to_thread(stack.up)
     platform = Platform(endpoints)
+    if prometheus:
+        from aipx_stack.monitoring import prometheus_process
+
+        platform.specs.append(prometheus_process(platform.ports, platform.log_dir.parent / "prometheus"))
     stop = asyncio.Event()
     code = 0
     try:
         await platform.start()
         print(platform.summary(), flush=True)
+        if prometheus:
+            print("  Prometheus        http://127.0.0.1:19090/  (scraping every /metrics above)", flush=True)
         with _signals(stop):
             if smoke_timeout_s is not None:
                 ok = await _first_order(platform, smoke_timeout_s)
@@ -415,9 +449,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TIMEOUT_S",
         help="exit 0 once the signal chain placed an order (1 if none within TIMEOUT_S)",
     )
+    parser.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run Prometheus (Debian's package) scraping every service, on http://127.0.0.1:19090/",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    return asyncio.run(run(args.duration, args.smoke))
+    return asyncio.run(run(args.duration, args.smoke, prometheus=args.prometheus))
 
 
 if __name__ == "__main__":

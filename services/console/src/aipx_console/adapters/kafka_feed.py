@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aipx import serde
-from aipx.kafka import create_consumer
+from aipx.functions import manifest
+from aipx.kafka import client_config, create_consumer
 from aipx.settings import KafkaSettings
 from aipx.topics import catalogue
 from aipx.v1 import decisions_pb2, market_data_pb2, orders_pb2, signals_pb2
@@ -24,6 +26,7 @@ from google.protobuf.message import Message
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from aipx_console.domain.state import ConsoleState
+from aipx_console.metrics import CONSUMER_LAG, DLQ_RECORDS, UNDECODABLE
 from aipx_console.settings import ConsoleSettings
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,13 @@ def dlq_topics(settings: ConsoleSettings) -> list[str]:
     return [dlq for t in topics if (dlq := names.get(t))]
 
 
+def consumer_groups() -> list[tuple[str, str]]:
+    """(consumer group, topic) of every event source of the function manifest (the cold path's readers)."""
+    return sorted(
+        {(src.consumer_group, src.topic) for fn in manifest().functions for src in fn.event_sources}
+    )
+
+
 class KafkaFeed:
     """One consumer for every topic, decoding records into the console state."""
 
@@ -97,7 +107,9 @@ class KafkaFeed:
         self.routes = {r.topic: r for r in routes(settings)}
         self.dlq = dlq_topics(settings)
         self.undecodable = 0
+        self.groups = consumer_groups()
         self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
         self._dlq_partitions: list[TopicPartition] = []
 
     def _set(self, up: bool, message: str) -> None:
@@ -175,6 +187,10 @@ class KafkaFeed:
         log.info("kafka feed reading %d partitions%s", len(assigned), note)
 
     async def _close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             with contextlib.suppress(Exception):
@@ -202,6 +218,7 @@ class KafkaFeed:
                             )  # fmt: skip
                         except serde.DecodeError as exc:
                             self.undecodable += 1
+                            UNDECODABLE.labels(r.topic).inc()
                             log.warning("skipping a record the console cannot show: %s", exc)
                             continue
                         route.apply(self.state, message, now)
@@ -226,6 +243,9 @@ class KafkaFeed:
                 else:
                     await asyncio.wait_for(consumer.topics(), timeout=8)
                 self.state.set_dlq(counts)
+                for topic, count in counts.items():
+                    DLQ_RECORDS.labels(topic).set(count)
+                self.state.set_lag(await self._lag(consumer))
                 if failures:
                     self._set(True, f"connected to {self.kafka.bootstrap_servers}")
                 failures = 0
@@ -236,3 +256,30 @@ class KafkaFeed:
                     f"Kafka not answering at {self.kafka.bootstrap_servers}: {exc or type(exc).__name__}",
                 )
             await asyncio.sleep(3)
+
+    async def _lag(self, consumer: AIOKafkaConsumer) -> dict[str, dict[str, int]]:
+        """Lag of the manifest's consumer groups on the topics this console reads: end minus committed."""
+        if self._admin is None:
+            config = client_config(self.kafka, client_id="aipx-console-admin")
+            config.pop("client_id", None)
+            admin = AIOKafkaAdminClient(**config)
+            await asyncio.wait_for(admin.start(), timeout=8)
+            self._admin = admin
+        readable = {tp.topic: tp for tp in consumer.assignment()}
+        partitions = [tp for tp in consumer.assignment() if tp.topic in self.routes]
+        if not partitions:
+            return {}
+        ends = await asyncio.wait_for(consumer.end_offsets(partitions), timeout=8)
+        lag: dict[str, dict[str, int]] = {}
+        for group, topic in self.groups:
+            if topic not in readable:
+                continue
+            committed = await asyncio.wait_for(self._admin.list_consumer_group_offsets(group), timeout=8)
+            behind = sum(
+                max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else end))
+                for tp, end in ends.items()
+                if tp.topic == topic
+            )
+            lag.setdefault(group, {})[topic] = behind
+            CONSUMER_LAG.labels(group, topic).set(behind)
+        return lag

@@ -55,6 +55,7 @@ class ConsoleState:
         self.components: dict[str, Component] = {}
         self.figures: dict[str, dict[str, object]] = {}
         self.dlq: dict[str, int] = {}
+        self.lag: dict[str, dict[str, int]] = {}
         self._dirty_accounts: set[str] = set()
         self._dirty_components: set[str] = set()
         self._dirty_figures = False
@@ -126,6 +127,12 @@ class ConsoleState:
             self.dlq = dict(counts)
             self._dirty_dlq = True
 
+    def set_lag(self, lag: dict[str, dict[str, int]]) -> None:
+        """Records each consumer group is behind, per topic."""
+        if lag != self.lag:
+            self.lag = lag
+            self._dirty_dlq = True
+
     # --- outputs --------------------------------------------------------------------------------------
     def snapshot(self, now_ns: int) -> dict[str, object]:
         """Everything, for a browser that just connected (also clears nothing: deltas go on)."""
@@ -143,6 +150,7 @@ class ConsoleState:
             "components": [c.view() for _, c in sorted(self.components.items())],
             "figures": self.figures,
             "dlq": self.dlq,
+            "lag": self.lag,
         }
 
     def delta(self, now_ns: int) -> dict[str, object] | None:
@@ -177,6 +185,7 @@ class ConsoleState:
             self._dirty_figures = False
         if self._dirty_dlq:
             out["dlq"] = self.dlq
+            out["lag"] = self.lag
             self._dirty_dlq = False
         if not out:
             return None

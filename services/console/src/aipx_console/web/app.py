@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from aipx_console.adapters.oms import OmsCallError, OmsGateway
+from aipx_console.metrics import BROWSERS
 from aipx_console.web.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     client, first = hub.connect()
+    BROWSERS.set(len(hub.clients))
     try:
         await response.write(first)
         while True:
@@ -66,6 +68,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         hub.disconnect(client)
+        BROWSERS.set(len(hub.clients))
     return response
 
 

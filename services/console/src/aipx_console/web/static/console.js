@@ -8,7 +8,7 @@ const MAX_ITEMS = 200;
 
 const model = {
   markets: new Map(), orders: new Map(), positions: new Map(), accounts: new Map(), components: new Map(),
-  signals: [], decisions: [], fills: [], figures: {}, dlq: {}, ages: {}, staleAfter: 15,
+  signals: [], decisions: [], fills: [], figures: {}, dlq: {}, lag: {}, ages: {}, staleAfter: 15,
 };
 const dirty = new Set();
 let selected = null;
@@ -41,7 +41,7 @@ function applySnapshot(s) {
   model.accounts = new Map(s.accounts.map((a) => [a.account_id, a]));
   model.components = new Map(s.components.map((c) => [c.name, c]));
   model.signals = s.signals; model.decisions = s.decisions; model.fills = s.fills;
-  model.figures = s.figures; model.dlq = s.dlq;
+  model.figures = s.figures; model.dlq = s.dlq; model.lag = s.lag || {};
   marketRows.clear(); $("markets").tBodies[0].replaceChildren();
   for (const section of ["markets", "orders", "positions", "accounts", "banners", "figures", "decisions", "fills", "chart"]) schedule(section);
 }
@@ -73,7 +73,7 @@ function applyDelta(d) {
   if (d.decisions) { model.decisions = model.decisions.concat(d.decisions).slice(-MAX_ITEMS); schedule("decisions"); }
   if (d.fills) { model.fills = model.fills.concat(d.fills).slice(-MAX_ITEMS); schedule("fills"); }
   if (d.figures) { model.figures = d.figures; schedule("figures"); }
-  if (d.dlq) { model.dlq = d.dlq; schedule("figures"); }
+  if (d.dlq) { model.dlq = d.dlq; model.lag = d.lag || {}; schedule("figures"); }
 }
 
 function connect() {
@@ -299,7 +299,11 @@ function renderFigures() {
   const deadLettered = runners.reduce((s, r) => s + r.dead_lettered, 0);
   out.push(figure("DLQ records", String(dlqTotal || deadLettered), dlqTotal || deadLettered ? "bad" : ""));
   $("figures").replaceChildren(...out);
-  $("dlq").replaceChildren(...Object.entries(model.dlq).sort().map(([t, n]) => el("span", { class: `chip ${n ? "bad" : ""}`, "data-dlq": t }, `${t}: ${n}`)));
+  const lagChips = Object.entries(model.lag).sort().flatMap(([group, topics]) => Object.entries(topics).map(([t, n]) =>
+    el("span", { class: `chip ${n > 1000 ? "bad" : ""}`, "data-lag": `${group}:${t}` }, `lag ${group} ← ${t}: ${n}`)));
+  $("dlq").replaceChildren(...Object.entries(model.dlq).sort().map(([t, n]) => el("span", { class: `chip ${n ? "bad" : ""}`, "data-dlq": t }, `DLQ ${t}: ${n}`)), ...lagChips);
+  const maxLag = Math.max(0, ...Object.values(model.lag).flatMap((t) => Object.values(t)));
+  if (Object.keys(model.lag).length) out.push(figure("Kafka lag", String(maxLag), maxLag > 1000 ? "warn" : ""));
   const body = $("feeds").tBodies[0];
   const rows = [];
   for (const x of ing) for (const v of x.venues) {
