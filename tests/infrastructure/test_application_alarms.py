@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-
 from tests.console.test_monitoring import defined_metrics
 from tests.infrastructure.conftest import AWS_ROOT, MODULES, ROOT, load_hcl, module_calls, module_resources
 
@@ -137,6 +136,3 @@ def test_the_metrics_sidecar_is_in_each_task_definition_and_wired_to_the_monitor
     for declaration in collector["metric_declarations"]:
         for selector in declaration["metric_name_selectors"]:
             assert any(re.search(selector, m) for m in series), f"{selector} matches no metric of the code"
-    yaml.safe_load(
-        "{}"
-    )  # the collector config is yamlencode()d by Terraform; validated by `terraform validate`
