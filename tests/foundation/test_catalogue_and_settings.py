@@ -15,6 +15,7 @@ def test_catalogue_has_the_platform_topics_with_dead_letter_topics() -> None:
         topics.TRADING_SIGNALS,
         topics.TRADING_DECISIONS,
         topics.ORDER_EVENTS,
+        topics.ADMIN_EVENTS,
     ):
         spec = cat.get(name)
         assert spec.payload.startswith("aipx.v1.")
@@ -22,6 +23,7 @@ def test_catalogue_has_the_platform_topics_with_dead_letter_topics() -> None:
         assert cat.dlq_for(name).name == f"{name}.dlq"
     assert cat.get(topics.MARKET_DATA_RAW).key_for(venue="binance", symbol="BTC-USDT") == b"binance:BTC-USDT"
     assert cat.get(topics.ORDER_EVENTS).key_for(account_id="acc-1") == b"acc-1"
+    assert cat.get(topics.ADMIN_EVENTS).key_for(account_id="acc-1") == b"acc-1"
 
 
 def test_catalogue_payloads_name_real_messages() -> None:

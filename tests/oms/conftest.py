@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aipx.clients.oms import OmsClient
 from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
-from aipx_oms.client import OmsClient
 from aipx_oms.server import OmsApp
 from aipx_oms.settings import DEFAULT_MIGRATIONS_DIR, OmsSettings
 from aipx_oms.store.admin import (

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import grpc
 import pytest
+from aipx.clients.oms import OmsClient
 from aipx.settings import PostgresSettings
 from aipx.v1 import common_pb2, orders_pb2
-from aipx_oms.client import OmsClient
 from aipx_oms.store.postgres import prune_published
 from aipx_stack.ports import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc

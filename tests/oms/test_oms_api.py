@@ -9,8 +9,8 @@ from typing import Any
 
 import grpc
 import pytest
+from aipx.clients.oms import OmsClient
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
-from aipx_oms.client import OmsClient
 from aipx_oms.venues.paper import PaperVenue
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc

@@ -8,9 +8,9 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
+from aipx.clients.oms import OmsClient
 from aipx.settings import MetricsSettings
 from aipx.v1 import common_pb2, orders_pb2
-from aipx_oms.client import OmsClient
 from aipx_oms.server import OmsApp
 
 from tests.oms.conftest import KEY_A, OmsEnv

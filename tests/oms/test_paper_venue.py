@@ -7,9 +7,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from aipx.clients.oms import OmsClient
 from aipx.ids import now_ns
 from aipx.v1 import common_pb2, orders_pb2
-from aipx_oms.client import OmsClient
 from aipx_oms.venues.paper import NS_PER_DAY, PaperVenue
 
 from tests.oms.conftest import OmsEnv, eventually

@@ -26,7 +26,7 @@ locals {
 
   # The topics each hot-path service writes to (plus each one's DLQ, for records it cannot encode).
   ingestion_produces = ["market-data-raw"]
-  oms_produces       = ["order-events"]
+  oms_produces       = ["order-events", "admin-events"]
 
   # Settings every AIPX process shares (aipx.settings). Kafka on MSK: TLS + IAM (SASL/OAUTHBEARER).
   kafka_client_env = {

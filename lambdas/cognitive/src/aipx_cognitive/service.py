@@ -20,7 +20,7 @@ from aipx.v1.signals_pb2 import TradingSignal
 from aws_lambda_powertools import Logger
 
 from aipx_cognitive.adapters.llm import AnthropicChat, OpenAiChat
-from aipx_cognitive.adapters.oms import OmsClient, OrderRefusedError
+from aipx_cognitive.adapters.oms import OmsOrders, OrderRefusedError
 from aipx_cognitive.adapters.store import CognitiveStore
 from aipx_cognitive.domain.analysts import Analyst, LlmAnalyst, RiskRewardAnalyst, TechnicalConfluenceAnalyst
 from aipx_cognitive.domain.decisions import AutoTradingPolicy, build_decision, decision_id, order_request
@@ -97,7 +97,7 @@ class CognitiveService:
         runtime: AsyncRuntime,
         store: CognitiveStore,
         ensemble: Ensemble,
-        oms: OmsClient | None,
+        oms: OmsOrders | None,
         clock: Callable[[], int] = now_ns,
     ) -> None:
         self.settings = settings
@@ -117,7 +117,7 @@ class CognitiveService:
             ttl_s=settings.state_ttl_s,
         )
         oms = (
-            OmsClient(
+            OmsOrders(
                 settings.oms_target,
                 api_key=settings.oms_api_key.get_secret_value(),
                 timeout_s=settings.oms_timeout_s,

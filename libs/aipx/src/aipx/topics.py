@@ -19,6 +19,7 @@ MARKET_DATA_RAW = "market-data-raw"
 TRADING_SIGNALS = "trading-signals"
 TRADING_DECISIONS = "trading-decisions"
 ORDER_EVENTS = "order-events"
+ADMIN_EVENTS = "admin-events"
 
 
 class _Frozen(BaseModel):

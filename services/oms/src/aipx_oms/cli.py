@@ -1,7 +1,9 @@
-"""`aipx-oms-cli`: the operator's command line for the OMS (place, cancel, list orders, positions, follow).
+"""`aipx-oms-cli`: an account's command line for the OMS (place, cancel, replace, orders, positions, account,
+follow).
 
 Connection: --target (or AIPX_CLI_TARGET, default 127.0.0.1:50051) and --api-key (or AIPX_CLI_API_KEY).
-`account-state` changes the kill switch directly in PostgreSQL (AIPX_POSTGRES_DSN): no RPC does that.
+`account-state` (the kill switch) goes through the admin service with an operator token (--admin-token or
+AIPX_ADMIN_TOKEN); `aipx-admin` has every admin action.
 """
 
 from __future__ import annotations
@@ -12,15 +14,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-import asyncpg
 import grpc
-from aipx.settings import PostgresSettings
-from aipx.v1 import common_pb2, orders_pb2
+from aipx.clients.admin import AdminClient
+from aipx.clients.oms import OmsClient
+from aipx.v1 import admin_pb2, common_pb2, oms_pb2, orders_pb2
 from google.protobuf.json_format import MessageToDict
-
-from aipx_oms.client import OmsClient
-from aipx_oms.domain.model import AccountState
-from aipx_oms.store.admin import set_account_state
 
 SIDES = {"buy": common_pb2.SIDE_BUY, "sell": common_pb2.SIDE_SELL}
 TYPES = {
@@ -61,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aipx-oms-cli", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default=os.environ.get("AIPX_CLI_TARGET", "127.0.0.1:50051"))
     parser.add_argument("--api-key", default=os.environ.get("AIPX_CLI_API_KEY", ""))
+    parser.add_argument("--admin-token", default=os.environ.get("AIPX_ADMIN_TOKEN", ""))
     parser.add_argument("--json", action="store_true", help="print protobuf JSON instead of a table")
     sub = parser.add_subparsers(dest="command", required=True)
     place = sub.add_parser("place", help="submit an order")
@@ -93,21 +92,58 @@ def _parser() -> argparse.ArgumentParser:
     follow = sub.add_parser("follow", help="follow the order event stream")
     follow.add_argument("--from", dest="from_seq", type=int, default=0, help="resume after this log sequence")
     follow.add_argument("--symbol", action="append", default=[])
-    state = sub.add_parser("account-state", help="set an account's trading state (kill switch) in PostgreSQL")
+    replace = sub.add_parser("replace", help="change the quantity and/or price of an open order")
+    replace.add_argument("order_id", nargs="?", default="")
+    replace.add_argument("--client-order-id", default="")
+    replace.add_argument("--quantity")
+    replace.add_argument("--price")
+    replace.add_argument("--idempotency-key")
+    sub.add_parser("account", help="balances (total/free/locked), equity, P&L and trading state")
+    state = sub.add_parser("account-state", help="set an account's trading state (kill switch; admin token)")
     state.add_argument("account_id")
-    state.add_argument("state", choices=[s.value for s in AccountState])
+    state.add_argument("state", choices=list(STATES))
+    state.add_argument("--reason", default="")
+    state.add_argument("--cancel-working-orders", action="store_true")
     return parser
+
+
+STATES = {
+    "ACTIVE": admin_pb2.TRADING_STATE_ACTIVE,
+    "REDUCING": admin_pb2.TRADING_STATE_REDUCING,
+    "HALTED": admin_pb2.TRADING_STATE_HALTED,
+}
+
+
+def format_account(account: oms_pb2.AccountSnapshot) -> str:
+    state = admin_pb2.TradingState.Name(account.trading_state).removeprefix("TRADING_STATE_")
+    lines = [
+        f"{account.account_id}  {state}"
+        + (f" ({account.trading_state_reason})" if account.trading_state_reason else "")
+        + ("  PLATFORM HALTED" if account.platform_halted else ""),
+        f"equity {_short(account.equity)} {account.valuation_asset}  realized {_short(account.realized_pnl)}"
+        f"  unrealized {_short(account.unrealized_pnl)}",
+    ]
+    for b in account.balances:
+        lines.append(
+            f"  {b.asset:<6} total {_short(b.total):<20} free {_short(b.free):<20} locked {_short(b.locked)}"
+        )
+    return "\n".join(lines)
 
 
 async def run(args: argparse.Namespace) -> int:
     if args.command == "account-state":
-        conn = await asyncpg.connect(PostgresSettings().dsn.get_secret_value())
-        try:
-            found = await set_account_state(conn, args.account_id, AccountState(args.state))
-        finally:
-            await conn.close()
-        print(f"{args.account_id}: {args.state}" if found else f"no account {args.account_id!r}")
-        return 0 if found else 1
+        if not args.admin_token:
+            print("an operator token is needed: --admin-token or AIPX_ADMIN_TOKEN", file=sys.stderr)
+            return 2
+        async with AdminClient(args.target, args.admin_token) as admin:
+            changed = await admin.set_trading_state(
+                args.account_id,
+                STATES[args.state],
+                args.reason,
+                cancel_working_orders=args.cancel_working_orders,
+            )
+        print(MessageToDict(changed) if args.json else f"{args.account_id}: {args.state}")
+        return 0
     if not args.api_key:
         print("an API key is needed: --api-key or AIPX_CLI_API_KEY", file=sys.stderr)
         return 2
@@ -141,6 +177,18 @@ async def run(args: argparse.Namespace) -> int:
                 idempotency_key=args.idempotency_key,
             )
             print(MessageToDict(order) if args.json else format_order(order))
+        elif args.command == "replace":
+            order = await client.replace(
+                order_id=args.order_id,
+                client_order_id=args.client_order_id,
+                quantity=args.quantity,
+                price=args.price,
+                idempotency_key=args.idempotency_key,
+            )
+            print(MessageToDict(order) if args.json else format_order(order))
+        elif args.command == "account":
+            account = await client.account()
+            print(MessageToDict(account) if args.json else format_account(account))
         elif args.command == "orders":
             count = 0
             async for order in client.all_orders(symbols=args.symbol, open_only=args.open):
@@ -179,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.aio.AioRpcError as exc:
         print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # a malformed number, caught before sending
+        print(f"invalid input: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

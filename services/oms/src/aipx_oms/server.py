@@ -14,6 +14,7 @@ from aipx.v1 import oms_pb2, oms_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from aipx_oms.admin.component import AdminComponent
 from aipx_oms.auth import ApiKeyAuthenticator
 from aipx_oms.events import EventBus
 from aipx_oms.ratelimit.redis_bucket import RedisTokenBucket
@@ -53,6 +54,7 @@ class OmsApp:
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.ops: OpsServer | None = None
+        self.admin: AdminComponent | None = None
 
     def _on_commit(self, events: Sequence[CommittedEvent]) -> None:
         self.bus.publish(events)
@@ -115,7 +117,12 @@ class OmsApp:
             assert s.api_keys is not None
             return ApiKeyAuthenticator.from_json(s.api_keys.get_secret_value())
         assert self.store is not None
-        return ApiKeyAuthenticator(self.store.account_for_key, ttl_s=s.api_key_cache_ttl_s)
+        return ApiKeyAuthenticator(
+            self.store.account_for_key,
+            ttl_s=s.api_key_cache_ttl_s,
+            failures_per_minute=s.auth_failures_per_minute,
+            lookups_per_s=s.auth_lookups_per_s,
+        )
 
     async def _start_grpc(self) -> int:
         s = self.settings
@@ -127,10 +134,16 @@ class OmsApp:
         ]
         server = grpc.aio.server(options=options)
         guard = RequestGuard(self._authenticator(), max_request_bytes=s.max_request_bytes)
-        guard.register(oms_pb2_grpc.add_OmsServiceServicer_to_server, OmsServicer(self.service), server)
+        # Admin service + GetAccount/StreamAccount + credential invalidation (aipx_oms.admin).
+        assert self.store is not None
+        self.admin = AdminComponent(s, self.store, self.service, guard.auth)
+        admin_services = self.admin.register(server)
+        await self.admin.start()
+        servicer = OmsServicer(self.service, self.admin.accounts)
+        guard.register(oms_pb2_grpc.add_OmsServiceServicer_to_server, servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server
+            (SERVICE_NAME, *admin_services, reflection.SERVICE_NAME, health.SERVICE_NAME), server
         )
         address = f"{s.grpc_host}:{s.grpc_port}"
         if s.tls_cert_file is not None and s.tls_key_file is not None:
@@ -157,6 +170,8 @@ class OmsApp:
             await self.server.stop(grace)
         if self.relay is not None:
             await self.relay.stop()
+        if self.admin is not None:
+            await self.admin.stop()
         for venue in self.venues.values():
             with contextlib.suppress(Exception):
                 await venue.stop()

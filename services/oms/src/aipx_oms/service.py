@@ -96,6 +96,8 @@ class OrderService:
         # Committed orders on their way to each venue, sent in commit order by one task per venue.
         self._outbound: dict[str, asyncio.Queue[Order]] = {name: asyncio.Queue() for name in venues}
         self._state_counters: dict[OrderStatus, Any] = {}
+        # The platform-wide halt (set by the admin service's platform watcher): no new orders, cancels work.
+        self.platform_halted = False
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -334,6 +336,7 @@ class OrderService:
             open_orders=book.open_order_count,
             market=self.market.snapshot(order.symbol),
             rate=verdict,
+            platform_halted=self.platform_halted,
         )
         if denial is None:
             new, event_type = OSM.accept(order, now)
@@ -623,6 +626,7 @@ class OrderService:
                 open_orders=book.open_order_count - 1,
                 market=self.market.snapshot(order.symbol),
                 rate=RateVerdict.ALLOWED,
+                platform_halted=self.platform_halted,
             )
             if (
                 denial is not None

@@ -25,6 +25,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from aipx_oms import metrics
+from aipx_oms.admin.accounts import AccountQueries
 from aipx_oms.auth import ApiKeyAuthenticator
 from aipx_oms.domain.model import OrderRequest, OrderStatus
 from aipx_oms.domain.validation import FieldViolation, check_id
@@ -111,8 +112,9 @@ def order_request_from_pb(pb: orders_pb2.OrderRequest) -> tuple[OrderRequest, li
 class OmsServicer(oms_pb2_grpc.OmsServiceServicer):
     """Translates requests to OrderService calls and results back; decides nothing itself."""
 
-    def __init__(self, service: OrderService) -> None:
+    def __init__(self, service: OrderService, accounts: AccountQueries | None = None) -> None:
         self.service = service
+        self.accounts = accounts
 
     async def SubmitOrder(
         self, request: oms_pb2.SubmitOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -222,6 +224,21 @@ class OmsServicer(oms_pb2_grpc.OmsServiceServicer):
     ) -> oms_pb2.ListInstrumentsResponse:
         instruments = sorted(self.service.instruments.values(), key=lambda i: i.symbol)
         return oms_pb2.ListInstrumentsResponse(instruments=[instrument_to_pb(i) for i in instruments])
+
+    async def GetAccount(
+        self, request: oms_pb2.GetAccountRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oms_pb2.GetAccountResponse:
+        assert self.accounts is not None
+        return oms_pb2.GetAccountResponse(account=await self.accounts.get_account(caller()))
+
+    async def StreamAccount(
+        self, request: oms_pb2.StreamAccountRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[oms_pb2.StreamAccountResponse]:
+        assert self.accounts is not None
+        async for view in self.accounts.stream(
+            caller(), min_interval_ms=request.min_interval_ms, heartbeat_ms=request.heartbeat_ms
+        ):
+            yield oms_pb2.StreamAccountResponse(account=view)
 
 
 # --- errors -> status --------------------------------------------------------------------------------
@@ -351,15 +368,22 @@ class RequestGuard:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         request_id = metadata.get(REQUEST_ID_HEADER) or f"{_REQUEST_PREFIX}-{next(_request_numbers)}"
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        _caller.set(await self.authenticate(metadata, context))
+        return request_id
+
+    async def authenticate(
+        self, metadata: Mapping[str, str], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> str:
+        """The caller's principal (here: the account of the x-api-key), or abort UNAUTHENTICATED. The admin
+        service's guard overrides this with its own credential scope."""
         key = metadata.get(API_KEY_HEADER, "")
-        account = await self.auth.account_for(key) if key else None
+        account = await self.auth.account_for(key, context.peer()) if key else None
         if account is None:
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, f"missing or unknown API key (metadata {API_KEY_HEADER!r})"
             )
             raise AssertionError("abort returned")
-        _caller.set(account)
-        return request_id
+        return account
 
     def _check_size(self, request: Message) -> None:
         """INVALID_ARGUMENT for a request above the application's size limit, naming its largest field (the

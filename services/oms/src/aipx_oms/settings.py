@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal, Self
 
 from aipx.settings import ComponentSettings
-from aipx.topics import MARKET_DATA_RAW, ORDER_EVENTS
+from aipx.topics import ADMIN_EVENTS, MARKET_DATA_RAW, ORDER_EVENTS
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -40,6 +40,19 @@ class OmsSettings(ComponentSettings):
     api_key_source: Literal["postgres", "env"] = "postgres"
     api_keys: SecretStr | None = None
     api_key_cache_ttl_s: float = Field(30.0, ge=0)
+    # Failed authentications allowed per source (peer address) and minute, then refused without a lookup;
+    # database lookups of uncached credentials per second (process-wide).
+    auth_failures_per_minute: float = Field(30.0, gt=0)
+    auth_lookups_per_s: float = Field(500.0, gt=0)
+
+    # Admin service (aipx.v1.AdminService, same port): operator tokens come from the operator_tokens table
+    # and from AIPX_OMS_ADMIN_TOKENS, a JSON object {"<operator name>": "<hex SHA-256 of the token>"}
+    # (`aipx-admin hash-token` prints one). Admin actions are published to admin_events_topic.
+    admin_enabled: bool = True
+    admin_tokens: SecretStr | None = None
+    admin_events_topic: str = ADMIN_EVENTS
+    # The asset GetAccount expresses equity in (balances are valued at <asset>-<valuation_asset> marks).
+    valuation_asset: str = "USDT"
 
     # Pre-trade risk defaults, used where an account has no risk_limits row (or a NULL column).
     risk_max_order_notional: Decimal = Decimal("1000000")

@@ -1,12 +1,11 @@
-"""The OMS over gRPC (generated stub aipx.v1.oms_pb2_grpc.OmsServiceStub), authenticated by x-api-key."""
+"""The OMS for the cognitive function: order submission through the shared client (aipx.clients.oms), with
+the refusals a retry cannot change told apart from transient failures."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
-from aipx.v1.oms_pb2 import SubmitOrderRequest, SubmitOrderResponse
-from aipx.v1.oms_pb2_grpc import OmsServiceStub
+from aipx.clients.oms import OmsClient
+from aipx.v1.oms_pb2 import SubmitOrderResponse
 from aipx.v1.orders_pb2 import OrderRequest
 
 # Refusals that a retry cannot change: the decision records them instead of failing the record forever.
@@ -30,43 +29,26 @@ class OrderRefusedError(Exception):
         super().__init__(f"{code.name}: {details}")
 
 
-class OmsClient:
-    """Submits orders; the channel is created on first use (on the loop it is used from)."""
+class OmsOrders:
+    """Submits orders; the client's channel is opened on first use (on the loop it is used from)."""
 
     def __init__(self, target: str, *, api_key: str, timeout_s: float = 5.0, tls: bool = False) -> None:
-        self.target = target
-        self.tls = tls
-        self._metadata = (("x-api-key", api_key),)
-        self.timeout_s = timeout_s
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: OmsServiceStub | None = None
-
-    def _oms(self) -> OmsServiceStub:
-        if self._stub is None:
-            self._channel = (
-                grpc.aio.secure_channel(self.target, grpc.ssl_channel_credentials())
-                if self.tls
-                else grpc.aio.insecure_channel(self.target)
-            )
-            self._stub = OmsServiceStub(self._channel)
-        return self._stub
+        self.client = OmsClient(
+            target,
+            api_key,
+            timeout_s=timeout_s,
+            credentials=grpc.ssl_channel_credentials() if tls else None,
+        )
 
     async def submit(self, order: OrderRequest) -> SubmitOrderResponse:
         """Submit (idempotent on client_order_id). OrderRefusedError for permanent refusals; transient errors
         (UNAVAILABLE, DEADLINE_EXCEEDED, UNAUTHENTICATED, ...) propagate as grpc.aio.AioRpcError."""
         try:
-            # The generated stub is typed for the sync API; on an aio channel the call is awaitable.
-            submit: Any = self._oms().SubmitOrder
-            response: SubmitOrderResponse = await submit(
-                SubmitOrderRequest(order=order), metadata=self._metadata, timeout=self.timeout_s
-            )
+            return await self.client.submit_request(order)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in PERMANENT:
                 raise OrderRefusedError(exc.code(), exc.details() or "") from exc
             raise
-        return response
 
     async def close(self) -> None:
-        if self._channel is not None:
-            channel, self._channel, self._stub = self._channel, None, None
-            await channel.close()
+        await self.client.close()

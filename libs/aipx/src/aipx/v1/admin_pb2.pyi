@@ -111,11 +111,13 @@ class AccountSummary(_message.Message):
     TRADING_STATE_REASON_FIELD_NUMBER: _builtins.int
     RISK_LIMITS_FIELD_NUMBER: _builtins.int
     CREATED_TIME_NS_FIELD_NUMBER: _builtins.int
+    ALLOW_NEGATIVE_BALANCES_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     name: _builtins.str
     trading_state: Global___TradingState.ValueType
     trading_state_reason: _builtins.str
     created_time_ns: _builtins.int
+    allow_negative_balances: _builtins.bool
     @_builtins.property
     def risk_limits(self) -> Global___RiskLimits: ...
     def __init__(
@@ -127,10 +129,11 @@ class AccountSummary(_message.Message):
         trading_state_reason: _builtins.str = ...,
         risk_limits: Global___RiskLimits | None = ...,
         created_time_ns: _builtins.int = ...,
+        allow_negative_balances: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["risk_limits", b"risk_limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "created_time_ns", b"created_time_ns", "name", b"name", "risk_limits", b"risk_limits", "trading_state", b"trading_state", "trading_state_reason", b"trading_state_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "allow_negative_balances", b"allow_negative_balances", "created_time_ns", b"created_time_ns", "name", b"name", "risk_limits", b"risk_limits", "trading_state", b"trading_state", "trading_state_reason", b"trading_state_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -143,8 +146,11 @@ class CreateAccountRequest(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     RISK_LIMITS_FIELD_NUMBER: _builtins.int
+    ALLOW_NEGATIVE_BALANCES_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     name: _builtins.str
+    allow_negative_balances: _builtins.bool
+    """Margin accounts may carry negative balances; cash accounts (the default) never do."""
     @_builtins.property
     def risk_limits(self) -> Global___RiskLimits: ...
     def __init__(
@@ -153,10 +159,11 @@ class CreateAccountRequest(_message.Message):
         account_id: _builtins.str = ...,
         name: _builtins.str = ...,
         risk_limits: Global___RiskLimits | None = ...,
+        allow_negative_balances: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["risk_limits", b"risk_limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "name", b"name", "risk_limits", b"risk_limits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "allow_negative_balances", b"allow_negative_balances", "name", b"name", "risk_limits", b"risk_limits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -595,15 +602,18 @@ class SetPlatformHaltResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HALTED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     halted: _builtins.bool
+    reason: _builtins.str
     def __init__(
         self,
         *,
         halted: _builtins.bool = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["halted", b"halted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["halted", b"halted", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -698,7 +708,10 @@ class PostLedgerEntryResponse(_message.Message):
 
     ENTRY_ID_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
     entry_id: _builtins.str
+    created: _builtins.bool
+    """False when the idempotency key had already posted this entry (the earlier entry is returned)."""
     @_builtins.property
     def balance(self) -> _common_pb2.Decimal: ...
     def __init__(
@@ -706,10 +719,11 @@ class PostLedgerEntryResponse(_message.Message):
         *,
         entry_id: _builtins.str = ...,
         balance: _common_pb2.Decimal | None = ...,
+        created: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "entry_id", b"entry_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "created", b"created", "entry_id", b"entry_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

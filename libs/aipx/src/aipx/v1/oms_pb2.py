@@ -22,49 +22,62 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from aipx.v1 import admin_pb2 as aipx_dot_v1_dot_admin__pb2
 from aipx.v1 import common_pb2 as aipx_dot_v1_dot_common__pb2
 from aipx.v1 import orders_pb2 as aipx_dot_v1_dot_orders__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x61ipx/v1/oms.proto\x12\x07\x61ipx.v1\x1a\x14\x61ipx/v1/common.proto\x1a\x14\x61ipx/v1/orders.proto\":\n\x12SubmitOrderRequest\x12$\n\x05order\x18\x01 \x01(\x0b\x32\x15.aipx.v1.OrderRequest\"E\n\x13SubmitOrderResponse\x12\x1d\n\x05order\x18\x01 \x01(\x0b\x32\x0e.aipx.v1.Order\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"X\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"4\n\x13\x43\x61ncelOrderResponse\x12\x1d\n\x05order\x18\x01 \x01(\x0b\x32\x0e.aipx.v1.Order\"\x9e\x01\n\x13ReplaceOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\"\n\x08quantity\x18\x04 \x01(\x0b\x32\x10.aipx.v1.Decimal\x12\x1f\n\x05price\x18\x05 \x01(\x0b\x32\x10.aipx.v1.Decimal\"5\n\x14ReplaceOrderResponse\x12\x1d\n\x05order\x18\x01 \x01(\x0b\x32\x0e.aipx.v1.Order\"<\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\"1\n\x10GetOrderResponse\x12\x1d\n\x05order\x18\x01 \x01(\x0b\x32\x0e.aipx.v1.Order\"\xbb\x01\n\x11ListOrdersRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12&\n\x08statuses\x18\x02 \x03(\x0e\x32\x14.aipx.v1.OrderStatus\x12\x11\n\topen_only\x18\x03 \x01(\x08\x12\x18\n\x10\x63reated_after_ns\x18\x04 \x01(\x03\x12\x19\n\x11\x63reated_before_ns\x18\x05 \x01(\x03\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"M\n\x12ListOrdersResponse\x12\x1e\n\x06orders\x18\x01 \x03(\x0b\x32\x0e.aipx.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"X\n\x18StreamOrderEventsRequest\x12\x19\n\x11\x66rom_log_sequence\x18\x01 \x01(\x04\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\"?\n\x19StreamOrderEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.aipx.v1.OrderEvent\"\'\n\x14ListPositionsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"=\n\x15ListPositionsResponse\x12$\n\tpositions\x18\x01 \x03(\x0b\x32\x11.aipx.v1.Position\"\x18\n\x16ListInstrumentsRequest\"C\n\x17ListInstrumentsResponse\x12(\n\x0binstruments\x18\x01 \x03(\x0b\x32\x13.aipx.v1.Instrument2\xf9\x04\n\nOmsService\x12H\n\x0bSubmitOrder\x12\x1b.aipx.v1.SubmitOrderRequest\x1a\x1c.aipx.v1.SubmitOrderResponse\x12H\n\x0b\x43\x61ncelOrder\x12\x1b.aipx.v1.CancelOrderRequest\x1a\x1c.aipx.v1.CancelOrderResponse\x12K\n\x0cReplaceOrder\x12\x1c.aipx.v1.ReplaceOrderRequest\x1a\x1d.aipx.v1.ReplaceOrderResponse\x12?\n\x08GetOrder\x12\x18.aipx.v1.GetOrderRequest\x1a\x19.aipx.v1.GetOrderResponse\x12\x45\n\nListOrders\x12\x1a.aipx.v1.ListOrdersRequest\x1a\x1b.aipx.v1.ListOrdersResponse\x12\\\n\x11StreamOrderEvents\x12!.aipx.v1.StreamOrderEventsRequest\x1a\".aipx.v1.StreamOrderEventsResponse0\x01\x12N\n\rListPositions\x12\x1d.aipx.v1.ListPositionsRequest\x1a\x1e.aipx.v1.ListPositionsResponse\x12T\n\x0fListInstruments\x12\x1f.aipx.v1.ListInstrumentsRequest\x1a .aipx.v1.ListInstrumentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x61ipx/v1/oms.proto\x12\x07\x61ipx.v1\x1a\x13\x61ipx/v1/admin.proto\x1a\x14\x61ipx/v1/common.proto\x1a\x14\x61ipx/v1/orders.proto\":\n\x12SubmitOrderRequest\x12$\n\x05order\x18\x01 \x01(\x0b\x32\x15.aipx.v1.OrderRequest\"E\n\x13SubmitOrderResponse\x12\x1d\n\x05order\x18\x01 \x01(\x0b\x32\x0e.aipx.v1.Order\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"X\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"4\n\x13\x43\x61ncelOrderResponse\x12\x1d\n\x05order\x18\x01 \x01(\x0b\x32\x0e.aipx.v1.Order\"\x9e\x01\n\x13ReplaceOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\"\n\x08quantity\x18\x04 \x01(\x0b\x32\x10.aipx.v1.Decimal\x12\x1f\n\x05price\x18\x05 \x01(\x0b\x32\x10.aipx.v1.Decimal\"5\n\x14ReplaceOrderResponse\x12\x1d\n\x05order\x18\x01 \x01(\x0b\x32\x0e.aipx.v1.Order\"<\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\"1\n\x10GetOrderResponse\x12\x1d\n\x05order\x18\x01 \x01(\x0b\x32\x0e.aipx.v1.Order\"\xbb\x01\n\x11ListOrdersRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12&\n\x08statuses\x18\x02 \x03(\x0e\x32\x14.aipx.v1.OrderStatus\x12\x11\n\topen_only\x18\x03 \x01(\x08\x12\x18\n\x10\x63reated_after_ns\x18\x04 \x01(\x03\x12\x19\n\x11\x63reated_before_ns\x18\x05 \x01(\x03\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"M\n\x12ListOrdersResponse\x12\x1e\n\x06orders\x18\x01 \x03(\x0b\x32\x0e.aipx.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"X\n\x18StreamOrderEventsRequest\x12\x19\n\x11\x66rom_log_sequence\x18\x01 \x01(\x04\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\"?\n\x19StreamOrderEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.aipx.v1.OrderEvent\"\'\n\x14ListPositionsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"=\n\x15ListPositionsResponse\x12$\n\tpositions\x18\x01 \x03(\x0b\x32\x11.aipx.v1.Position\"\x18\n\x16ListInstrumentsRequest\"C\n\x17ListInstrumentsResponse\x12(\n\x0binstruments\x18\x01 \x03(\x0b\x32\x13.aipx.v1.Instrument\"\x13\n\x11GetAccountRequest\"\xc7\x01\n\x0c\x41ssetBalance\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x1f\n\x05total\x18\x02 \x01(\x0b\x32\x10.aipx.v1.Decimal\x12\x1e\n\x04\x66ree\x18\x03 \x01(\x0b\x32\x10.aipx.v1.Decimal\x12 \n\x06locked\x18\x04 \x01(\x0b\x32\x10.aipx.v1.Decimal\x12$\n\nmark_price\x18\x05 \x01(\x0b\x32\x10.aipx.v1.Decimal\x12\x1f\n\x05value\x18\x06 \x01(\x0b\x32\x10.aipx.v1.Decimal\"?\n\x12GetAccountResponse\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.aipx.v1.AccountSnapshot\"B\n\x15StreamAccountResponse\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.aipx.v1.AccountSnapshot\"\x91\x03\n\x0f\x41\x63\x63ountSnapshot\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12,\n\rtrading_state\x18\x02 \x01(\x0e\x32\x15.aipx.v1.TradingState\x12\x1c\n\x14trading_state_reason\x18\x03 \x01(\t\x12\'\n\x08\x62\x61lances\x18\x04 \x03(\x0b\x32\x15.aipx.v1.AssetBalance\x12\x17\n\x0fvaluation_asset\x18\x05 \x01(\t\x12 \n\x06\x65quity\x18\x06 \x01(\x0b\x32\x10.aipx.v1.Decimal\x12&\n\x0crealized_pnl\x18\x07 \x01(\x0b\x32\x10.aipx.v1.Decimal\x12(\n\x0eunrealized_pnl\x18\x08 \x01(\x0b\x32\x10.aipx.v1.Decimal\x12$\n\tpositions\x18\t \x03(\x0b\x32\x11.aipx.v1.Position\x12\x17\n\x0funpriced_assets\x18\n \x03(\t\x12\x17\n\x0fplatform_halted\x18\x0b \x01(\x08\x12\x10\n\x08\x61s_of_ns\x18\x0c \x01(\x03\"E\n\x14StreamAccountRequest\x12\x17\n\x0fmin_interval_ms\x18\x01 \x01(\x05\x12\x14\n\x0cheartbeat_ms\x18\x02 \x01(\x05\x32\x92\x06\n\nOmsService\x12H\n\x0bSubmitOrder\x12\x1b.aipx.v1.SubmitOrderRequest\x1a\x1c.aipx.v1.SubmitOrderResponse\x12H\n\x0b\x43\x61ncelOrder\x12\x1b.aipx.v1.CancelOrderRequest\x1a\x1c.aipx.v1.CancelOrderResponse\x12K\n\x0cReplaceOrder\x12\x1c.aipx.v1.ReplaceOrderRequest\x1a\x1d.aipx.v1.ReplaceOrderResponse\x12?\n\x08GetOrder\x12\x18.aipx.v1.GetOrderRequest\x1a\x19.aipx.v1.GetOrderResponse\x12\x45\n\nListOrders\x12\x1a.aipx.v1.ListOrdersRequest\x1a\x1b.aipx.v1.ListOrdersResponse\x12\\\n\x11StreamOrderEvents\x12!.aipx.v1.StreamOrderEventsRequest\x1a\".aipx.v1.StreamOrderEventsResponse0\x01\x12N\n\rListPositions\x12\x1d.aipx.v1.ListPositionsRequest\x1a\x1e.aipx.v1.ListPositionsResponse\x12T\n\x0fListInstruments\x12\x1f.aipx.v1.ListInstrumentsRequest\x1a .aipx.v1.ListInstrumentsResponse\x12\x45\n\nGetAccount\x12\x1a.aipx.v1.GetAccountRequest\x1a\x1b.aipx.v1.GetAccountResponse\x12P\n\rStreamAccount\x12\x1d.aipx.v1.StreamAccountRequest\x1a\x1e.aipx.v1.StreamAccountResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aipx.v1.oms_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITORDERREQUEST']._serialized_start=74
-  _globals['_SUBMITORDERREQUEST']._serialized_end=132
-  _globals['_SUBMITORDERRESPONSE']._serialized_start=134
-  _globals['_SUBMITORDERRESPONSE']._serialized_end=203
-  _globals['_CANCELORDERREQUEST']._serialized_start=205
-  _globals['_CANCELORDERREQUEST']._serialized_end=293
-  _globals['_CANCELORDERRESPONSE']._serialized_start=295
-  _globals['_CANCELORDERRESPONSE']._serialized_end=347
-  _globals['_REPLACEORDERREQUEST']._serialized_start=350
-  _globals['_REPLACEORDERREQUEST']._serialized_end=508
-  _globals['_REPLACEORDERRESPONSE']._serialized_start=510
-  _globals['_REPLACEORDERRESPONSE']._serialized_end=563
-  _globals['_GETORDERREQUEST']._serialized_start=565
-  _globals['_GETORDERREQUEST']._serialized_end=625
-  _globals['_GETORDERRESPONSE']._serialized_start=627
-  _globals['_GETORDERRESPONSE']._serialized_end=676
-  _globals['_LISTORDERSREQUEST']._serialized_start=679
-  _globals['_LISTORDERSREQUEST']._serialized_end=866
-  _globals['_LISTORDERSRESPONSE']._serialized_start=868
-  _globals['_LISTORDERSRESPONSE']._serialized_end=945
-  _globals['_STREAMORDEREVENTSREQUEST']._serialized_start=947
-  _globals['_STREAMORDEREVENTSREQUEST']._serialized_end=1035
-  _globals['_STREAMORDEREVENTSRESPONSE']._serialized_start=1037
-  _globals['_STREAMORDEREVENTSRESPONSE']._serialized_end=1100
-  _globals['_LISTPOSITIONSREQUEST']._serialized_start=1102
-  _globals['_LISTPOSITIONSREQUEST']._serialized_end=1141
-  _globals['_LISTPOSITIONSRESPONSE']._serialized_start=1143
-  _globals['_LISTPOSITIONSRESPONSE']._serialized_end=1204
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=1206
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=1230
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=1232
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=1299
-  _globals['_OMSSERVICE']._serialized_start=1302
-  _globals['_OMSSERVICE']._serialized_end=1935
+  _globals['_SUBMITORDERREQUEST']._serialized_start=95
+  _globals['_SUBMITORDERREQUEST']._serialized_end=153
+  _globals['_SUBMITORDERRESPONSE']._serialized_start=155
+  _globals['_SUBMITORDERRESPONSE']._serialized_end=224
+  _globals['_CANCELORDERREQUEST']._serialized_start=226
+  _globals['_CANCELORDERREQUEST']._serialized_end=314
+  _globals['_CANCELORDERRESPONSE']._serialized_start=316
+  _globals['_CANCELORDERRESPONSE']._serialized_end=368
+  _globals['_REPLACEORDERREQUEST']._serialized_start=371
+  _globals['_REPLACEORDERREQUEST']._serialized_end=529
+  _globals['_REPLACEORDERRESPONSE']._serialized_start=531
+  _globals['_REPLACEORDERRESPONSE']._serialized_end=584
+  _globals['_GETORDERREQUEST']._serialized_start=586
+  _globals['_GETORDERREQUEST']._serialized_end=646
+  _globals['_GETORDERRESPONSE']._serialized_start=648
+  _globals['_GETORDERRESPONSE']._serialized_end=697
+  _globals['_LISTORDERSREQUEST']._serialized_start=700
+  _globals['_LISTORDERSREQUEST']._serialized_end=887
+  _globals['_LISTORDERSRESPONSE']._serialized_start=889
+  _globals['_LISTORDERSRESPONSE']._serialized_end=966
+  _globals['_STREAMORDEREVENTSREQUEST']._serialized_start=968
+  _globals['_STREAMORDEREVENTSREQUEST']._serialized_end=1056
+  _globals['_STREAMORDEREVENTSRESPONSE']._serialized_start=1058
+  _globals['_STREAMORDEREVENTSRESPONSE']._serialized_end=1121
+  _globals['_LISTPOSITIONSREQUEST']._serialized_start=1123
+  _globals['_LISTPOSITIONSREQUEST']._serialized_end=1162
+  _globals['_LISTPOSITIONSRESPONSE']._serialized_start=1164
+  _globals['_LISTPOSITIONSRESPONSE']._serialized_end=1225
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=1227
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=1251
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=1253
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=1320
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1322
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1341
+  _globals['_ASSETBALANCE']._serialized_start=1344
+  _globals['_ASSETBALANCE']._serialized_end=1543
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=1545
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=1608
+  _globals['_STREAMACCOUNTRESPONSE']._serialized_start=1610
+  _globals['_STREAMACCOUNTRESPONSE']._serialized_end=1676
+  _globals['_ACCOUNTSNAPSHOT']._serialized_start=1679
+  _globals['_ACCOUNTSNAPSHOT']._serialized_end=2080
+  _globals['_STREAMACCOUNTREQUEST']._serialized_start=2082
+  _globals['_STREAMACCOUNTREQUEST']._serialized_end=2151
+  _globals['_OMSSERVICE']._serialized_start=2154
+  _globals['_OMSSERVICE']._serialized_end=2940
 # @@protoc_insertion_point(module_scope)

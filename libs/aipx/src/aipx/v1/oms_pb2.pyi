@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from aipx.v1 import admin_pb2 as _admin_pb2
 from aipx.v1 import common_pb2 as _common_pb2
 from aipx.v1 import orders_pb2 as _orders_pb2
 from collections import abc as _abc
@@ -399,3 +400,195 @@ class ListInstrumentsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListInstrumentsResponse: _TypeAlias = ListInstrumentsResponse  # noqa: Y015
+
+@_typing.final
+class GetAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountRequest: _TypeAlias = GetAccountRequest  # noqa: Y015
+
+@_typing.final
+class AssetBalance(_message.Message):
+    """One asset of an account. total = the sum of the asset's ledger entries; locked = reserved for working
+    orders; free = total - locked.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    FREE_FIELD_NUMBER: _builtins.int
+    LOCKED_FIELD_NUMBER: _builtins.int
+    MARK_PRICE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    asset: _builtins.str
+    @_builtins.property
+    def total(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def free(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def locked(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def mark_price(self) -> _common_pb2.Decimal:
+        """Price of one unit in the valuation asset (empty when the OMS has no mark for the asset)."""
+
+    @_builtins.property
+    def value(self) -> _common_pb2.Decimal:
+        """total x mark_price (empty without a mark)."""
+
+    def __init__(
+        self,
+        *,
+        asset: _builtins.str = ...,
+        total: _common_pb2.Decimal | None = ...,
+        free: _common_pb2.Decimal | None = ...,
+        locked: _common_pb2.Decimal | None = ...,
+        mark_price: _common_pb2.Decimal | None = ...,
+        value: _common_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["free", b"free", "locked", b"locked", "mark_price", b"mark_price", "total", b"total", "value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "free", b"free", "locked", b"locked", "mark_price", b"mark_price", "total", b"total", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssetBalance: _TypeAlias = AssetBalance  # noqa: Y015
+
+@_typing.final
+class GetAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___AccountSnapshot: ...
+    def __init__(
+        self,
+        *,
+        account: Global___AccountSnapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountResponse: _TypeAlias = GetAccountResponse  # noqa: Y015
+
+@_typing.final
+class StreamAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___AccountSnapshot: ...
+    def __init__(
+        self,
+        *,
+        account: Global___AccountSnapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamAccountResponse: _TypeAlias = StreamAccountResponse  # noqa: Y015
+
+@_typing.final
+class AccountSnapshot(_message.Message):
+    """An account at one moment: balances from the ledger, valuation, P&L, trading state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    TRADING_STATE_FIELD_NUMBER: _builtins.int
+    TRADING_STATE_REASON_FIELD_NUMBER: _builtins.int
+    BALANCES_FIELD_NUMBER: _builtins.int
+    VALUATION_ASSET_FIELD_NUMBER: _builtins.int
+    EQUITY_FIELD_NUMBER: _builtins.int
+    REALIZED_PNL_FIELD_NUMBER: _builtins.int
+    UNREALIZED_PNL_FIELD_NUMBER: _builtins.int
+    POSITIONS_FIELD_NUMBER: _builtins.int
+    UNPRICED_ASSETS_FIELD_NUMBER: _builtins.int
+    PLATFORM_HALTED_FIELD_NUMBER: _builtins.int
+    AS_OF_NS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    trading_state: _admin_pb2.TradingState.ValueType
+    trading_state_reason: _builtins.str
+    valuation_asset: _builtins.str
+    """The asset equity is expressed in (e.g. USDT)."""
+    platform_halted: _builtins.bool
+    """True when the whole platform is halted (no new orders for any account)."""
+    as_of_ns: _builtins.int
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[Global___AssetBalance]: ...
+    @_builtins.property
+    def equity(self) -> _common_pb2.Decimal:
+        """Sum of the priced balances' values (total x mark); see services/oms/README.md "Money model"."""
+
+    @_builtins.property
+    def realized_pnl(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def unrealized_pnl(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[_orders_pb2.Position]: ...
+    @_builtins.property
+    def unpriced_assets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Assets left out of equity for want of a mark price."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        trading_state: _admin_pb2.TradingState.ValueType = ...,
+        trading_state_reason: _builtins.str = ...,
+        balances: _abc.Iterable[Global___AssetBalance] | None = ...,
+        valuation_asset: _builtins.str = ...,
+        equity: _common_pb2.Decimal | None = ...,
+        realized_pnl: _common_pb2.Decimal | None = ...,
+        unrealized_pnl: _common_pb2.Decimal | None = ...,
+        positions: _abc.Iterable[_orders_pb2.Position] | None = ...,
+        unpriced_assets: _abc.Iterable[_builtins.str] | None = ...,
+        platform_halted: _builtins.bool = ...,
+        as_of_ns: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["equity", b"equity", "realized_pnl", b"realized_pnl", "unrealized_pnl", b"unrealized_pnl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "as_of_ns", b"as_of_ns", "balances", b"balances", "equity", b"equity", "platform_halted", b"platform_halted", "positions", b"positions", "realized_pnl", b"realized_pnl", "trading_state", b"trading_state", "trading_state_reason", b"trading_state_reason", "unpriced_assets", b"unpriced_assets", "unrealized_pnl", b"unrealized_pnl", "valuation_asset", b"valuation_asset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountSnapshot: _TypeAlias = AccountSnapshot  # noqa: Y015
+
+@_typing.final
+class StreamAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_INTERVAL_MS_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_MS_FIELD_NUMBER: _builtins.int
+    min_interval_ms: _builtins.int
+    """Coalescing window (0 = 200 ms)."""
+    heartbeat_ms: _builtins.int
+    """Send the account at least this often (0 = 10 s)."""
+    def __init__(
+        self,
+        *,
+        min_interval_ms: _builtins.int = ...,
+        heartbeat_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_ms", b"heartbeat_ms", "min_interval_ms", b"min_interval_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamAccountRequest: _TypeAlias = StreamAccountRequest  # noqa: Y015

@@ -79,6 +79,16 @@ class OmsServiceStub:
                 request_serializer=aipx_dot_v1_dot_oms__pb2.ListInstrumentsRequest.SerializeToString,
                 response_deserializer=aipx_dot_v1_dot_oms__pb2.ListInstrumentsResponse.FromString,
                 _registered_method=True)
+        self.GetAccount = channel.unary_unary(
+                '/aipx.v1.OmsService/GetAccount',
+                request_serializer=aipx_dot_v1_dot_oms__pb2.GetAccountRequest.SerializeToString,
+                response_deserializer=aipx_dot_v1_dot_oms__pb2.GetAccountResponse.FromString,
+                _registered_method=True)
+        self.StreamAccount = channel.unary_stream(
+                '/aipx.v1.OmsService/StreamAccount',
+                request_serializer=aipx_dot_v1_dot_oms__pb2.StreamAccountRequest.SerializeToString,
+                response_deserializer=aipx_dot_v1_dot_oms__pb2.StreamAccountResponse.FromString,
+                _registered_method=True)
 
 
 class OmsServiceServicer:
@@ -142,6 +152,22 @@ class OmsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccount(self, request, context):
+        """The account: balances per asset (total, free, locked) from the ledger, equity, realized and unrealized
+        P&L, trading state. Account updates stream through StreamAccount.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamAccount(self, request, context):
+        """The account now, then again after every change of its ledger, trading state or orders (changes within
+        `min_interval_ms` are coalesced into one update), and at least every `heartbeat_ms`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OmsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -184,6 +210,16 @@ def add_OmsServiceServicer_to_server(servicer, server):
                     servicer.ListInstruments,
                     request_deserializer=aipx_dot_v1_dot_oms__pb2.ListInstrumentsRequest.FromString,
                     response_serializer=aipx_dot_v1_dot_oms__pb2.ListInstrumentsResponse.SerializeToString,
+            ),
+            'GetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccount,
+                    request_deserializer=aipx_dot_v1_dot_oms__pb2.GetAccountRequest.FromString,
+                    response_serializer=aipx_dot_v1_dot_oms__pb2.GetAccountResponse.SerializeToString,
+            ),
+            'StreamAccount': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamAccount,
+                    request_deserializer=aipx_dot_v1_dot_oms__pb2.StreamAccountRequest.FromString,
+                    response_serializer=aipx_dot_v1_dot_oms__pb2.StreamAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -407,6 +443,60 @@ class OmsService:
             '/aipx.v1.OmsService/ListInstruments',
             aipx_dot_v1_dot_oms__pb2.ListInstrumentsRequest.SerializeToString,
             aipx_dot_v1_dot_oms__pb2.ListInstrumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aipx.v1.OmsService/GetAccount',
+            aipx_dot_v1_dot_oms__pb2.GetAccountRequest.SerializeToString,
+            aipx_dot_v1_dot_oms__pb2.GetAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aipx.v1.OmsService/StreamAccount',
+            aipx_dot_v1_dot_oms__pb2.StreamAccountRequest.SerializeToString,
+            aipx_dot_v1_dot_oms__pb2.StreamAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

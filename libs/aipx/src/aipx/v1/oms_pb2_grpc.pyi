@@ -51,6 +51,14 @@ class OmsServiceStub:
     """The account's order events, in log order, from `from_log_sequence` (exclusive) on, then live."""
     ListPositions: _grpc.UnaryUnaryMultiCallable[_oms_pb2.ListPositionsRequest, _oms_pb2.ListPositionsResponse]
     ListInstruments: _grpc.UnaryUnaryMultiCallable[_oms_pb2.ListInstrumentsRequest, _oms_pb2.ListInstrumentsResponse]
+    GetAccount: _grpc.UnaryUnaryMultiCallable[_oms_pb2.GetAccountRequest, _oms_pb2.GetAccountResponse]
+    """The account: balances per asset (total, free, locked) from the ledger, equity, realized and unrealized
+    P&L, trading state. Account updates stream through StreamAccount.
+    """
+    StreamAccount: _grpc.UnaryStreamMultiCallable[_oms_pb2.StreamAccountRequest, _oms_pb2.StreamAccountResponse]
+    """The account now, then again after every change of its ledger, trading state or orders (changes within
+    `min_interval_ms` are coalesced into one update), and at least every `heartbeat_ms`.
+    """
 
 @_typing.type_check_only
 class OmsServiceAsyncStub(OmsServiceStub):
@@ -75,6 +83,14 @@ class OmsServiceAsyncStub(OmsServiceStub):
     """The account's order events, in log order, from `from_log_sequence` (exclusive) on, then live."""
     ListPositions: _aio.UnaryUnaryMultiCallable[_oms_pb2.ListPositionsRequest, _oms_pb2.ListPositionsResponse]  # type: ignore[assignment]
     ListInstruments: _aio.UnaryUnaryMultiCallable[_oms_pb2.ListInstrumentsRequest, _oms_pb2.ListInstrumentsResponse]  # type: ignore[assignment]
+    GetAccount: _aio.UnaryUnaryMultiCallable[_oms_pb2.GetAccountRequest, _oms_pb2.GetAccountResponse]  # type: ignore[assignment]
+    """The account: balances per asset (total, free, locked) from the ledger, equity, realized and unrealized
+    P&L, trading state. Account updates stream through StreamAccount.
+    """
+    StreamAccount: _aio.UnaryStreamMultiCallable[_oms_pb2.StreamAccountRequest, _oms_pb2.StreamAccountResponse]  # type: ignore[assignment]
+    """The account now, then again after every change of its ledger, trading state or orders (changes within
+    `min_interval_ms` are coalesced into one update), and at least every `heartbeat_ms`.
+    """
 
 class OmsServiceServicer(metaclass=_abc_1.ABCMeta):
     """The order management system. Every call carries the caller's API key in the `x-api-key` metadata; the key
@@ -144,5 +160,25 @@ class OmsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _oms_pb2.ListInstrumentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_oms_pb2.ListInstrumentsResponse, _abc.Awaitable[_oms_pb2.ListInstrumentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetAccount(
+        self,
+        request: _oms_pb2.GetAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_oms_pb2.GetAccountResponse, _abc.Awaitable[_oms_pb2.GetAccountResponse]]:
+        """The account: balances per asset (total, free, locked) from the ledger, equity, realized and unrealized
+        P&L, trading state. Account updates stream through StreamAccount.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamAccount(
+        self,
+        request: _oms_pb2.StreamAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_oms_pb2.StreamAccountResponse], _abc.AsyncIterator[_oms_pb2.StreamAccountResponse]]:
+        """The account now, then again after every change of its ledger, trading state or orders (changes within
+        `min_interval_ms` are coalesced into one update), and at least every `heartbeat_ms`.
+        """
 
 def add_OmsServiceServicer_to_server(servicer: OmsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -106,8 +106,11 @@ def check_order(
     open_orders: int,
     market: MarketSnapshot,
     rate: RateVerdict,
+    platform_halted: bool = False,
 ) -> Denial | None:
     """The first risk rule the order breaks, or None when it may go to the venue."""
+    if platform_halted:
+        return Denial(RejectReason.ACCOUNT_HALTED, "the platform is halted: only cancels are accepted")
     if account_state is AccountState.HALTED:
         return Denial(RejectReason.ACCOUNT_HALTED, "account is halted: only cancels are accepted")
     if not instrument.trading:

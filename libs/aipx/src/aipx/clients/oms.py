@@ -1,13 +1,17 @@
-"""OmsClient: a typed asyncio client of the OMS over the generated stubs (API key and deadlines built in)."""
+"""OmsClient: a typed asyncio client of the OMS over the generated stubs (API key and deadlines built in).
+
+The channel is created on first use, on the event loop that uses it (a client built outside a loop, e.g. at a
+Lambda's module level, works on the loop that later calls it)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
 
 import grpc
+
 from aipx.money import to_pb
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 
@@ -27,14 +31,31 @@ class OmsClient:
     ) -> None:
         self.target = target
         self.timeout_s = timeout_s
+        self.credentials = credentials
         self._metadata = ((API_KEY_HEADER, api_key),)
-        options = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
-        self.channel = (
-            grpc.aio.secure_channel(target, credentials, options=options)
-            if credentials is not None
-            else grpc.aio.insecure_channel(target, options=options)
-        )
-        self.stub = oms_pb2_grpc.OmsServiceStub(self.channel)
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: oms_pb2_grpc.OmsServiceAsyncStub | None = None
+
+    @property
+    def stub(self) -> oms_pb2_grpc.OmsServiceAsyncStub:
+        """The generated stub (its channel is opened on first use)."""
+        if self._stub is None:
+            options = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+            self._channel = (
+                grpc.aio.secure_channel(self.target, self.credentials, options=options)
+                if self.credentials is not None
+                else grpc.aio.insecure_channel(self.target, options=options)
+            )
+            self._stub = oms_pb2_grpc.OmsServiceStub(self._channel)
+        return self._stub
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel (opened on first use), e.g. for the health service's stub."""
+        if self._channel is None:
+            _ = self.stub
+        assert self._channel is not None
+        return self._channel
 
     async def __aenter__(self) -> OmsClient:
         return self
@@ -45,7 +66,9 @@ class OmsClient:
         await self.close()
 
     async def close(self) -> None:
-        await self.channel.close()
+        if self._channel is not None:
+            channel, self._channel, self._stub = self._channel, None, None
+            await channel.close()
 
     def _timeout(self, timeout_s: float | None) -> float:
         return self.timeout_s if timeout_s is None else timeout_s
@@ -201,6 +224,27 @@ class OmsClient:
             timeout=self._timeout(timeout_s),
         )
         return list(response.positions)
+
+    async def account(self, *, timeout_s: float | None = None) -> oms_pb2.AccountSnapshot:
+        """Balances (total/free/locked), equity, realized and unrealized P&L, trading state."""
+        response: oms_pb2.GetAccountResponse = await self.stub.GetAccount(
+            oms_pb2.GetAccountRequest(), metadata=self._metadata, timeout=self._timeout(timeout_s)
+        )
+        return response.account
+
+    async def account_updates(
+        self, *, min_interval_ms: int = 0, heartbeat_ms: int = 0
+    ) -> AsyncGenerator[oms_pb2.AccountSnapshot, None]:
+        """The account now, then after each change (until the caller closes the generator)."""
+        call = self.stub.StreamAccount(
+            oms_pb2.StreamAccountRequest(min_interval_ms=min_interval_ms, heartbeat_ms=heartbeat_ms),
+            metadata=self._metadata,
+        )
+        try:
+            async for update in call:
+                yield update.account
+        finally:
+            call.cancel()
 
     async def instruments(self, *, timeout_s: float | None = None) -> list[orders_pb2.Instrument]:
         response = await self.stub.ListInstruments(
