@@ -1,6 +1,7 @@
-"""OmsGateway: the OMS gRPC API as the console uses it (generated stubs; no copy of the OMS's own client).
+"""OmsGateway: the OMS gRPC API as the console uses it, through the shared clients of `aipx.clients`.
 
-Reads: the open orders and positions of the configured accounts (`OmsService`, per-account API key).
+Reads, per configured account (its API key): the open orders once, then the account's stream
+(`StreamAccount`: trading state, balances, equity, P&L and positions, pushed on every change).
 Actions: cancel an order, set an account's trading state, list accounts (`AdminService`, with the operator's
 `x-admin-token`, which the page sends with each action and the console never stores).
 """
@@ -11,19 +12,21 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
-from aipx.v1 import admin_pb2, admin_pb2_grpc, oms_pb2, oms_pb2_grpc
+from aipx.clients.admin import AdminClient
+from aipx.clients.oms import OmsClient
+from aipx.v1 import admin_pb2, orders_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from aipx_console.domain.state import ConsoleState
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "oms"
-ADMIN_TOKEN_HEADER = "x-admin-token"
-API_KEY_HEADER = "x-api-key"
 
 TRADING_STATES = {
     "ACTIVE": admin_pb2.TRADING_STATE_ACTIVE,
@@ -50,128 +53,111 @@ _HTTP = {
     grpc.StatusCode.NOT_FOUND: 404,
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
 }
 
 
-def _error(exc: grpc.aio.AioRpcError) -> OmsCallError:
+def call_error(exc: grpc.aio.AioRpcError) -> OmsCallError:
     code = exc.code()
-    http = _HTTP.get(code, 502)
     details = exc.details() or ""
     if code == grpc.StatusCode.UNIMPLEMENTED:
         details = f"the OMS does not serve AdminService ({details})"
-    elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        http = 503
-    return OmsCallError(code.name, details, http)
+    return OmsCallError(code.name, details, _HTTP.get(code, 502))
 
 
 class OmsGateway:
-    """One channel to the OMS; health, reads for the state, admin actions for the web side."""
+    """Health of the OMS, the configured accounts' streams into the state, admin actions for the web side."""
 
     def __init__(
         self, target: str, state: ConsoleState, *, api_keys: dict[str, str], timeout_s: float
     ) -> None:
         self.target = target
         self.state = state
-        self.api_keys = api_keys
         self.timeout_s = timeout_s
-        self.channel = grpc.aio.insecure_channel(target)
-        self.oms = oms_pb2_grpc.OmsServiceStub(self.channel)
-        self.admin = admin_pb2_grpc.AdminServiceStub(self.channel)
-        self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.accounts = {
+            account: OmsClient(target, key, timeout_s=timeout_s) for account, key in api_keys.items()
+        }
+        self._health_channel = grpc.aio.insecure_channel(target)
+        self.health = health_pb2_grpc.HealthStub(self._health_channel)
 
     async def close(self) -> None:
-        await self.channel.close()
+        for client in self.accounts.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        await self._health_channel.close()
 
     def _set(self, up: bool, message: str) -> None:
         self.state.set_component(COMPONENT, up, message, time.time_ns())
 
     async def run(self, interval_s: float = 2.0) -> None:
-        """Watch the OMS's health; (re)load orders and positions whenever it comes (back) up."""
-        loaded = False
-        while True:
-            try:
-                reply = await self.health.Check(  # type: ignore[attr-defined]  # (stubs type the sync stub only)
-                    health_pb2.HealthCheckRequest(), timeout=self.timeout_s
-                )
-                serving = reply.status == health_pb2.HealthCheckResponse.SERVING
-                self._set(
-                    serving,
-                    f"{self.target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}",
-                )
-                if serving and not loaded:
-                    await self.load()
-                    loaded = True
-            except grpc.aio.AioRpcError as exc:
-                loaded = False
-                self._set(
-                    False,
-                    f"OMS unreachable at {self.target}: {exc.code().name} {exc.details() or ''}".strip(),
-                )
-            except Exception as exc:  # never let the watcher die; show why
-                loaded = False
-                log.warning("OMS watch failed", exc_info=True)
-                self._set(False, f"OMS watch failed: {exc}")
-            await asyncio.sleep(interval_s)
+        """Watch the OMS's health and follow every configured account until cancelled."""
+        follows = [
+            asyncio.create_task(self.follow(a, c), name=f"account-{a}") for a, c in self.accounts.items()
+        ]
+        try:
+            while True:
+                await self.check()
+                await asyncio.sleep(interval_s)
+        finally:
+            for task in follows:
+                task.cancel()
+            for task in follows:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
-    async def load(self) -> None:
-        """Open orders and positions of every configured account (later changes come from order-events)."""
-        for account, key in self.api_keys.items():
-            metadata = ((API_KEY_HEADER, key),)
-            try:
-                token = ""
-                while True:
-                    page = await self.oms.ListOrders(
-                        oms_pb2.ListOrdersRequest(open_only=True, page_size=500, page_token=token),
-                        metadata=metadata,
-                        timeout=self.timeout_s,
-                    )
-                    for order in page.orders:
+    async def check(self) -> None:
+        try:
+            reply = await self.health.Check(  # type: ignore[attr-defined]  # (stubs type the sync stub only)
+                health_pb2.HealthCheckRequest(), timeout=self.timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            self._set(
+                False, f"OMS unreachable at {self.target}: {exc.code().name} {exc.details() or ''}".strip()
+            )
+            return
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        self._set(reply.status == health_pb2.HealthCheckResponse.SERVING, f"{self.target}: {status}")
+
+    async def follow(self, account: str, client: OmsClient) -> None:
+        """Open orders once, then the account's snapshots as they change; again after any failure."""
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.5, max=5), retry=retry_if_exception_type(grpc.aio.AioRpcError)
+        ):
+            with attempt:
+                try:
+                    async for order in client.all_orders(open_only=True, page_size=500):
                         self.state.on_order(order)
-                    token = page.next_page_token
-                    if not token:
-                        break
-                positions = await self.oms.ListPositions(
-                    oms_pb2.ListPositionsRequest(), metadata=metadata, timeout=self.timeout_s
-                )
-                for position in positions.positions:
-                    self.state.on_position(position)
-            except grpc.aio.AioRpcError as exc:
-                log.warning("loading account %s from the OMS failed: %s", account, _error(exc))
-                raise
+                    async for snapshot in client.account_updates(min_interval_ms=500):
+                        self.state.on_account_snapshot(snapshot)
+                except grpc.aio.AioRpcError as exc:
+                    log.info("following account %s: %s", account, call_error(exc))
+                    raise
 
     # --- admin actions (the operator's token, per call) ------------------------------------------------
-    @staticmethod
-    def _admin_metadata(token: str) -> tuple[tuple[str, str], ...]:
-        return ((ADMIN_TOKEN_HEADER, token),)
+    @contextlib.asynccontextmanager
+    async def _admin(self, token: str) -> AsyncIterator[AdminClient]:
+        """An admin client with the operator's token; a failed call becomes an OmsCallError."""
+        async with AdminClient(self.target, token, timeout_s=self.timeout_s) as admin:
+            try:
+                yield admin
+            except grpc.aio.AioRpcError as exc:
+                raise call_error(exc) from exc
 
     async def list_accounts(self, token: str) -> list[admin_pb2.AccountSummary]:
-        try:
-            reply = await self.admin.ListAccounts(
-                admin_pb2.ListAccountsRequest(), metadata=self._admin_metadata(token), timeout=self.timeout_s
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise _error(exc) from exc
-        for account in reply.accounts:
+        async with self._admin(token) as admin:
+            accounts = await admin.list_accounts()
+        for account in accounts:
             self.state.on_account(account)
-        return list(reply.accounts)
+        return accounts
 
-    async def cancel_order(
-        self, token: str, account_id: str, order_id: str, reason: str
-    ) -> admin_pb2.AdminServiceCancelOrderResponse:
-        try:
-            reply = await self.admin.CancelOrder(
-                admin_pb2.AdminServiceCancelOrderRequest(
-                    account_id=account_id, order_id=order_id, reason=reason
-                ),
-                metadata=self._admin_metadata(token),
-                timeout=self.timeout_s,
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise _error(exc) from exc
-        if reply.HasField("order"):
-            self.state.on_order(reply.order)
-        return reply
+    async def cancel_order(self, token: str, account_id: str, order_id: str, reason: str) -> orders_pb2.Order:
+        async with self._admin(token) as admin:
+            order = await admin.cancel_order(account_id, order_id, reason)
+        self.state.on_order(order)
+        return order
 
     async def set_trading_state(
         self,
@@ -187,24 +173,10 @@ class OmsGateway:
             raise OmsCallError(
                 "INVALID_ARGUMENT", f"trading state must be one of {', '.join(TRADING_STATES)}", 400
             )
-        try:
-            reply = await self.admin.SetTradingState(
-                admin_pb2.SetTradingStateRequest(
-                    account_id=account_id,
-                    trading_state=state,
-                    reason=reason,
-                    cancel_working_orders=cancel_working_orders,
-                ),
-                metadata=self._admin_metadata(token),
-                timeout=self.timeout_s,
+        async with self._admin(token) as admin:
+            reply = await admin.set_trading_state(
+                account_id, state, reason, cancel_working_orders=cancel_working_orders
             )
-        except grpc.aio.AioRpcError as exc:
-            raise _error(exc) from exc
         if reply.HasField("account"):
             self.state.on_account(reply.account)
         return reply
-
-
-async def close_quietly(gateway: OmsGateway) -> None:
-    with contextlib.suppress(Exception):
-        await gateway.close()

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from aipx.money import from_pb
-from aipx.v1 import admin_pb2, decisions_pb2, market_data_pb2, orders_pb2, signals_pb2
+from aipx.v1 import admin_pb2, decisions_pb2, market_data_pb2, oms_pb2, orders_pb2, signals_pb2
 
 from aipx_console.domain.activity import OrderBlotter, SignalLog
 from aipx_console.domain.market import MarketBoard
-from aipx_console.domain.views import account_view
+from aipx_console.domain.views import account_view, snapshot_view
 
 
 @dataclass(slots=True)
@@ -103,10 +103,20 @@ class ConsoleState:
         self.blotter.on_position(position)
 
     def on_account(self, account: admin_pb2.AccountSummary) -> None:
-        view = account_view(account)
-        if self.accounts.get(account.account_id) != view:
-            self.accounts[account.account_id] = view
-            self._dirty_accounts.add(account.account_id)
+        """An account as the admin service describes it (trading state; balances stay as last streamed)."""
+        self._merge_account(account.account_id, account_view(account))
+
+    def on_account_snapshot(self, snapshot: oms_pb2.AccountSnapshot) -> None:
+        """An account as its stream sends it: trading state, balances, equity, P&L and positions."""
+        self._merge_account(snapshot.account_id, snapshot_view(snapshot))
+        for position in snapshot.positions:
+            self.blotter.on_position(position)
+
+    def _merge_account(self, account_id: str, view: dict[str, object]) -> None:
+        merged = {**self.accounts.get(account_id, {}), **view}
+        if self.accounts.get(account_id) != merged:
+            self.accounts[account_id] = merged
+            self._dirty_accounts.add(account_id)
 
     def set_component(self, name: str, up: bool, message: str, now_ns: int) -> None:
         """Record whether a component answers; only a change is pushed."""

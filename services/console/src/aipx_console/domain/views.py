@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aipx.money import format_decimal, from_pb
-from aipx.v1 import admin_pb2, common_pb2, decisions_pb2, orders_pb2, signals_pb2
+from aipx.v1 import admin_pb2, common_pb2, decisions_pb2, oms_pb2, orders_pb2, signals_pb2
 
 
 def enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -104,4 +104,22 @@ def account_view(account: admin_pb2.AccountSummary) -> dict[str, object]:
         "name": account.name,
         "trading_state": enum_name(admin_pb2.TradingState, account.trading_state, "TRADING_STATE_"),
         "reason": account.trading_state_reason,
+    }
+
+
+def snapshot_view(snapshot: oms_pb2.AccountSnapshot) -> dict[str, object]:
+    """An account's stream update: state, equity and P&L in the valuation asset, each asset's balance."""
+    return {
+        "account_id": snapshot.account_id,
+        "trading_state": enum_name(admin_pb2.TradingState, snapshot.trading_state, "TRADING_STATE_"),
+        "reason": snapshot.trading_state_reason,
+        "valuation_asset": snapshot.valuation_asset,
+        "equity": dec(snapshot.equity),
+        "realized_pnl": dec(snapshot.realized_pnl),
+        "unrealized_pnl": dec(snapshot.unrealized_pnl),
+        "platform_halted": snapshot.platform_halted,
+        "balances": [
+            {"asset": b.asset, "total": dec(b.total), "free": dec(b.free), "locked": dec(b.locked)}
+            for b in snapshot.balances
+        ],
     }

@@ -9,8 +9,10 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from aipx.v1.orders_pb2 import OrderStatus
 
 from aipx_console.adapters.oms import OmsCallError, OmsGateway
+from aipx_console.domain.views import enum_name
 from aipx_console.metrics import BROWSERS
 from aipx_console.web.hub import Hub
 
@@ -122,7 +124,7 @@ async def list_accounts(request: web.Request) -> web.Response:
 async def cancel_order(request: web.Request) -> web.Response:
     body = await _body(request)
     try:
-        reply = await request.app[oms_key].cancel_order(
+        order = await request.app[oms_key].cancel_order(
             _token(request),
             _text(body, "account_id"),
             request.match_info["order_id"],
@@ -130,7 +132,9 @@ async def cancel_order(request: web.Request) -> web.Response:
         )
     except OmsCallError as exc:
         return _failed(exc)
-    return web.json_response({"order_id": reply.order.order_id, "status": reply.order.status})
+    return web.json_response(
+        {"order_id": order.order_id, "status": enum_name(OrderStatus, order.status, "ORDER_STATUS_")}
+    )
 
 
 async def set_trading_state(request: web.Request) -> web.Response:

@@ -66,7 +66,7 @@ function applyDelta(d) {
   for (const p of d.positions || []) model.positions.set(p.key, p);
   if (d.positions) schedule("positions");
   for (const a of d.accounts || []) model.accounts.set(a.account_id, a);
-  if (d.accounts) schedule("accounts");
+  if (d.accounts) { schedule("accounts"); schedule("banners"); }
   for (const c of d.components || []) model.components.set(c.name, c);
   if (d.components) schedule("banners");
   if (d.signals) { model.signals = model.signals.concat(d.signals).slice(-MAX_ITEMS); schedule("decisions"); }
@@ -257,8 +257,14 @@ function renderAccounts() {
   $("accounts").tBodies[0].replaceChildren(...rows.map((a) => {
     const halted = a.trading_state === "HALTED";
     const target = halted ? "ACTIVE" : "HALTED";
+    const asset = a.valuation_asset ? ` ${a.valuation_asset}` : "";
+    const balances = (a.balances || []).map((b) => `${b.asset} ${b.free} / ${b.locked}`).join(", ");
     return el("tr", { "data-account": a.account_id },
-      el("td", {}, a.account_id), el("td", { class: "state" }, badge(a.trading_state)), el("td", { class: "muted" }, a.reason),
+      el("td", {}, a.account_id), el("td", { class: "state" }, badge(a.trading_state)),
+      el("td", { class: "num" }, a.equity == null ? "—" : `${a.equity}${asset}`),
+      el("td", { class: `num ${signed(a.realized_pnl)}` }, a.realized_pnl ?? "—"),
+      el("td", { class: `num ${signed(a.unrealized_pnl)}` }, a.unrealized_pnl ?? "—"),
+      el("td", { class: "muted balances" }, balances || "—"), el("td", { class: "muted" }, a.reason || ""),
       el("td", {}, actionButton(halted ? "Resume" : "Halt", halted ? "resume" : "halt danger", () => post(
         `/api/accounts/${encodeURIComponent(a.account_id)}/trading-state`,
         { trading_state: target, reason: `${halted ? "resumed" : "halted"} from the operator console` },
@@ -270,6 +276,9 @@ function renderBanners() {
   const down = [...model.components.values()].filter((c) => c.up === false);
   const banners = down.map((c) => el("div", { class: "banner", "data-component": c.name },
     el("b", {}, `${c.name.replace("metrics:", "")} is down`), ` since ${time(c.since_ms)}: ${c.message}`));
+  if ([...model.accounts.values()].some((a) => a.platform_halted)) {
+    banners.unshift(el("div", { class: "banner", "data-component": "platform-halt" }, el("b", {}, "Platform halted"), ": the OMS accepts no new orders for any account (cancels still work)."));
+  }
   if (model.linkDown) banners.unshift(el("div", { class: "banner", "data-component": "console" }, el("b", {}, "Console unreachable"), ": the page reconnects by itself; data shown may be stale."));
   $("banners").replaceChildren(...banners);
 }
