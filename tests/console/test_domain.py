@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from aipx.money import to_pb
-from aipx.v1 import admin_pb2, common_pb2, decisions_pb2, market_data_pb2, orders_pb2, signals_pb2
+from aipx.v1 import admin_pb2, common_pb2, decisions_pb2, market_data_pb2, oms_pb2, orders_pb2, signals_pb2
 from aipx_console.domain.activity import OrderBlotter, PositionRow
 from aipx_console.domain.market import MarketBoard
 from aipx_console.domain.metrics import RateTracker, figures_for, histogram_quantile, parse_exposition
@@ -277,3 +277,35 @@ def test_a_counter_reset_counts_from_zero() -> None:
     rates = RateTracker()
     assert rates.rate("x", 100, 1.0) is None
     assert rates.rate("x", 10, 2.0) == 10.0
+
+
+def test_account_snapshots_and_admin_summaries_merge_into_one_row() -> None:
+    state = ConsoleState()
+    snapshot = oms_pb2.AccountSnapshot(
+        account_id="demo",
+        trading_state=admin_pb2.TRADING_STATE_ACTIVE,
+        valuation_asset="USDT",
+        equity=to_pb("1000123.45"),
+        realized_pnl=to_pb("12.5"),
+        unrealized_pnl=to_pb("-3.25"),
+        balances=[
+            oms_pb2.AssetBalance(asset="USDT", total=to_pb("1000000"), free=to_pb("999000"), locked=to_pb("1000"))
+        ],
+        positions=[
+            orders_pb2.Position(
+                account_id="demo", symbol="BTC-USDT", quantity=to_pb("0.5"), average_price=to_pb("60000"),
+                updated_time_ns=1,
+            )
+        ],
+    )  # fmt: skip
+    state.on_account_snapshot(snapshot)
+    halted = admin_pb2.AccountSummary(
+        account_id="demo", trading_state=admin_pb2.TRADING_STATE_HALTED, trading_state_reason="ops"
+    )
+    state.on_account(halted)
+    delta: Any = state.delta(S)
+    (account,) = delta["accounts"]
+    assert account["trading_state"] == "HALTED" and account["reason"] == "ops"
+    assert account["equity"] == "1000123.45" and account["unrealized_pnl"] == "-3.25"
+    assert account["balances"] == [{"asset": "USDT", "total": "1000000", "free": "999000", "locked": "1000"}]
+    assert [p["symbol"] for p in delta["positions"]] == ["BTC-USDT"]

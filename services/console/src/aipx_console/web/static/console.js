@@ -26,7 +26,7 @@ const el = (tag, attrs = {}, ...children) => {
 };
 const badge = (text) => el("span", { class: `badge b-${text}` }, text);
 const time = (ms) => (ms ? new Date(ms).toLocaleTimeString([], { hour12: false }) : "");
-const signed = (text) => (text == null ? "" : text.startsWith("-") ? "neg" : text === "0" ? "" : "pos");
+const signed = (text) => (text == null || Number(text) === 0 ? "" : Number(text) < 0 ? "neg" : "pos");
 
 function schedule(section) {
   dirty.add(section);
