@@ -289,7 +289,9 @@ def test_account_snapshots_and_admin_summaries_merge_into_one_row() -> None:
         realized_pnl=to_pb("12.5"),
         unrealized_pnl=to_pb("-3.25"),
         balances=[
-            oms_pb2.AssetBalance(asset="USDT", total=to_pb("1000000"), free=to_pb("999000"), locked=to_pb("1000"))
+            oms_pb2.AssetBalance(
+                asset="USDT", total=to_pb("1000000"), free=to_pb("999000"), locked=to_pb("1000")
+            )
         ],
         positions=[
             orders_pb2.Position(
