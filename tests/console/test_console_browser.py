@@ -230,3 +230,20 @@ def decision(signal_id: str, symbol: str) -> decisions_pb2.Decision:
         rationale="2 of 3 analysts long, none short",
         decided_time_ns=time.time_ns(),
     )
+
+
+async def test_the_oms_stopping_is_shown_and_its_return_clears_the_banner(
+    console_oms: ConsoleEnv, page: Page
+) -> None:
+    assert console_oms.oms is not None
+    await console_oms.oms.start()
+    await console_oms.start()
+    await open_console(page, console_oms)
+    banner = page.locator('[data-component="oms"]')
+    await expect(page.locator('tr[data-account="acct-a"] td.state')).to_have_text("ACTIVE", timeout=WAIT_MS)
+    await expect(banner).to_have_count(0)
+    port = console_oms.oms.app.port if console_oms.oms.app else None
+    await console_oms.oms.stop()  # the OMS stops serving: its port refuses connections
+    await expect(banner).to_contain_text("oms is down", timeout=WAIT_MS)
+    await console_oms.oms.start(grpc_port=port)  # back on the same address
+    await expect(banner).to_have_count(0, timeout=WAIT_MS)
