@@ -205,22 +205,25 @@ function renderChart() {
   ctx.fillStyle = "#4c9aff"; ctx.fillRect(plotW + 2, ly - 8, axis - 4, 16); ctx.fillStyle = "#fff"; ctx.fillText(candles[candles.length - 1][4], plotW + 6, ly + 4);
 }
 
-function actionButton(label, cls, onConfirm) {
-  const button = el("button", { class: cls, type: "button" }, label);
-  button.disabled = !token;
-  let armed = null;
+// Armed (first-clicked) actions by key, so a confirmation survives the row being re-rendered by an update.
+const armed = new Map();
+function actionButton(key, label, cls, onConfirm) {
+  const isArmed = (armed.get(key) || 0) > Date.now();
+  const button = el("button", { class: `${cls} ${isArmed ? "confirm" : ""}`, type: "button" }, isArmed ? `Confirm ${label.toLowerCase()}?` : label);
+  button.disabled = !token || busy.has(key);
   button.addEventListener("click", async () => {
-    if (!armed) {
+    if ((armed.get(key) || 0) <= Date.now()) {
+      armed.set(key, Date.now() + 4000);
       button.textContent = `Confirm ${label.toLowerCase()}?`; button.classList.add("confirm");
-      armed = setTimeout(() => { armed = null; button.textContent = label; button.classList.remove("confirm"); }, 4000);
+      setTimeout(() => { if ((armed.get(key) || 0) <= Date.now()) { armed.delete(key); schedule("orders"); schedule("accounts"); } }, 4100);
       return;
     }
-    clearTimeout(armed); armed = null; button.textContent = label; button.classList.remove("confirm");
-    button.disabled = true;
-    try { await onConfirm(); } finally { button.disabled = !token; }
+    armed.delete(key); busy.add(key); button.disabled = true;
+    try { await onConfirm(); } finally { busy.delete(key); schedule("orders"); schedule("accounts"); }
   });
   return button;
 }
+const busy = new Set();
 
 function renderOrders() {
   const rows = [...model.orders.values()]
@@ -233,7 +236,7 @@ function renderOrders() {
       el("td", { class: "num" }, o.price ?? "mkt"), el("td", { class: "num" }, o.filled ?? "0"),
       el("td", { class: "status", title: o.reject_message || "" }, badge(o.status)), el("td"));
     if (OPEN.has(o.status) && o.status !== "PENDING_CANCEL") {
-      row.cells[9].append(actionButton("Cancel", "cancel danger", () => post(`/api/orders/${encodeURIComponent(o.order_id)}/cancel`,
+      row.cells[9].append(actionButton(`cancel:${o.order_id}`, "Cancel", "cancel danger", () => post(`/api/orders/${encodeURIComponent(o.order_id)}/cancel`,
         { account_id: o.account_id }, `cancel of ${o.client_order_id || o.order_id} requested`)));
     }
     return row;
@@ -265,7 +268,7 @@ function renderAccounts() {
       el("td", { class: `num ${signed(a.realized_pnl)}` }, a.realized_pnl ?? "—"),
       el("td", { class: `num ${signed(a.unrealized_pnl)}` }, a.unrealized_pnl ?? "—"),
       el("td", { class: "muted balances" }, balances || "—"), el("td", { class: "muted" }, a.reason || ""),
-      el("td", {}, actionButton(halted ? "Resume" : "Halt", halted ? "resume" : "halt danger", () => post(
+      el("td", {}, actionButton(`state:${a.account_id}:${target}`, halted ? "Resume" : "Halt", halted ? "resume" : "halt danger", () => post(
         `/api/accounts/${encodeURIComponent(a.account_id)}/trading-state`,
         { trading_state: target, reason: `${halted ? "resumed" : "halted"} from the operator console` },
         `${a.account_id}: ${target}`))));
