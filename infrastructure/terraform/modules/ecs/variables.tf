@@ -163,5 +163,5 @@ variable "oms_produces" {
 variable "metrics_collector_image" {
   description = "ADOT collector image of the metrics sidecar (scrapes /metrics, writes CloudWatch EMF)."
   type        = string
-  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
 }
