@@ -274,4 +274,6 @@ module "monitoring" {
   msk_broker_count       = var.kafka_broker_count
   lambda_function_names  = module.lambda.function_names
   topic_bootstrap_lambda = module.kafka_topics.function_name
+
+  application_metrics_namespace = module.ecs.metrics_namespace
 }

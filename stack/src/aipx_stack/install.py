@@ -117,3 +117,12 @@ def postgres_bindir() -> Path:
     if found is None:
         raise MissingDependencyError("PostgreSQL: no pg_ctl/initdb found even after installing postgresql")
     return found
+
+
+def require_chromium() -> Path:
+    """A headless-capable Chromium from Debian's packages (the console's browser tests drive it)."""
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found is not None:
+            return Path(found)
+    return require_program("chromium", package="chromium", needed_for="the console's browser tests")

@@ -58,6 +58,8 @@ class Ports:
     ingestion_metrics: int = 9101
     oms_metrics: int = 9102
     runner_metrics: int = 9103  # first of four consecutive ports, one per function
+    console: int = 18790
+    console_metrics: int = 9107
 
     @classmethod
     def ephemeral(cls) -> Ports:
@@ -192,7 +194,31 @@ def default_processes(ports: Ports, runner_args: tuple[str, ...] = ()) -> list[P
             )
             for i, name in enumerate(FUNCTIONS)
         ),
+        console_process(ports),
     ]
+
+
+def console_process(ports: Ports) -> ProcessSpec:
+    """The operator console: reads the topics, the OMS API and every service's /metrics."""
+    targets = {
+        "ingestion": ports.ingestion_metrics,
+        "oms": ports.oms_metrics,
+        **{f"runner-{name}": ports.runner_metrics + i for i, name in enumerate(FUNCTIONS)},
+    }
+    return ProcessSpec(
+        "console",
+        _py("-m", "aipx_console"),
+        {
+            "AIPX_METRICS_PORT": str(ports.console_metrics),
+            "AIPX_CONSOLE_HTTP_PORT": str(ports.console),
+            "AIPX_CONSOLE_OMS_TARGET": f"127.0.0.1:{ports.oms_grpc}",
+            "AIPX_CONSOLE_OMS_API_KEYS": json.dumps({DEMO_ACCOUNT: DEMO_API_KEY}),
+            "AIPX_CONSOLE_METRICS_TARGETS": json.dumps(
+                {name: f"http://127.0.0.1:{port}/metrics" for name, port in targets.items()}
+            ),
+        },
+        ready_url=f"http://127.0.0.1:{ports.console}/healthz",
+    )
 
 
 class Inbox:
@@ -357,6 +383,7 @@ class Platform:
         return "\n".join(
             [
                 "AIPX is running locally.",
+                f"  Console           http://127.0.0.1:{p.console}/   (actions: operator token)",
                 f"  OMS gRPC          127.0.0.1:{p.oms_grpc}   (metadata x-api-key: {DEMO_API_KEY}; "
                 "reflection + health enabled)",
                 f"    try: uv run aipx-oms-cli --api-key {DEMO_API_KEY} orders",
@@ -367,7 +394,8 @@ class Platform:
                 f"  S3 (data lake)    {e.s3_endpoint_url}  bucket {e.s3_bucket}",
                 f"  Exchange sim      ws://127.0.0.1:{p.sim_ws}  rest http://127.0.0.1:{p.sim_rest}",
                 f"  Metrics/health    ingestion :{p.ingestion_metrics}  oms :{p.oms_metrics}  functions "
-                f":{p.runner_metrics}-{p.runner_metrics + len(FUNCTIONS) - 1}  (/metrics /healthz /readyz)",
+                f":{p.runner_metrics}-{p.runner_metrics + len(FUNCTIONS) - 1}  console :{p.console_metrics}  "
+                "(/metrics /healthz /readyz)",
                 f"  Notifications     http://127.0.0.1:{p.inbox}/notifications",
                 f"  Logs              {self.log_dir}/<process>.log",
                 "Ctrl-C stops the platform; `./aipx down` stops the stack.",
@@ -433,16 +461,23 @@ async def run(
     *,
     ports: Ports | None = None,
     log_dir: Path | None = None,
+    prometheus: bool = False,
 ) -> int:
     stack = open_stack()
     say(f"[aipx] starting the local stack ({stack.mode})")
     endpoints = await asyncio.to_thread(stack.up)
     platform = Platform(endpoints, ports=ports, log_dir=log_dir)
+    if prometheus:
+        from aipx_stack.monitoring import prometheus_process
+
+        platform.specs.append(prometheus_process(platform.ports, platform.log_dir.parent / "prometheus"))
     stop = asyncio.Event()
     code = 0
     try:
         await platform.start()
         say(platform.summary())
+        if prometheus:
+            say("  Prometheus        http://127.0.0.1:19090/  (scraping every /metrics above)")
         with _signals(stop):
             if smoke_timeout_s is not None:
                 ok = await _first_order(platform, smoke_timeout_s)
@@ -483,6 +518,11 @@ def main(argv: list[str] | None = None) -> int:
         "--log-dir", type=Path, default=None, help="logs and pid file (default: .aipx/platform)"
     )
     parser.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run Prometheus (Debian's package) scraping every service, on http://127.0.0.1:19090/",
+    )
+    parser.add_argument(
         "--down",
         action="store_true",
         help="stop the platform processes a previous run left (its pid file) and exit (`./aipx down`)",
@@ -495,7 +535,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[aipx] stopped {', '.join(stopped)}" if stopped else "[aipx] no platform process was running")
         return 0
     ports = Ports.ephemeral() if args.ephemeral_ports else None
-    return asyncio.run(run(args.duration, args.smoke, ports=ports, log_dir=args.log_dir))
+    return asyncio.run(
+        run(args.duration, args.smoke, ports=ports, log_dir=args.log_dir, prometheus=args.prometheus)
+    )
 
 
 if __name__ == "__main__":

@@ -222,7 +222,7 @@ resource "aws_ecs_task_definition" "this" {
     name = "tmp"
   }
 
-  container_definitions = jsonencode([{
+  container_definitions = jsonencode(concat([{
     name                   = each.key
     image                  = each.value.image
     essential              = true
@@ -258,7 +258,7 @@ resource "aws_ecs_task_definition" "this" {
         awslogs-stream-prefix = each.key
       }
     }
-  }])
+  }], [local.metrics_sidecar[each.key]]))
 }
 
 resource "aws_ecs_service" "this" {

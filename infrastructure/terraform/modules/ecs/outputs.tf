@@ -27,3 +27,8 @@ output "task_role_arns" {
   description = "Service key -> task role ARN."
   value       = { for k, r in aws_iam_role.task : k => r.arn }
 }
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace of the services' application metrics (the metrics sidecar)."
+  value       = local.metrics_namespace
+}

@@ -154,3 +154,9 @@ variable "oms_produces" {
   description = "Topics the OMS writes."
   type        = list(string)
 }
+
+variable "metrics_collector_image" {
+  description = "ADOT collector image of the metrics sidecar (scrapes /metrics, writes CloudWatch EMF)."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
+}

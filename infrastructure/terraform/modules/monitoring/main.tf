@@ -279,7 +279,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_offset_lag" {
 resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = var.name
   dashboard_body = jsonencode({
-    widgets = [
+    widgets = concat([
       {
         type = "metric", x = 0, y = 0, width = 12, height = 6
         properties = {
@@ -377,6 +377,6 @@ resource "aws_cloudwatch_dashboard" "this" {
           ]
         }
       },
-    ]
+    ], local.application_widgets)
   })
 }

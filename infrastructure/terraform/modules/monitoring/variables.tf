@@ -79,3 +79,45 @@ variable "offset_lag_threshold" {
   type        = number
   default     = 100000
 }
+
+variable "application_metrics_namespace" {
+  description = "CloudWatch namespace of the services' Prometheus metrics (the ECS metrics sidecar)."
+  type        = string
+  default     = "AIPX/Services"
+}
+
+variable "function_metrics_namespace" {
+  description = "CloudWatch namespace of the functions' powertools metrics (POWERTOOLS_METRICS_NAMESPACE)."
+  type        = string
+  default     = "AIPX"
+}
+
+variable "feed_gaps_per_minute" {
+  description = "Market data sequence gaps per minute that count as a degraded feed."
+  type        = number
+  default     = 5
+}
+
+variable "feed_resyncs_per_minute" {
+  description = "Order book resynchronisations per minute that count as a degraded feed."
+  type        = number
+  default     = 3
+}
+
+variable "outbox_lag_seconds" {
+  description = "Age of the oldest unpublished order event that raises the outbox lag alarm."
+  type        = number
+  default     = 30
+}
+
+variable "oms_error_rate_percent" {
+  description = "Share of OMS requests failing on the server side (percent) that raises the error rate alarm."
+  type        = number
+  default     = 1
+}
+
+variable "oms_p99_seconds" {
+  description = "OMS p99 request latency (seconds, measured in the server) that raises the latency alarm."
+  type        = number
+  default     = 0.25
+}

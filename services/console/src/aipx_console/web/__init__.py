@@ -1,0 +1,1 @@
+"""The console's HTTP side: the page, its static assets, the server-sent event stream and the actions."""
