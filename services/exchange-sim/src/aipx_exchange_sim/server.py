@@ -4,7 +4,9 @@ snapshot, and a control API for fault injection and statistics.
 WebSocket paths: /binance/stream (or /stream; `?streams=a/b` subscribes at connect), /binance/ws (raw
 frames), /bybit/v5/public/spot and /bybit/v5/public/linear. REST: GET /api/v3/depth, /api/v3/exchangeInfo,
 /api/v3/ping. Control: POST /control/{drop,duplicate,malformed,disconnect,stall,snapshot_failures,rate,clear}
-with a JSON body, GET /control/stats.
+with a JSON body, plus accept_then_drop (accept the next connections, drop each soon after), mute (stop
+reading clients' frames, so their pings go unanswered), inject (send given frames as they are) and
+used_weight (the REST weight reported in X-MBX-USED-WEIGHT-1M); GET /control/stats.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class ExchangeSimulator:
         self._tasks: list[asyncio.Task[None]] = []
         self.ws_port = 0
         self.rest_port = 0
+        self.connection_times: list[float] = []  # monotonic, each accepted WebSocket connection
+        self._weight_minute = 0
+        self._weight_used = 0
+        self._weight_pinned = False  # set by the used_weight control: no reset at the minute
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -156,6 +162,11 @@ class ExchangeSimulator:
         client = Client(venue, ws, raw, asyncio.Queue(self.settings.client_queue))
         self.clients.add(client)
         self.stats[f"{venue}.connections"] += 1
+        self.connection_times.append(time.monotonic())
+        drop_after = self.faults.take_accept_then_drop(venue)
+        if drop_after is not None:  # a venue that accepts, then drops the connection (no close handshake)
+            self.stats["accepted_then_dropped"] += 1
+            asyncio.get_running_loop().call_later(drop_after, ws.transport.abort)
         if venue == binance.VENUE:
             streams = parse_qs(target.query).get("streams", [""])[0]
             for stream in filter(None, streams.split("/")):
@@ -423,7 +434,18 @@ class ExchangeSimulator:
                 {"code": -1100, "msg": "Illegal characters in parameter 'limit'."}, status=400
             )
         self.stats["snapshots"] += 1
-        return web.Response(body=binance.depth_snapshot(market, limit), content_type="application/json")
+        headers = {"X-MBX-USED-WEIGHT-1M": str(self._use_weight(_depth_weight(limit)))}
+        return web.Response(
+            body=binance.depth_snapshot(market, limit), content_type="application/json", headers=headers
+        )
+
+    def _use_weight(self, weight: int) -> int:
+        """Add a request's weight to the current minute's (Binance's IP weight), returning the total."""
+        minute = int(time.time() // 60)
+        if minute != self._weight_minute and not self._weight_pinned:
+            self._weight_minute, self._weight_used = minute, 0
+        self._weight_used += weight
+        return self._weight_used
 
     async def _exchange_info(self, _: web.Request) -> web.Response:
         symbols = [
@@ -503,11 +525,36 @@ class ExchangeSimulator:
             if rate < 0:
                 raise ValueError("rate must be >= 0")
             self.rate = rate
+        elif action == "accept_then_drop":
+            self.faults.drop_after_accept(int(body.get("count", 1)), float(body.get("after_s", 0.1)), venue)
+        elif action == "mute":
+            muted = [c for c in self.clients if venue is None or c.venue == venue]
+            for client in muted:
+                client.ws.transport.pause_reading()
+            return {"muted": len(muted)}
+        elif action == "inject":
+            frames = body["frames"]
+            if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames):
+                raise TypeError("frames must be a list of strings")
+            targets = [c for c in self.clients if venue is None or c.venue == venue]
+            for client in targets:
+                for frame in frames:
+                    await client.queue.put(frame)
+            return {"clients": len(targets)}
+        elif action == "used_weight":
+            used = body.get("used")
+            self._weight_pinned = used is not None
+            self._weight_used = int(used or 0)
         elif action == "clear":
             self.faults.clear()
         else:
             raise KeyError(f"unknown action {action!r}")
         return {}
+
+
+def _depth_weight(limit: int) -> int:
+    """Binance's weight of GET /api/v3/depth by limit."""
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
 def _binance(stream: str, build: Callable[..., dict[str, Any]], *args: Any) -> str:

@@ -16,11 +16,11 @@ from typing import Any
 
 from aipx.logs import SampledLogger
 from aipx.topics import MARKET_DATA_RAW, catalogue
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from aipx_ingestion.adapters.kafka import KafkaSink, Outgoing
 from aipx_ingestion.adapters.rest import SnapshotClient, SnapshotError
-from aipx_ingestion.adapters.websocket import ConnectionPolicy, FeedConnection
-from aipx_ingestion.domain.backoff import backoff_delay
+from aipx_ingestion.adapters.websocket import ConnectionPolicy, FeedConnection, equal_jitter
 from aipx_ingestion.domain.errors import MalformedFrameError
 from aipx_ingestion.domain.events import (
     CandleEvent,
@@ -48,6 +48,7 @@ _REPLIES = frozenset({"response", "subscribe", "unsubscribe"})
 """Control events answering our (un)subscribe requests (Binance "response", Bybit ops)."""
 _RESYNC_RETRY_S = 10.0
 _MAINTENANCE_S = 1.0
+_SNAPSHOT_BACKOFF_CAP_S = 30.0
 
 
 class VenueFeed:
@@ -256,23 +257,9 @@ class VenueFeed:
     async def _resync_rest(self, normalizer: InstrumentNormalizer) -> None:
         """Fetch REST snapshots until the book is consistent again (rate-limited, with backoff on errors)."""
         venue_symbol = normalizer.venue_symbol
-        attempt = 0
         try:
             while not self._stopping:
-                assert self.snapshots is not None, "a venue with REST snapshots needs a snapshot client"
-                try:
-                    body = await self.snapshots.fetch(self.adapter.snapshot_url(venue_symbol))
-                    snapshot = self.adapter.parse_snapshot(body, venue_symbol, time.time_ns())
-                except (SnapshotError, MalformedFrameError) as exc:
-                    attempt += 1
-                    self.metrics.snapshots.labels(self.venue, "error").inc()
-                    delay = backoff_delay(attempt, initial=self.policy.reconnect_initial_s, cap=30.0)
-                    log.warning(
-                        "%s %s: snapshot failed (%s); retry in %.1fs", self.venue, venue_symbol, exc, delay
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                self.metrics.snapshots.labels(self.venue, "ok").inc()
+                snapshot = await self._fetch_snapshot(venue_symbol)
                 async with self._order:
                     outcome = normalizer.on_event(snapshot, time.time_ns())
                     await self._publish(normalizer, outcome, "book_snapshot")
@@ -289,6 +276,32 @@ class VenueFeed:
                          venue_symbol, snapshot.last_update_id)  # fmt: skip
         finally:
             self._resyncing.discard(venue_symbol)
+
+    async def _fetch_snapshot(self, venue_symbol: str) -> DepthSnapshot:
+        """One valid REST snapshot, retried with backoff (tenacity) on errors and malformed bodies."""
+        assert self.snapshots is not None, "a venue with REST snapshots needs a snapshot client"
+        snapshots = self.snapshots
+
+        def failed(state: RetryCallState) -> None:
+            self.metrics.snapshots.labels(self.venue, "error").inc()
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning("%s %s: snapshot failed (%s); retry in %.1fs", self.venue, venue_symbol, error,
+                        state.upcoming_sleep)  # fmt: skip
+
+        retrying = AsyncRetrying(
+            wait=equal_jitter(self.policy.reconnect_initial_s, _SNAPSHOT_BACKOFF_CAP_S),
+            retry=retry_if_exception_type((SnapshotError, MalformedFrameError)),
+            before_sleep=failed,
+            reraise=True,
+        )
+        snapshot: DepthSnapshot | None = None
+        async for attempt in retrying:
+            with attempt:
+                body = await snapshots.fetch(self.adapter.snapshot_url(venue_symbol))
+                snapshot = self.adapter.parse_snapshot(body, venue_symbol, time.time_ns())
+        assert snapshot is not None  # the loop only ends with a snapshot (errors are retried forever)
+        self.metrics.snapshots.labels(self.venue, "ok").inc()
+        return snapshot
 
     async def _resubscribe(self, streams: list[str], reason: str) -> None:
         by_connection: dict[int, tuple[FeedConnection, list[str]]] = {}

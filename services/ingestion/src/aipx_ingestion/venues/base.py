@@ -53,6 +53,11 @@ class FeedAdapter(ABC):
     """Interval of the application-level ping the venue requires, if any (besides WebSocket pings)."""
     rest_snapshots: ClassVar[bool] = False
     """True if books are initialised from a REST snapshot (else the stream sends snapshots)."""
+    rest_weight_header: ClassVar[str | None] = None
+    """Response header with the weight used in the current window (Binance X-MBX-USED-WEIGHT-1M)."""
+    rest_weight_limit: ClassVar[int] = 0
+    """Weight allowed per window (with rest_weight_header)."""
+    rest_weight_window_s: ClassVar[float] = 60.0
 
     def __init__(self, config: VenueConfig) -> None:
         unknown = sorted(set(config.channels) - set(self.supported_channels()))
@@ -108,6 +113,10 @@ class FeedAdapter(ABC):
     def snapshot_url(self, venue_symbol: str) -> str:
         """REST URL of a depth snapshot (venues with rest_snapshots)."""
         raise NotImplementedError(f"{self.name} has no REST depth snapshots")
+
+    def snapshot_weight(self) -> int:
+        """The weight one snapshot request costs against rest_weight_limit."""
+        return 1
 
     def parse_snapshot(self, body: bytes, venue_symbol: str, received_ns: int) -> DepthSnapshot:
         """Parse a REST depth snapshot; raises MalformedFrameError."""

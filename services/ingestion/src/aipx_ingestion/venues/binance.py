@@ -41,6 +41,11 @@ class BinanceFeed(FeedAdapter):
     max_streams_per_connection = 1024
     subscribe_batch = 50
     rest_snapshots = True
+    # IP request-weight limit of the spot REST API (exchangeInfo rateLimits: REQUEST_WEIGHT 6000 per minute);
+    # every response reports what is used so far in the current minute.
+    rest_weight_header = "X-MBX-USED-WEIGHT-1M"
+    rest_weight_limit = 6000
+    rest_weight_window_s = 60.0
 
     _ids = itertools.count(1)
 
@@ -78,6 +83,11 @@ class BinanceFeed(FeedAdapter):
 
     def snapshot_url(self, venue_symbol: str) -> str:
         return f"{self.config.rest_url}/api/v3/depth?symbol={venue_symbol}&limit={self.config.snapshot_depth}"
+
+    def snapshot_weight(self) -> int:
+        # GET /api/v3/depth: weight by limit (1-100: 5, 101-500: 25, 501-1000: 50, 1001-5000: 250).
+        depth = self.config.snapshot_depth
+        return 5 if depth <= 100 else 25 if depth <= 500 else 50 if depth <= 1000 else 250
 
     def parse_snapshot(self, body: bytes, venue_symbol: str, received_ns: int) -> DepthSnapshot:
         try:
