@@ -29,7 +29,7 @@ from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from aipx_exchange_sim import binance, bybit
+from aipx_exchange_sim import binance, bybit, fast
 from aipx_exchange_sim.faults import Faults, malformed_frames
 from aipx_exchange_sim.market import SymbolMarket
 from aipx_exchange_sim.settings import SimSettings
@@ -50,6 +50,8 @@ class Client:
     raw: bool
     queue: asyncio.Queue[str]
     subscriptions: set[str] = field(default_factory=set)
+    out: list[bytes] = field(default_factory=list)
+    """Fast mode: encoded WebSocket frames waiting for the next write."""
     conn_id: str = field(default_factory=lambda: f"sim-{next(_conn_ids)}")
 
 
@@ -113,7 +115,12 @@ class ExchangeSimulator:
         if s.replay_file:
             self._tasks.append(asyncio.create_task(self._replay(Path(s.replay_file)), name="sim-replay"))
         else:
-            self._tasks.append(asyncio.create_task(self._generate(), name="sim-generate"))
+            if s.fast:
+                frames, events = fast.plan(self._market_list, self.rng, s.fast_plan_events)
+                generate = self._generate_fast(frames, len(frames) / max(events, 1))
+            else:
+                generate = self._generate()
+            self._tasks.append(asyncio.create_task(generate, name="sim-generate"))
             self._tasks.append(asyncio.create_task(self._push_depth(), name="sim-depth"))
             self._tasks.append(asyncio.create_task(self._push_klines(), name="sim-klines"))
         log.info(
@@ -328,6 +335,58 @@ class ExchangeSimulator:
                 if self._overflow:
                     await self._drain()
             produced += due
+            if self.rate <= 0:
+                await asyncio.sleep(0)
+
+    async def _generate_fast(self, frames: list[fast.PlannedFrame], frames_per_event: float) -> None:
+        """Fast mode: the planned frames in a cycle, paced like `_generate` (rate = market events/s)."""
+        subscribers = self._subscribers
+        n, i, cycle = len(frames), 0, 0
+        started, produced = time.monotonic(), 0
+        high_water = self.settings.client_queue * 256  # bytes buffered per client before we wait
+        stats = self.stats
+        while True:
+            if (stall := self.faults.stalled()) > 0:
+                await asyncio.sleep(stall)
+                started, produced = time.monotonic(), 0
+                continue
+            if not self.clients:
+                await asyncio.sleep(0.05)
+                started, produced = time.monotonic(), 0
+                continue
+            if self.rate <= 0:
+                due = 256
+            else:
+                due = min(int((time.monotonic() - started) * self.rate * frames_per_event) - produced, 2_000)
+                if due <= 0:
+                    await asyncio.sleep(max(0.001, min(0.05, 1 / (self.rate * frames_per_event))))
+                    continue
+            now_ms = int(time.time() * 1000)
+            written = 0
+            for _ in range(due):
+                planned = frames[i]
+                clients = subscribers.get(planned.stream)
+                if clients:
+                    data = fast.ws_text_frame(planned.render(cycle, now_ms))
+                    for client in clients:
+                        client.out.append(data)
+                    written += len(clients)
+                i += 1
+                if i == n:
+                    i, cycle = 0, cycle + 1
+            produced += due
+            stats["binance.frames"] += written
+            stats["events"] += round(due / frames_per_event)
+            for client in list(self.clients):
+                if client.out:
+                    transport = client.ws.transport
+                    if not transport.is_closing():
+                        transport.write(b"".join(client.out))
+                    client.out.clear()
+                    # A slow reader slows the feed down (TCP backpressure), as the queues do in normal mode;
+                    # the transport's buffer offers no public awaitable, so it is polled.
+                    while not transport.is_closing() and transport.get_write_buffer_size() > high_water:  # noqa: ASYNC110
+                        await asyncio.sleep(0.001)
             if self.rate <= 0:
                 await asyncio.sleep(0)
 
