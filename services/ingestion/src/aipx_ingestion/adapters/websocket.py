@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+# picows' websockets-compatible API: the same client as `websockets`, its frame reader in Cython.
+from picows.websockets import ClientConnection, ConnectionClosed, WebSocketException, connect
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 from tenacity import wait_random_exponential as _full_jitter
 from tenacity.wait import wait_base
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from aipx_ingestion.metrics import IngestionMetrics
 from aipx_ingestion.venues.base import FeedAdapter
@@ -165,7 +165,7 @@ class _Session:
         try:
             await asyncio.wait_for(self.ws.close(), timeout=0.5)
         except Exception:  # the venue did not complete the closing handshake in time: drop the socket
-            self.ws.transport.abort()
+            self.ws.transport.disconnect(graceful=False)
 
 
 class FeedConnection:
