@@ -4,16 +4,23 @@ of bounds, and the REST used-weight header."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from itertools import pairwise
 
 import aiohttp
 import orjson
+import pytest
 from aipx_exchange_sim.server import ExchangeSimulator
 from aipx_exchange_sim.settings import SimSettings
 from aipx_ingestion.adapters.rest import SnapshotClient, WeightBudget
 
-from tests.ingestion.conftest import Pipeline, PipelineFactory
+from tests.ingestion.conftest import (
+    Pipeline,
+    PipelineFactory,
+    assert_books_consistent,
+    assert_ordered_and_complete,
+)
 
 BINANCE_ONLY = {"venues": ("binance",)}
 
@@ -125,3 +132,43 @@ async def test_the_rest_used_weight_header_holds_requests_until_the_next_window(
             await asyncio.gather(held, return_exceptions=True)
     finally:
         await sim.stop()
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (openssl), as a test venue would present."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+async def test_wss_with_the_venues_certificate_trusted(
+    pipeline: PipelineFactory, self_signed: tuple[str, str]
+) -> None:
+    cert, key = self_signed
+    p = await pipeline(sim={"tls_cert_file": cert, "tls_key_file": key}, tls_ca_file=cert)
+    assert p.sim.ws_url.startswith("wss://")
+    await p.synced()  # both venues over TLS, books initialised
+    await p.until(lambda: p.metric("aipx_ingestion_messages_out_total", type="trade") >= 20, what="trades")
+    assert p.metric("aipx_ingestion_reconnects_total") == 0
+    records = await p.consume()
+    assert_ordered_and_complete(records)
+    assert_books_consistent(records)
+
+
+async def test_wss_refuses_an_untrusted_certificate(
+    pipeline: PipelineFactory, self_signed: tuple[str, str]
+) -> None:
+    cert, key = self_signed
+    p = await pipeline(sim={"tls_cert_file": cert, "tls_key_file": key}, reconnect_max_s=0.2, **BINANCE_ONLY)
+    await p.until(
+        lambda: p.metric("aipx_ingestion_reconnects_total", venue="binance", reason="connect_failed") >= 2,
+        what="connect failures against an untrusted certificate",
+    )
+    assert p.metric("aipx_ingestion_messages_out_total") == 0
+    assert p.metric("aipx_ingestion_connections", venue="binance") == 0

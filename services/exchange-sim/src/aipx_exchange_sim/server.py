@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -95,8 +96,12 @@ class ExchangeSimulator:
 
     async def start(self) -> None:
         s = self.settings
+        tls: ssl.SSLContext | None = None
+        if s.tls_cert_file:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(s.tls_cert_file, s.tls_key_file)
         self._ws_server = await serve(
-            self._serve_client, s.host, s.ws_port, compression=None, max_size=2**20, ping_interval=20
+            self._serve_client, s.host, s.ws_port, compression=None, max_size=2**20, ping_interval=20, ssl=tls
         )
         self.ws_port = next(iter(self._ws_server.sockets)).getsockname()[1]
         app = web.Application()
@@ -148,7 +153,8 @@ class ExchangeSimulator:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.settings.host}:{self.ws_port}"
+        scheme = "wss" if self.settings.tls_cert_file else "ws"
+        return f"{scheme}://{self.settings.host}:{self.ws_port}"
 
     @property
     def rest_url(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
@@ -52,7 +53,17 @@ def connection_policy(settings: IngestionSettings, adapter: FeedAdapter) -> Conn
         rotate_after_s=rotate,
         subscribe_interval_s=settings.subscribe_interval_s,
         healthy_after_s=settings.reconnect_reset_after_s,
+        ssl_context=tls_context(settings),
     )
+
+
+def tls_context(settings: IngestionSettings) -> ssl.SSLContext | None:
+    """The TLS context of wss:// connections: the system's CAs plus `tls_ca_file` (None: the default)."""
+    if settings.tls_ca_file is None:
+        return None
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=settings.tls_ca_file)
+    return context
 
 
 def weight_budget(adapter: FeedAdapter) -> WeightBudget | None:

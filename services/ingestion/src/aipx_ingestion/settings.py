@@ -57,6 +57,11 @@ class IngestionSettings(ComponentSettings):
     )
     shutdown_timeout_s: float = Field(30.0, gt=0)
 
+    tls_ca_file: str | None = Field(
+        None,
+        description="CA certificates (PEM) trusted for wss:// besides the system's, e.g. a test venue's "
+        "self-signed certificate",
+    )
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
     reconnect_reset_after_s: float = Field(

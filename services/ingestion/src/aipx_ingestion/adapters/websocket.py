@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class ConnectionPolicy:
     max_frame_bytes: int = 8 * 1024 * 1024
     healthy_after_s: float = 30.0
     """A connection that ended sooner counts as a failed attempt (the backoff keeps growing)."""
+    ssl_context: ssl.SSLContext | None = None
+    """For wss:// URLs: the TLS context (None: the system's trusted CAs, hostname checked)."""
 
 
 def equal_jitter(initial_s: float, cap_s: float) -> wait_base:
@@ -197,8 +200,9 @@ class FeedConnection:
         self._delay_gauge = metrics.reconnect_delay.labels(name)
 
     async def _open(self) -> _Session:
+        url = self.adapter.connection_url(self.streams)
         ws = await connect(
-            self.adapter.connection_url(self.streams),
+            url,
             open_timeout=self.policy.open_timeout_s,
             ping_interval=self.policy.ping_interval_s,
             ping_timeout=self.policy.ping_timeout_s,
@@ -207,6 +211,7 @@ class FeedConnection:
             max_queue=1024,
             compression=None,
             proxy=None,
+            ssl=self.policy.ssl_context if url.startswith("wss:") else None,
         )
         session = _Session(ws, self)
         messages = self.adapter.subscribe_messages(self.streams)
