@@ -188,7 +188,12 @@ class VenueFeed:
                 counter = self._in[kind] = self.metrics.messages_in.labels(self.venue, kind)
             counter.inc()
             outcome = normalizer.on_event(event, recv_ns)
-            await self._handle(normalizer, outcome, kind)
+            # Synchronous while the buffer has room; waits (in order) only for what did not fit.
+            waiting = self._offer(normalizer, outcome, kind)
+            if waiting:
+                await self._put(waiting)
+            if outcome.resync is not None:
+                self._start_resync(normalizer, outcome.resync, after_gap=bool(outcome.gaps))
         return reply
 
     def _malformed(self, reason: str, detail: object, frame: str | bytes) -> None:
@@ -197,12 +202,14 @@ class VenueFeed:
             "%s: skipped frame (%s): %s; frame starts %r", self.venue, reason, detail, frame[:120]
         )
 
-    async def _handle(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
-        await self._publish(normalizer, outcome, kind)
-        if outcome.resync is not None:
-            self._start_resync(normalizer, outcome.resync, after_gap=bool(outcome.gaps))
-
     async def _publish(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
+        waiting = self._offer(normalizer, outcome, kind)
+        if waiting:
+            await self._put(waiting)
+
+    def _offer(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> list[Outgoing]:
+        """Count what the outcome says and buffer its envelopes while there is room; returns the ones that
+        must wait for space (in order)."""
         if outcome.dropped is Drop.DUPLICATE:
             counter = self._dup.get(kind)
             if counter is None:
@@ -215,15 +222,29 @@ class VenueFeed:
             log.warning("%s %s: %s gap", self.venue, normalizer.symbol, stream.value)
         if outcome.snapshot_applied:
             self._unsynced_since.pop(normalizer.venue_symbol, None)
-        key = self._keys[normalizer.venue_symbol]
         envelopes = outcome.envelopes
+        if not envelopes:
+            return []
+        key = self._keys[normalizer.venue_symbol]
+        offer = self.sink.offer
         for i, envelope in enumerate(envelopes):
-            payload = envelope.WhichOneof("payload")
+            item = Outgoing(envelope, key, envelope.WhichOneof("payload") or "unknown")
+            if not offer(item):
+                rest = [item]
+                rest.extend(
+                    Outgoing(e, key, e.WhichOneof("payload") or "unknown") for e in envelopes[i + 1 :]
+                )
+                return rest
+        return []
+
+    async def _put(self, items: list[Outgoing]) -> None:
+        """Wait for buffer space for `items`, in order (the caller holds the ordering lock)."""
+        for i, item in enumerate(items):
             try:
-                await self.sink.put(Outgoing(envelope, key, payload or "unknown"))
+                await self.sink.put(item)
             except asyncio.CancelledError:
                 # Cancelled while waiting for buffer space (shutdown past its grace): count, never silent.
-                self.sink.count_dropped("cancelled", len(envelopes) - i)
+                self.sink.count_dropped("cancelled", len(items) - i)
                 raise
 
     # -- resynchronisation -------------------------------------------------------------------------------

@@ -102,6 +102,17 @@ class KafkaSink:
         """False while sends or deliveries are failing (e.g. the broker is unreachable)."""
         return self.last_error is None and bool(self._tasks) and not any(t.done() for t in self._tasks)
 
+    def offer(self, item: Outgoing) -> bool:
+        """Buffer an envelope if there is room (True), without waiting; False if the buffer is full."""
+        if self._closing:
+            self._drop("closed", 1)
+            return True
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            return False
+        return True
+
     async def put(self, item: Outgoing) -> None:
         """Buffer an envelope; waits while the buffer is full (backpressure on the caller)."""
         if self._closing:
