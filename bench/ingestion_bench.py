@@ -429,7 +429,9 @@ def baseline_env(ref: str) -> tuple[str, dict[str, str]]:
 async def run_cryptofeed(bootstrap: str, symbols: list[str], seconds: float, warmup: float) -> Measured:
     topics = [f"{kind}-BINANCE-{s}" for kind in ("trades", "ticker") for s in symbols]
     await create_topics(bootstrap, dict.fromkeys(topics, 1))
-    async with Simulator(symbols, 0, fast=SIM_FAST) as sim:
+    # cryptofeed stalls against a writer that puts many frames in one socket write (bench/RESULTS.md,
+    # 2026-11-22 19:38, "tried and not kept"): it gets the simulator's normal mode, one frame per write.
+    async with Simulator(symbols, 0, fast=False) as sim:
         cmd = [
             "uv",
             "run",
@@ -629,6 +631,8 @@ async def bare_worker(ws_url: str, topic: str, symbol_count: int) -> None:
             waiter.cancel()
             stopper.cancel()
             continue
+        if len(pending) < 2_000:
+            await asyncio.sleep(0.005)  # the service's linger (AIPX_KAFKA_LINGER_MS): batches gather
         await batches.prepare()
         items = pending[:2_000]
         del pending[:2_000]

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from aipx.logs import SampledLogger
+from aipx.serde import encode
 from aipx.topics import MARKET_DATA_RAW, catalogue
+from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from aipx_ingestion.adapters.kafka import KafkaSink, Outgoing
@@ -91,6 +93,7 @@ class VenueFeed:
                 sequence_start=sequence_start,
                 snapshot_interval_ns=int(book_snapshot_interval_s * 1e9),
                 snapshot_depth=snapshot_depth,
+                reuse_envelopes=True,  # _offer serializes each outcome before the next event
             )
             self._keys[venue_symbol] = spec.key_for(venue=self.venue, symbol=symbol)
         self.streams = adapter.streams()
@@ -227,15 +230,19 @@ class VenueFeed:
             return []
         key = self._keys[normalizer.venue_symbol]
         offer = self.sink.offer
-        for i, envelope in enumerate(envelopes):
-            item = Outgoing(envelope, key, envelope.WhichOneof("payload") or "unknown")
+        # Serialized here, at once: the normalizer keeps one envelope per kind and overwrites it next time.
+        items = [self._outgoing(key, envelope) for envelope in envelopes]
+        for i, item in enumerate(items):
             if not offer(item):
-                rest = [item]
-                rest.extend(
-                    Outgoing(e, key, e.WhichOneof("payload") or "unknown") for e in envelopes[i + 1 :]
-                )
-                return rest
+                return items[i:]
         return []
+
+    def _outgoing(self, key: bytes, env: MarketDataEnvelope) -> Outgoing:
+        event_time_ns = env.exchange_time_ns or env.ingest_time_ns
+        record = encode(env, event_id=env.event_id, event_time_ns=event_time_ns)
+        kind = env.WhichOneof("payload") or "unknown"
+        return Outgoing(key, record, event_time_ns // 1_000_000, self.venue, kind, env.event_id,
+                        env.exchange_time_ns)  # fmt: skip
 
     async def _put(self, items: list[Outgoing]) -> None:
         """Wait for buffer space for `items`, in order (the caller holds the ordering lock)."""

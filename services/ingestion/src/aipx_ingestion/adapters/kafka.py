@@ -21,8 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
 from aipx.kafka import BatchPublisher
-from aipx.serde import encode
-from aipx.v1.market_data_pb2 import MarketDataEnvelope
+from aipx.serde import Encoded
 
 from aipx_ingestion.metrics import IngestionMetrics
 
@@ -34,11 +33,17 @@ _REAP_INTERVAL_S = 0.005
 
 @dataclass(slots=True)
 class Outgoing:
-    """One envelope to publish, with its record key and its payload kind (a metric label)."""
+    """One envelope to publish, already serialized with the topic contract's headers (aipx.serde.encode),
+    with its record key and what the metrics and logs need."""
 
-    envelope: MarketDataEnvelope
     key: bytes
+    record: Encoded
+    timestamp_ms: int
+    venue: str
     kind: str
+    """Payload kind (a metric label)."""
+    event_id: str
+    exchange_time_ns: int
 
 
 class KafkaSink:
@@ -150,10 +155,7 @@ class KafkaSink:
                 self._retry(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(_RETRY_BACKOFF_S)
         for item in items:
-            env = item.envelope
-            event_time_ns = env.exchange_time_ns or env.ingest_time_ns
-            record = encode(env, event_id=env.event_id, event_time_ns=event_time_ns)
-            batches.add(item.key, record, event_time_ns // 1_000_000, item)
+            batches.add(item.key, item.record, item.timestamp_ms, item)
         self._current = []  # all in `batches` now
         while True:
             try:
@@ -180,17 +182,17 @@ class KafkaSink:
         self._in_flight += len(items)
         self._sent += 1
         if not self._sent % self.latency_sample:
-            future.add_done_callback(partial(self._observe_latency, items[0].envelope, time.perf_counter()))
+            future.add_done_callback(partial(self._observe_latency, items[0], time.perf_counter()))
 
-    def _observe_latency(self, env: MarketDataEnvelope, sent: float, future: asyncio.Future[Any]) -> None:
+    def _observe_latency(self, item: Outgoing, sent: float, future: asyncio.Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:
             return
         self.metrics.produce_latency.observe(time.perf_counter() - sent)
-        if env.exchange_time_ns:
-            hist = self._e2e.get(env.venue)
+        if item.exchange_time_ns:
+            hist = self._e2e.get(item.venue)
             if hist is None:
-                hist = self._e2e[env.venue] = self.metrics.end_to_end_latency.labels(env.venue)
-            hist.observe(max(0.0, (time.time_ns() - env.exchange_time_ns) / 1e9))
+                hist = self._e2e[item.venue] = self.metrics.end_to_end_latency.labels(item.venue)
+            hist.observe(max(0.0, (time.time_ns() - item.exchange_time_ns) / 1e9))
 
     async def _reap_loop(self) -> None:
         while True:
@@ -212,12 +214,12 @@ class KafkaSink:
                 log.error(
                     "%d envelope(s) were not delivered (first %s): %s",
                     len(items),
-                    items[0].envelope.event_id,
+                    items[0].event_id,
                     error,
                 )
                 continue
             for item in items:
-                key = (item.envelope.venue, item.kind)
+                key = (item.venue, item.kind)
                 counts[key] = counts.get(key, 0) + 1
         if counts:
             self.last_error = None
