@@ -132,7 +132,7 @@ def test_reused_envelopes_serialize_exactly_like_new_ones() -> None:
         "binance", "BTC-USDT", "BTCUSDT", book=DiffDepthSync(), bbo=None, sequence_start=1_000,
         snapshot_interval_ns=0, snapshot_depth=5, reuse_envelopes=True,
     )  # fmt: skip
-    events = [
+    events: list[TradeEvent | QuoteEvent] = [
         trade(1),
         QuoteEvent("BTCUSDT", 0, 7, "100.1", "2", "100.2", "3"),
         TradeEvent("BTCUSDT", 20, "2", 2, "101", "0.5", SIDE_BUY, True, 2, 2),  # aggregated: other kind
@@ -142,7 +142,7 @@ def test_reused_envelopes_serialize_exactly_like_new_ones() -> None:
         trade(5),  # a gap envelope (new) then the trade (kept)
         QuoteEvent("BTCUSDT", 0, 9, "98.5", "0.001", "99.5", "0.002"),
     ]
-    kept = set()
+    kept: set[int] = set()
     for event in events:
         a, b = fresh.on_event(event, 123), reused.on_event(event, 123)
         assert [e.SerializeToString() for e in a.envelopes] == [e.SerializeToString() for e in b.envelopes]
