@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from aipx.logs import SampledLogger
-from aipx.serde import encode
 from aipx.topics import MARKET_DATA_RAW, catalogue
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
@@ -238,11 +237,9 @@ class VenueFeed:
         return []
 
     def _outgoing(self, key: bytes, env: MarketDataEnvelope) -> Outgoing:
-        event_time_ns = env.exchange_time_ns or env.ingest_time_ns
-        record = encode(env, event_id=env.event_id, event_time_ns=event_time_ns)
         kind = env.WhichOneof("payload") or "unknown"
-        return Outgoing(key, record, event_time_ns // 1_000_000, self.venue, kind, env.event_id,
-                        env.exchange_time_ns)  # fmt: skip
+        return Outgoing(key, env.SerializeToString(), env.exchange_time_ns or env.ingest_time_ns, self.venue,
+                        kind, env.event_id, env.exchange_time_ns)  # fmt: skip
 
     async def _put(self, items: list[Outgoing]) -> None:
         """Wait for buffer space for `items`, in order (the caller holds the ordering lock)."""
