@@ -7,7 +7,16 @@ In one run:
              aipx_exchange_sim`, another process) at full speed, N symbols, aggTrade + bookTicker streams;
   latency    the same at a fixed ~10,000 messages/s: p50/p99 from exchange event time to the broker;
   peer       cryptofeed (PyPI, its own isolated environment: bench/ingestion_bench_cryptofeed.py) with its
-             Kafka backend, on the same simulated Binance feed at full speed, same streams and symbols.
+             Kafka backend, on the same simulated Binance feed at full speed, same streams and symbols;
+  baseline   with --baseline REF (repeatable): the ingestion service of commit REF, from a git worktree
+             (/tmp/ingest-base-<sha>), on the same simulator at full speed, alternating with this tree's;
+  bare       the "bare pipeline" ceiling (its own process, `--bare-worker`): the fastest client (picows'
+             native API) reading the same frames, msgspec Structs decoding them, one envelope kept per
+             instrument and kind, serialized with the topic contract's headers and published through the
+             same BatchPublisher; no normalization, sequencing checks or bookkeeping;
+  curve      CPU per message with 20, 200 and 1,000 symbols at the same paced rate (--curve, --curve-rate).
+The simulator runs in its fast mode (AIPX_SIM_FAST: pre-generated frames; --sim-mode normal for the random
+walk) and its CPU share is printed for every run.
 Throughput and latency are read back from the broker: every topic is created with
 message.timestamp.type=LogAppendTime, so a record's timestamp is when the broker appended it (with one broker
 and acks=all, that is when it acknowledged it). Messages/s = records appended in the steady window / window.
@@ -16,7 +25,8 @@ ceiling) in the steady window / records appended in it: less sensitive to other 
 Latency = append time - exchange event time (the simulator stamps trades with the wall clock at
 generation, in milliseconds, so figures carry +-1 ms of rounding).
 
-    uv run python bench/ingestion_bench.py [--symbols 20] [--seconds 20] [--skip-peer]
+    uv run python bench/ingestion_bench.py [--symbols 20] [--seconds 20] [--skip-peer] \
+        [--baseline $(git merge-base HEAD main)] [--curve 20,200,1000]
 
 Needs the local stack's Kafka (AIPX_KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:19092) and, for the peer,
 uv (it runs `uv run --isolated --no-project --with 'cryptofeed[kafka]' ...`).
@@ -27,19 +37,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
+import picows
 import uvloop
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
@@ -47,7 +62,7 @@ from aipx.kafka import BatchPublisher, create_producer
 from aipx.serde import encode
 from aipx.settings import KafkaSettings
 from aipx.topics import MARKET_DATA_RAW, catalogue
-from aipx.v1.common_pb2 import SIDE_BUY
+from aipx.v1.common_pb2 import SIDE_BUY, SIDE_SELL
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx_stack import scratch
 from aipx_stack.ports import free_port
@@ -86,6 +101,14 @@ BASES = (
     "TIA",
     "PEPE",
 )
+
+
+def symbol_names(count: int) -> list[str]:
+    """`count` canonical symbols: the real bases first, then synthetic ones (X0031-USDT, ...)."""
+    bases = [*BASES[:count], *(f"X{i:04d}" for i in range(len(BASES), count))]
+    return [f"{b}-USDT" for b in bases]
+
+
 PRODUCE_TIMEOUT_MS = (
     120_000  # the ingestion service's produce_timeout_ms default: same settings for the ceiling
 )
@@ -102,6 +125,7 @@ class Measured:
     window_s: float
     latencies_ms: list[float]
     cpu_us_per_message: float = 0.0  # of the publishing process (the bench itself for the ceiling)
+    sim_cores: float = 0.0  # the simulator's CPU over the window, in cores
 
     @property
     def rate(self) -> float:
@@ -236,9 +260,10 @@ async def ceiling(bootstrap: str, symbols: list[str], seconds: float, *, batched
 class Simulator:
     """`python -m aipx_exchange_sim` in its own process, controlled over its HTTP API."""
 
-    def __init__(self, symbols: list[str], rate: float) -> None:
+    def __init__(self, symbols: list[str], rate: float, *, fast: bool = True) -> None:
         self.ws_port, self.rest_port = free_port(), free_port()
         self.env = clean_env(
+            AIPX_SIM_FAST=str(fast).lower(),
             AIPX_SIM_WS_PORT=str(self.ws_port),
             AIPX_SIM_REST_PORT=str(self.rest_port),
             AIPX_SIM_RATE=str(rate),
@@ -269,7 +294,10 @@ class Simulator:
                             return self
                 except aiohttp.ClientError:
                     pass
-                if time.monotonic() > deadline or self.proc.returncode is not None:
+                if (
+                    time.monotonic() > deadline + len(symbols_of(self.env)) / 20
+                    or self.proc.returncode is not None
+                ):
                     raise RuntimeError("the simulator did not start")
                 await asyncio.sleep(0.1)
 
@@ -280,6 +308,10 @@ class Simulator:
 
     async def __aexit__(self, *_: object) -> None:
         await stop(self.proc)
+
+
+def symbols_of(env: dict[str, str]) -> list[str]:
+    return env.get("AIPX_SIM_SYMBOLS", "").split(",")
 
 
 async def stop(
@@ -296,50 +328,110 @@ async def stop(
         await proc.wait()
 
 
+SIM_FAST = True  # set from --sim-mode
+
+
+def ingestion_command(
+    symbols: list[str], sim: Simulator, topic: str, extra_env: dict[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """`python -m aipx_ingestion` on the simulated Binance feed (aggTrade + bookTicker of `symbols`)."""
+    env = clean_env(
+        AIPX_INGESTION_VENUES="binance",
+        AIPX_INGESTION_SYMBOLS=",".join(symbols),
+        AIPX_INGESTION_CHANNELS=json.dumps({"binance": ["aggTrade", "bookTicker"]}),
+        AIPX_INGESTION_WS_URLS=json.dumps({"binance": f"{sim.ws}/binance/stream"}),
+        AIPX_INGESTION_REST_URLS=json.dumps({"binance": sim.rest}),
+        AIPX_INGESTION_TOPIC=topic,
+        AIPX_INGESTION_SUBSCRIBE_INTERVAL_S="0.01",
+        AIPX_METRICS_PORT=str(free_port()),
+        AIPX_LOG_LEVEL="WARNING",
+        **extra_env,
+    )
+    return [sys.executable, "-m", "aipx_ingestion"], env
+
+
+def bare_command(
+    symbols: list[str], sim: Simulator, topic: str, extra_env: dict[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """The bare pipeline worker (this file, --bare-worker) on the same feed."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--bare-worker", "--ws", f"{sim.ws}/binance/stream",
+           "--topic", topic, "--symbols", str(len(symbols))]  # fmt: skip
+    return cmd, clean_env(**extra_env)
+
+
 async def run_ingestion(
-    bootstrap: str, symbols: list[str], sim_rate: float, *, seconds: float, warmup: float, name: str
+    bootstrap: str,
+    symbols: list[str],
+    sim_rate: float,
+    *,
+    seconds: float,
+    warmup: float,
+    name: str,
+    extra_env: dict[str, str] | None = None,
+    command: Any = ingestion_command,
 ) -> tuple[Measured, dict[str, Any]]:
+    """One publisher process (the service, a baseline's service, or the bare worker) on the simulator."""
     topic = f"bench-ingestion-{uuid.uuid4().hex[:8]}"
     partitions = catalogue().get(MARKET_DATA_RAW).partitions
     await create_topics(bootstrap, {topic: partitions})
-    async with Simulator(symbols, sim_rate) as sim:
-        env = clean_env(
-            AIPX_INGESTION_VENUES="binance",
-            AIPX_INGESTION_SYMBOLS=",".join(symbols),
-            AIPX_INGESTION_CHANNELS=json.dumps({"binance": ["aggTrade", "bookTicker"]}),
-            AIPX_INGESTION_WS_URLS=json.dumps({"binance": f"{sim.ws}/binance/stream"}),
-            AIPX_INGESTION_REST_URLS=json.dumps({"binance": sim.rest}),
-            AIPX_INGESTION_TOPIC=topic,
-            AIPX_INGESTION_SUBSCRIBE_INTERVAL_S="0.01",
-            AIPX_METRICS_PORT=str(free_port()),
-            AIPX_LOG_LEVEL="WARNING",
-        )
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "aipx_ingestion", env=env)
+    async with Simulator(symbols, sim_rate, fast=SIM_FAST) as sim:
+        assert sim.proc is not None
+        cmd, env = command(symbols, sim, topic, extra_env or {})
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env)
         try:
             start = time.time()
             await asyncio.sleep(warmup)
             cpu_start = cpu_seconds([proc.pid])
+            sim_start = cpu_seconds([sim.proc.pid])
+            wall_start = time.monotonic()
             await asyncio.sleep(seconds - warmup - 1)
             cpu_used = cpu_seconds([proc.pid]) - cpu_start
+            sim_cores = (cpu_seconds([sim.proc.pid]) - sim_start) / (time.monotonic() - wall_start)
             await asyncio.sleep(1)
             end = time.time()
             stats = await sim.stats()
         finally:
             await stop(proc)  # SIGTERM: graceful, flushes the producer
         if proc.returncode not in (0, -signal.SIGTERM):
-            raise RuntimeError(f"ingestion exited with {proc.returncode}")
+            raise RuntimeError(f"{name}: exited with {proc.returncode}")
     window = (int((start + warmup) * 1000), int((end - 1) * 1000))
     measured = await read_back(bootstrap, {topic: partitions}, *window, envelopes=True)
     measured.name = name
     measured.cpu_us_per_message = cpu_used / max(measured.records, 1) * 1e6
+    measured.sim_cores = sim_cores
     await delete_topics(bootstrap, [topic])
     return measured, stats
+
+
+# -- baseline: an older commit's service, from a git worktree -----------------------------------------------
+
+
+def baseline_env(ref: str) -> tuple[str, dict[str, str]]:
+    """A worktree of `ref` (created once under the temp dir) and the PYTHONPATH that runs its ingestion
+    service and shared library with this environment's dependencies; returns (short sha, env)."""
+    repo = ROOT.parent
+    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    tree = Path(tempfile.gettempdir()) / f"ingest-base-{sha[:12]}"
+    if not (tree / ".git").exists():
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), sha], check=True,
+                       capture_output=True)  # fmt: skip
+    paths = [tree / "services" / "ingestion" / "src", tree / "libs" / "aipx" / "src"]
+    env = {"PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
+    probe = subprocess.run([sys.executable, "-c", "import aipx, aipx_ingestion; print(aipx.__file__); "
+                            "print(aipx_ingestion.__file__)"], env={**os.environ, **env}, capture_output=True,
+                           text=True, check=True).stdout.split()  # fmt: skip
+    if not all(p.startswith(str(tree)) for p in probe):
+        raise RuntimeError(f"the baseline {ref} would not run from its worktree: {probe}")
+    return sha[:10], env
 
 
 async def run_cryptofeed(bootstrap: str, symbols: list[str], seconds: float, warmup: float) -> Measured:
     topics = [f"{kind}-BINANCE-{s}" for kind in ("trades", "ticker") for s in symbols]
     await create_topics(bootstrap, dict.fromkeys(topics, 1))
-    async with Simulator(symbols, 0) as sim:
+    # cryptofeed stalls against a writer that puts many frames in one socket write (bench/RESULTS.md,
+    # 2026-11-22 19:38, "tried and not kept"): it gets the simulator's normal mode, one frame per write.
+    async with Simulator(symbols, 0, fast=False) as sim:
         cmd = [
             "uv",
             "run",
@@ -412,10 +504,162 @@ def machine() -> str:
 def row(m: Measured) -> str:
     lat = f"{m.pct(0.5):7.1f} {m.pct(0.99):7.1f}" if m.latencies_ms else f"{'-':>7} {'-':>7}"
     cpu = f"{m.cpu_us_per_message:9.1f}" if m.cpu_us_per_message else f"{'-':>9}"
-    return f"  {m.name:<88} {m.rate:9,.0f} {lat} {cpu}"
+    sim = f"{m.sim_cores:9.2f}" if m.sim_cores else f"{'-':>9}"
+    return f"  {m.name:<88} {m.rate:9,.0f} {lat} {cpu} {sim}"
+
+
+# -- the bare pipeline worker (its own process) -------------------------------------------------------------
+
+
+class Combined(msgspec.Struct):
+    """A Binance combined-stream frame; `data` decoded in a second step (spot bookTicker has no "e" field)."""
+
+    stream: str
+    data: msgspec.Raw
+
+
+class AggTrade(msgspec.Struct):
+    s: str
+    a: int
+    p: str
+    q: str
+    f: int
+    l: int  # noqa: E741 - Binance's field name
+    T: int
+    m: bool
+
+
+class BookTicker(msgspec.Struct):
+    u: int
+    s: str
+    b: str
+    B: str
+    a: str
+    A: str
+
+
+BARE_HIGH_WATER = 20_000
+
+
+async def bare_worker(ws_url: str, topic: str, symbol_count: int) -> None:
+    """Read the simulator's aggTrade + bookTicker frames with picows' native API, decode them into msgspec
+    Structs, overwrite one envelope per instrument and kind, serialize it with the topic contract's headers
+    and publish through BatchPublisher, until SIGTERM. No normalization, sequencing checks or bookkeeping."""
+    combined = msgspec.json.Decoder(Combined)
+    agg_decoder, ticker_decoder = msgspec.json.Decoder(AggTrade), msgspec.json.Decoder(BookTicker)
+    spec = catalogue().get(MARKET_DATA_RAW)
+    symbols = symbol_names(symbol_count)
+    keys: dict[str, bytes] = {}
+    trades: dict[str, tuple[MarketDataEnvelope, str]] = {}
+    quotes: dict[str, tuple[MarketDataEnvelope, str]] = {}
+    for symbol in symbols:
+        venue_symbol = symbol.replace("-", "")
+        keys[venue_symbol] = spec.key_for(venue="binance", symbol=symbol)
+        for table, kind in ((trades, "agg_trade"), (quotes, "quote")):
+            env = MarketDataEnvelope(venue="binance", symbol=symbol, venue_symbol=venue_symbol)
+            table[venue_symbol] = (env, f"binance:{symbol}:{kind}:")
+    producer = create_producer(KafkaSettings(), client_id="bench-bare", request_timeout_ms=PRODUCE_TIMEOUT_MS)
+    await producer.start()
+    batches: BatchPublisher[None] = BatchPublisher(producer, topic)
+    pending: list[tuple[bytes, Any, int]] = []
+    ready = asyncio.Event()
+    sequence = [0]
+    paused = [False]
+    socket_transport: list[asyncio.Transport] = []
+
+    def on_frame(payload: bytes) -> None:
+        try:
+            frame = combined.decode(payload)
+        except msgspec.ValidationError:
+            return  # subscription replies
+        now = time.time_ns()
+        sequence[0] += 1
+        if frame.stream.endswith("@aggTrade"):
+            t = agg_decoder.decode(frame.data)
+            env, prefix = trades[t.s]
+            env.exchange_time_ns = t.T * 1_000_000
+            env.ingest_time_ns = now
+            env.source_sequence = sequence[0]
+            env.event_id = f"{prefix}{t.a}"
+            trade = env.trade
+            trade.trade_id = str(t.a)
+            trade.price.value = t.p
+            trade.quantity.value = t.q
+            trade.aggressor_side = SIDE_SELL if t.m else SIDE_BUY
+            trade.first_trade_id, trade.last_trade_id = t.f, t.l
+            event_time = env.exchange_time_ns
+        else:
+            b = ticker_decoder.decode(frame.data)
+            env, prefix = quotes[b.s]
+            env.ingest_time_ns = now
+            env.source_sequence = sequence[0]
+            env.event_id = f"{prefix}{b.u}"
+            quote = env.quote
+            quote.bid_price.value, quote.bid_size.value = b.b, b.B
+            quote.ask_price.value, quote.ask_size.value = b.a, b.A
+            quote.update_id = b.u
+            event_time = now
+        pending.append((keys[env.venue_symbol], encode(env, event_id=env.event_id, event_time_ns=event_time),
+                        event_time // 1_000_000))  # fmt: skip
+        ready.set()
+        if len(pending) >= BARE_HIGH_WATER and not paused[0]:
+            paused[0] = True  # bounded like the service's buffer: stop reading (TCP backpressure)
+            socket_transport[0].pause_reading()
+
+    class Listener(picows.WSListener):
+        def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+            if frame.msg_type == picows.WSMsgType.TEXT:
+                on_frame(frame.get_payload_as_bytes())
+            elif frame.msg_type == picows.WSMsgType.PING:
+                transport.send_pong(frame.get_payload_as_bytes())
+
+    transport, _ = await picows.ws_connect(Listener, ws_url, enable_auto_pong=False)
+    socket_transport.append(transport.underlying_transport)
+    streams = [f"{s.replace('-', '').lower()}@{c}" for s in symbols for c in ("aggTrade", "bookTicker")]
+    for i in range(0, len(streams), 50):
+        request = {"method": "SUBSCRIBE", "params": streams[i : i + 50], "id": i + 1}
+        transport.send(picows.WSMsgType.TEXT, json.dumps(request).encode())
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    futures: deque[asyncio.Future[Any]] = deque()
+    while not stopping.is_set():
+        ready.clear()
+        if not pending:
+            waiter = asyncio.ensure_future(ready.wait())
+            stopper = asyncio.ensure_future(stopping.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+            continue
+        if len(pending) < 2_000:
+            await asyncio.sleep(0.005)  # the service's linger (AIPX_KAFKA_LINGER_MS): batches gather
+        await batches.prepare()
+        items = pending[:2_000]
+        del pending[:2_000]
+        for key, record, ts_ms in items:
+            batches.add(key, record, ts_ms, None)
+        await batches.flush(lambda future, _: futures.append(future))
+        while futures and futures[0].done():
+            futures.popleft()
+        if paused[0] and len(pending) < BARE_HIGH_WATER // 2:
+            paused[0] = False
+            socket_transport[0].resume_reading()
+        await asyncio.sleep(0)
+    transport.disconnect()
+    await producer.flush()
+    await producer.stop()
+    print(f"bare worker: {sequence[0]} envelopes built, {len(pending)} not published", file=sys.stderr)
+
+
+# -- main ---------------------------------------------------------------------------------------------------
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "n/a"
 
 
 async def main() -> None:
+    global SIM_FAST
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -427,59 +671,113 @@ async def main() -> None:
         "--latency-rates", default="2000,5000,10000", help="messages/s of the paced latency runs"
     )
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-ceiling", action="store_true", help="skip the bare-producer ceilings")
+    parser.add_argument("--baseline", action="append", default=[], metavar="REF",
+                        help="a commit whose service is measured in the same run (repeatable)")  # fmt: skip
+    parser.add_argument("--curve", default="20,200,1000", help="symbol counts of the CPU-per-message curve")
+    parser.add_argument("--curve-rate", type=float, default=5_000, help="messages/s of the curve's runs")
+    parser.add_argument("--sim-mode", choices=("fast", "normal"), default="fast")
+    parser.add_argument("--bare-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ws", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_worker:
+        logging.basicConfig(level=logging.WARNING)  # picows reports a failing listener through logging
+        await bare_worker(args.ws, args.topic, args.symbols)
+        return
+    SIM_FAST = args.sim_mode == "fast"
     bootstrap = KafkaSettings().bootstrap_servers
-    symbols = [f"{b}-USDT" for b in BASES[: args.symbols]]
+    symbols = symbol_names(args.symbols)
+    baselines = [baseline_env(ref) for ref in args.baseline]
     print(f"ingestion benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}")
     print(
         f"  {len(symbols)} symbols, Binance aggTrade + bookTicker, runs of {args.seconds:.0f}s "
-        f"(first {args.warmup:.0f}s excluded), {args.rounds} alternating rounds, Kafka {bootstrap}"
+        f"(first {args.warmup:.0f}s excluded), {args.rounds} alternating rounds, Kafka {bootstrap}, "
+        f"simulator in {args.sim_mode} mode"
     )
-    tops: list[Measured] = []
-    per_record_tops: list[Measured] = []
-    fulls: list[Measured] = []
-    peers: list[Measured] = []
+    header = f"  {'run':<88} {'msg/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/msg':>9} {'sim cores':>9}"
+    print(header)
+    runs: dict[str, list[Measured]] = {}
+
+    def keep(m: Measured, r: int) -> None:
+        runs.setdefault(m.name, []).append(m)
+        print(row(m) + f"   (round {r})")
+
     frames_per_event = 0.0
+    full_name = "ingestion (this tree), simulator at full speed"
+    bare_name = "bare pipeline: picows native + msgspec Structs + reused envelope + BatchPublisher"
     for r in range(1, args.rounds + 1):
-        tops.append(await ceiling(bootstrap, symbols, args.seconds / 2))
-        print(row(tops[-1]) + f"   (round {r})")
-        per_record_tops.append(await ceiling(bootstrap, symbols, args.seconds / 2, batched=False))
-        print(row(per_record_tops[-1]) + f"   (round {r})")
-        full, stats = await run_ingestion(
-            bootstrap, symbols, 0, seconds=args.seconds, warmup=args.warmup,
-            name="ingestion, simulator at full speed",
-        )  # fmt: skip
-        fulls.append(full)
+        if not args.skip_ceiling:
+            keep(await ceiling(bootstrap, symbols, args.seconds / 2), r)
+            keep(await ceiling(bootstrap, symbols, args.seconds / 2, batched=False), r)
+        full, stats = await run_ingestion(bootstrap, symbols, 0, seconds=args.seconds, warmup=args.warmup,
+                                          name=full_name)  # fmt: skip
         frames_per_event = stats.get("binance.frames", 0) / max(1, stats.get("events", 1))
-        print(row(full) + f"   (round {r})")
+        keep(full, r)
+        for sha, env in baselines:
+            keep((await run_ingestion(bootstrap, symbols, 0, seconds=args.seconds, warmup=args.warmup,
+                                      name=f"ingestion at baseline {sha}, simulator at full speed",
+                                      extra_env=env))[0], r)  # fmt: skip
+        keep((await run_ingestion(bootstrap, symbols, 0, seconds=args.seconds, warmup=args.warmup,
+                                  name=bare_name, command=bare_command))[0], r)  # fmt: skip
         if not args.skip_peer:
-            peers.append(await run_cryptofeed(bootstrap, symbols, args.seconds, args.warmup))
-            print(row(peers[-1]) + f"   (round {r})")
+            keep(await run_cryptofeed(bootstrap, symbols, args.seconds, args.warmup), r)
     paced: list[Measured] = []
-    for target in (float(x) for x in args.latency_rates.split(",")):
+    for target in (float(x) for x in args.latency_rates.split(",") if x):
         name = f"ingestion, simulator paced at ~{target:,.0f} msg/s"
         rate = target / max(frames_per_event, 1e-6)
         paced.append((await run_ingestion(bootstrap, symbols, rate, seconds=args.seconds, warmup=args.warmup,
                                           name=name))[0])  # fmt: skip
         print(row(paced[-1]))
+    curve: list[tuple[int, Measured]] = []
+    for count in (int(x) for x in args.curve.split(",") if x):
+        name = f"ingestion, {count:,} symbols, paced at ~{args.curve_rate:,.0f} msg/s"
+        rate = args.curve_rate / max(frames_per_event, 1e-6)
+        curve.append((count, (await run_ingestion(bootstrap, symbol_names(count), rate, seconds=args.seconds,
+                                                  warmup=args.warmup, name=name))[0]))  # fmt: skip
+        print(row(curve[-1][1]))
 
-    top = max(tops, key=lambda m: m.rate)
-    per_record_top = max(per_record_tops, key=lambda m: m.rate)
-    full = max(fulls, key=lambda m: m.rate)
-    peer = max(peers, key=lambda m: m.rate) if peers else None
+    best = {name: max(ms, key=lambda m: m.rate) for name, ms in runs.items()}
+    # CPU per message: the lowest of the rounds (least disturbed by other load), as for msg/s the highest.
+    cpu = {name: min(m.cpu_us_per_message for m in ms) for name, ms in runs.items()}
     print()
-    print(f"  best of {args.rounds} rounds:")
-    print(f"  {'run':<88} {'msg/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/msg':>9}")
-    for m in (top, per_record_top, full, *([peer] if peer else []), *paced):
+    print(f"  best of {args.rounds} rounds (msg/s: highest; CPU us/msg: lowest):")
+    print(header)
+    for name, m in best.items():
+        m.cpu_us_per_message = cpu[name]
+        print(row(m))
+    for m in paced:
+        print(row(m))
+    for _, m in curve:
         print(row(m))
     print()
-    print(f"  ingestion / ceiling    = {full.rate / top.rate:.2f}   (target >= 0.60; this ceiling publishes")
-    print("                                  as the service does: a record batch per partition)")
-    print(f"  ingestion / send() per record ceiling = {full.rate / per_record_top.rate:.2f}   (reference)")
+    full = best[full_name]
+    bare = best[bare_name]
+    for sha, _ in baselines:
+        base = best[f"ingestion at baseline {sha}, simulator at full speed"]
+        cpu_ratio = ratio(full.cpu_us_per_message, base.cpu_us_per_message)
+        print(f"  CPU/msg this tree / baseline {sha} = {cpu_ratio}   (target <= 0.40); "
+              f"msg/s ratio {ratio(full.rate, base.rate)}")  # fmt: skip
+    print(
+        f"  ingestion / bare pipeline: msg/s {ratio(full.rate, bare.rate)} (target >= 0.60); "
+        f"CPU/msg bare / ingestion {ratio(bare.cpu_us_per_message, full.cpu_us_per_message)}"
+    )
+    if not args.skip_ceiling:
+        top = best["ceiling: bare aiokafka producer, pre-serialized envelopes, record batches per partition "
+                    "(BatchPublisher)"]  # fmt: skip
+        print(f"  ingestion / batched-producer ceiling = {ratio(full.rate, top.rate)}   (reference)")
+    peer = next((m for n, m in best.items() if n.startswith("peer:")), None)
     if peer:
-        print(f"  ingestion / cryptofeed = {full.rate / max(peer.rate, 1e-9):.2f}   (target >= 3)")
+        print(f"  ingestion / cryptofeed = {ratio(full.rate, peer.rate)}   (target >= 50)")
     for m in paced:
-        print(f"  p99 at {m.rate:,.0f} msg/s = {m.pct(0.99):.1f} ms   (target < 25 ms at 10,000 msg/s)")
+        print(f"  p99 at {m.rate:,.0f} msg/s = {m.pct(0.99):.1f} ms   (target < 10 ms at 10,000 msg/s); "
+              f"simulator {m.sim_cores:.2f} cores (target < 0.25 at 10,000 msg/s)")  # fmt: skip
+    if curve:
+        costs = [m.cpu_us_per_message for _, m in curve]
+        points = ", ".join(f"{n:,}: {m.cpu_us_per_message:.1f}" for n, m in curve)
+        print(
+            f"  CPU us/msg by symbols: {points}; max/min = {ratio(max(costs), min(costs))}   (target <= 1.5)"
+        )
 
 
 if __name__ == "__main__":

@@ -127,24 +127,23 @@ async def pipeline(kafka_bootstrap: str, new_topic: Any) -> AsyncIterator[Pipeli
     """`await pipeline(sim_rate=..., **ingestion_settings)` starts the simulator and the service."""
     started: list[Pipeline] = []
 
-    async def start(sim_rate: float = 150.0, **overrides: Any) -> Pipeline:
+    async def start(sim_rate: float = 150.0, sim: dict[str, Any] | None = None, **overrides: Any) -> Pipeline:
+        """`sim`: extra simulator settings; `overrides`: ingestion settings."""
         topic = await new_topic(catalogue().get(MARKET_DATA_RAW).partitions)
-        sim = ExchangeSimulator(
-            SimSettings(
-                ws_port=0, rest_port=0, rate=sim_rate, symbols=SYMBOLS, seed=11, kline_interval_ms=300
-            )
-        )
-        await sim.start()
+        sim_settings = {"ws_port": 0, "rest_port": 0, "rate": sim_rate, "symbols": SYMBOLS, "seed": 11,
+                        "kline_interval_ms": 300, **(sim or {})}  # fmt: skip
+        simulator = ExchangeSimulator(SimSettings(**sim_settings))
+        await simulator.start()
         values: dict[str, Any] = {
             "kafka": KafkaSettings(bootstrap_servers=kafka_bootstrap),
             "metrics": MetricsSettings(host="127.0.0.1", port=0),
             "topic": topic,
             "symbols": SYMBOLS,
             "ws_urls": {
-                "binance": f"{sim.ws_url}/binance/stream",
-                "bybit": f"{sim.ws_url}/bybit/v5/public/spot",
+                "binance": f"{simulator.ws_url}/binance/stream",
+                "bybit": f"{simulator.ws_url}/bybit/v5/public/spot",
             },
-            "rest_urls": {"binance": sim.rest_url},
+            "rest_urls": {"binance": simulator.rest_url},
             "channels": {"bybit": ("publicTrade", "orderbook.50", "orderbook.1", "kline.1")},
             "subscribe_interval_s": 0.01,
             "reconnect_initial_s": 0.05,
@@ -158,7 +157,7 @@ async def pipeline(kafka_bootstrap: str, new_topic: Any) -> AsyncIterator[Pipeli
         registry = CollectorRegistry()
         service = IngestionService(IngestionSettings(**values), registry=registry)
         await service.start()
-        p = Pipeline(sim, service, topic, kafka_bootstrap, registry)
+        p = Pipeline(simulator, service, topic, kafka_bootstrap, registry)
         started.append(p)
         return p
 

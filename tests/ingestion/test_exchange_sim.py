@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
 
 import aiohttp
@@ -104,5 +105,36 @@ async def test_subscribe_replies(path: str) -> None:
                 assert orjson.loads(await ws.recv()) == {"result": None, "id": 4}
                 await ws.send(b"garbage")
                 assert "error" in orjson.loads(await ws.recv())
+    finally:
+        await sim.stop()
+
+
+async def test_fast_mode_replays_its_plan_with_fresh_times_and_valid_ids() -> None:
+    settings = SimSettings(ws_port=0, rest_port=0, rate=0, symbols=("BTC-USDT", "ETH-USDT"), fast=True,
+                           fast_plan_events=300)  # fmt: skip
+    sim = ExchangeSimulator(settings)
+    await sim.start()
+    try:
+        streams = "btcusdt@aggTrade/btcusdt@bookTicker/ethusdt@aggTrade"
+        async with connect(f"{sim.ws_url}/stream?streams={streams}", proxy=None, max_queue=None) as ws:
+            started_ms = time.time() * 1000
+            received = [orjson.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2_000)]
+        trade_ids: dict[str, list[int]] = {}
+        update_ids: list[int] = []
+        for frame in received:
+            data = frame["data"]
+            if frame["stream"].endswith("@aggTrade"):
+                assert data["a"] == data["f"] == data["l"] and data["E"] == data["T"] >= started_ms - 1_000
+                assert float(data["p"]) > 0 and float(data["q"]) > 0 and isinstance(data["m"], bool)
+                trade_ids.setdefault(data["s"], []).append(data["a"])
+            else:
+                assert frame["stream"] == "btcusdt@bookTicker" and data["s"] == "BTCUSDT"
+                update_ids.append(data["u"])
+        # 2,000 frames span several passes over a 300-event plan: ids stay contiguous / increasing.
+        assert sim.stats["binance.frames"] >= 2_000
+        for symbol, ids in trade_ids.items():
+            assert ids == list(range(ids[0], ids[0] + len(ids))), f"{symbol} trade ids not contiguous"
+        assert update_ids == sorted(update_ids) and len(set(update_ids)) == len(update_ids)
+        assert len(trade_ids["BTCUSDT"]) + len(update_ids) > 0 and len(trade_ids) == 2
     finally:
         await sim.stop()

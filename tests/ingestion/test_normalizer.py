@@ -122,3 +122,30 @@ def test_bbo_gap_is_marked_on_the_quote_stream() -> None:
     out = norm.on_event(DepthDiff("BTCUSDT", 0, 12, 12, 0, (), (), bbo=True), 0)
     assert out.gaps == [Stream.QUOTE] and out.resync is Stream.QUOTE
     assert out.envelopes[0].gap.stream == "quote"
+
+
+def test_reused_envelopes_serialize_exactly_like_new_ones() -> None:
+    """One trade and one quote envelope kept and overwritten (the feed serializes each outcome at once):
+    the bytes of every outcome equal those of a normalizer building a new envelope each time."""
+    fresh = make()
+    reused = InstrumentNormalizer(
+        "binance", "BTC-USDT", "BTCUSDT", book=DiffDepthSync(), bbo=None, sequence_start=1_000,
+        snapshot_interval_ns=0, snapshot_depth=5, reuse_envelopes=True,
+    )  # fmt: skip
+    events: list[TradeEvent | QuoteEvent] = [
+        trade(1),
+        QuoteEvent("BTCUSDT", 0, 7, "100.1", "2", "100.2", "3"),
+        TradeEvent("BTCUSDT", 20, "2", 2, "101", "0.5", SIDE_BUY, True, 2, 2),  # aggregated: other kind
+        trade(2),
+        trade(2),  # duplicate: nothing
+        QuoteEvent("BTCUSDT", 5, 8, "99", "1", "100", "4"),
+        trade(5),  # a gap envelope (new) then the trade (kept)
+        QuoteEvent("BTCUSDT", 0, 9, "98.5", "0.001", "99.5", "0.002"),
+    ]
+    kept: set[int] = set()
+    for event in events:
+        a, b = fresh.on_event(event, 123), reused.on_event(event, 123)
+        assert [e.SerializeToString() for e in a.envelopes] == [e.SerializeToString() for e in b.envelopes]
+        assert a.dropped == b.dropped and a.gaps == b.gaps
+        kept.update(id(e) for e in b.envelopes if e.WhichOneof("payload") in ("trade", "quote"))
+    assert len(kept) == 3  # trade, agg_trade and quote: one envelope each, overwritten

@@ -13,13 +13,14 @@ from typing import Any
 import orjson
 import pytest
 from aipx.money import parse_decimal
+from aipx.numbers import MAX_EPOCH_MS
 from aipx_ingestion.domain.errors import MalformedFrameError
 from aipx_ingestion.domain.events import ControlEvent, DepthDiff, DepthSnapshot, TradeEvent
 from aipx_ingestion.domain.normalizer import InstrumentNormalizer
 from aipx_ingestion.domain.symbols import SymbolMap
 from aipx_ingestion.venues import BinanceFeed, BybitFeed, FeedAdapter, VenueConfig
 from aipx_ingestion.venues._template import TemplateFeed
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -185,3 +186,106 @@ def _encodable(value: Any) -> bool:
     except TypeError:  # integers beyond 64 bits: orjson refuses them, the venues never send them
         return False
     return True
+
+
+# -- out-of-range numbers (issue #12): refused with a reason, never an exception from protobuf later --------
+
+ISSUE_DECIMALS = ["1e-999999999", "1e400", "1e30", "1e999999999", "\uff11\uff12"]
+
+
+def _binance_trade(price: Any = "0.001", time_ms: Any = 1672515782136, trade_id: Any = 12345) -> bytes:
+    data = {"e": "trade", "E": 1, "s": "BNBBTC", "t": trade_id, "p": price, "q": "100", "T": time_ms,
+            "m": True}  # fmt: skip
+    return orjson.dumps({"stream": "bnbbtc@trade", "data": data})
+
+
+def _bybit_trade(price: Any = "16578.50", time_ms: Any = 1672304486865) -> bytes:
+    data = [{"T": time_ms, "s": "BTCUSDT", "S": "Buy", "v": "0.001", "p": price, "i": "x1"}]
+    return orjson.dumps({"topic": "publicTrade.BTCUSDT", "ts": 1672304486868, "data": data})
+
+
+@pytest.mark.parametrize("build", [_binance_trade, _bybit_trade], ids=["binance", "bybit"])
+@SETTINGS
+@given(text=st.text(max_size=30) | st.from_regex(r"[0-9]{0,25}(\.[0-9]{0,25})?([eE][+-]?[0-9]{1,10})?"))
+@example(text="1e-999999999")
+@example(text="1e400")
+@example(text="1e30")
+@example(text="1e999999999")
+@example(text="\uff11\uff12")
+@example(text="1" * 21)
+def test_decimals_outside_the_bounds_are_malformed(build: Any, text: str) -> None:
+    adapter = ADAPTERS[0] if build is _binance_trade else ADAPTERS[1]
+    check(adapter, build(price=text))
+    if text in ISSUE_DECIMALS:
+        with pytest.raises(MalformedFrameError) as caught:
+            adapter.parse(build(price=text))
+        assert caught.value.reason == "bad_decimal"
+
+
+@pytest.mark.parametrize("build", [_binance_trade, _bybit_trade], ids=["binance", "bybit"])
+@SETTINGS
+@given(time_ms=st.integers(0, 2**64 - 1))
+@example(time_ms=2**53)
+@example(time_ms=2**63 - 1)
+@example(time_ms=2**64 - 1)
+def test_timestamps_outside_int64_nanoseconds_are_malformed(build: Any, time_ms: int) -> None:
+    adapter = ADAPTERS[0] if build is _binance_trade else ADAPTERS[1]
+    frame = build(time_ms=time_ms)
+    check(adapter, frame)  # parses to events the normalizer takes, or MalformedFrameError
+    if time_ms > MAX_EPOCH_MS:
+        with pytest.raises(MalformedFrameError) as caught:
+            adapter.parse(frame)
+        assert caught.value.reason == "out_of_range"
+
+
+@SETTINGS
+@given(trade_id=st.integers(0, 2**64 - 1))
+@example(trade_id=2**63)
+def test_ids_beyond_int64_are_malformed(trade_id: int) -> None:
+    check(ADAPTERS[0], _binance_trade(trade_id=trade_id))
+    if trade_id > 2**63 - 1:
+        with pytest.raises(MalformedFrameError, match="above"):
+            ADAPTERS[0].parse(_binance_trade(trade_id=trade_id))
+
+
+def test_plain_decimals_pass_unchanged_and_exponents_are_canonicalised() -> None:
+    (event,) = ADAPTERS[0].parse(_binance_trade(price="65012.340")).events
+    assert isinstance(event, TradeEvent) and event.price == "65012.340"
+    (event,) = ADAPTERS[0].parse(_binance_trade(price="1.5e-3")).events
+    assert isinstance(event, TradeEvent) and event.price == "0.0015"
+    for negative in ("-1", "-1e-3"):
+        with pytest.raises(MalformedFrameError, match="negative"):
+            ADAPTERS[0].parse(_binance_trade(price=negative))
+
+
+BINANCE_FRAMES = [f for f in FIXTURE_FRAMES if isinstance(f, dict) and "stream" in f]
+
+
+@SETTINGS
+@given(
+    index=st.integers(0, len(BINANCE_FRAMES) - 1),
+    key=st.sampled_from(KEYS),
+    value=json_values | st.integers(2**62, 2**64 - 1) | st.sampled_from(ISSUE_DECIMALS),
+)
+@example(index=0, key="T", value=2**53)
+@example(index=0, key="p", value="1e400")
+def test_binance_fast_path_agrees_with_the_general_parser(index: int, key: str, value: Any) -> None:
+    """The typed Structs (trade, aggTrade, bookTicker) accept exactly what the general parser accepts, with
+    the same events; whatever they refuse, the general parser reports with its reason."""
+    frame = json.loads(json.dumps(BINANCE_FRAMES[index]))
+    frame["data"][key] = value
+    if not _encodable(frame):
+        return
+    raw = orjson.dumps(frame)
+    feed = ADAPTERS[0]
+    assert isinstance(feed, BinanceFeed)
+    try:
+        general: Any = feed._parse_general(raw)
+    except MalformedFrameError as exc:
+        general = exc.reason
+    try:
+        fast: Any = feed._parse_fast(raw)
+    except Exception:  # refused or not covered: parse() falls back to the general parser
+        assert feed.parse(raw) == general if not isinstance(general, str) else True
+        return
+    assert fast == general

@@ -2,47 +2,47 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aipx.kafka.clients import CachedKeyPartitioner
-from aipx_ingestion.adapters.rest import TokenBucket
-from aipx_ingestion.domain.backoff import backoff_delay
+from aipx_ingestion.adapters.rest import WeightBudget
+from aipx_ingestion.adapters.websocket import equal_jitter
 from aipx_ingestion.domain.events import TradeEvent
 from aipx_ingestion.domain.symbols import SymbolMap, split_canonical
-from aipx_ingestion.service import build_adapter, connection_policy
+from aipx_ingestion.service import build_adapter, connection_policy, weight_budget
 from aipx_ingestion.settings import IngestionSettings
 from aipx_ingestion.venues import VENUES, VenueConfig, venue_class
 from aipx_ingestion.venues._template import TemplateFeed
 from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryCallState
+from tenacity.wait import wait_base
+
+
+def _delay(wait: wait_base, attempt: int) -> float:
+    state = RetryCallState(AsyncRetrying(), None, (), {})
+    state.attempt_number = attempt
+    return float(wait(state))
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
-    rng = random.Random(1)
-    delays = [backoff_delay(n, initial=0.5, cap=8.0, rng=rng) for n in range(1, 9)]
+    wait = equal_jitter(0.5, 8.0)
+    delays = [_delay(wait, n) for n in range(1, 9)]
     for n, delay in enumerate(delays, 1):
         ceiling = min(8.0, 0.5 * 2 ** (n - 1))
         assert ceiling / 2 <= delay <= ceiling
     assert max(delays) <= 8.0 and delays[-1] >= 4.0
-    assert len({round(backoff_delay(5, initial=1, cap=100), 6) for _ in range(20)}) > 1  # jittered
-    with pytest.raises(ValueError, match="1-based"):
-        backoff_delay(0, initial=1, cap=1)
+    assert len({round(_delay(equal_jitter(1, 100), 5), 6) for _ in range(20)}) > 1  # jittered
 
 
-def test_token_bucket_paces_requests_and_honours_retry_after() -> None:
-    now = [0.0]
-    bucket = TokenBucket(rate=2, burst=2, clock=lambda: now[0])
-    for _ in range(2):
-        assert bucket.delay() == 0
-        bucket.take()
-    assert bucket.delay() == pytest.approx(0.5)
-    now[0] += 0.5
-    assert bucket.delay() == 0
-    bucket.take()
-    bucket.block_for(10)
-    now[0] += 5
-    assert bucket.delay() == pytest.approx(5.0)
+def test_weight_budget_holds_requests_until_the_window_turns_over() -> None:
+    budget = WeightBudget("X-MBX-USED-WEIGHT-1M", limit=6000, window_s=60.0, request_weight=50)
+    assert budget.pause(5950, now=120.0) == 0.0  # the next request still fits
+    assert budget.pause(5951, now=130.0) == pytest.approx(50.5)  # until 180 s, plus a margin
+    assert budget.pause(9000, now=179.0) == pytest.approx(1.5)
+    settings = IngestionSettings(snapshot_depth=1000)
+    binance = weight_budget(build_adapter(settings, "binance"))
+    assert binance is not None and binance.request_weight == 50 and binance.limit == 6000
+    assert weight_budget(build_adapter(settings, "bybit")) is None
 
 
 def test_symbols_must_be_canonical() -> None:
@@ -79,6 +79,7 @@ def test_default_lifetime_rotates_binance_before_24h() -> None:
     ("env", "value", "message"),
     [
         ("AIPX_INGESTION_VENUES", "binance,kraken", "unknown venue 'kraken'"),
+        ("AIPX_INGESTION_VENUES", "template", "unknown venue 'template'; known: binance, bybit"),
         ("AIPX_INGESTION_SYMBOLS", "BTCUSDT", "not canonical"),
         ("AIPX_INGESTION_BUFER_SIZE", "10", "unknown setting"),
         ("AIPX_INGESTION_BUFFER_SIZE", "0", "greater than or equal to 1"),
@@ -93,7 +94,7 @@ def test_bad_settings_fail_loudly(
 
 
 def test_registry_and_template() -> None:
-    assert set(VENUES) >= {"binance", "bybit", "template"}
+    assert set(VENUES) == {"binance", "bybit"}  # the template is documentation, not a production venue
     with pytest.raises(ValueError, match="known: binance, bybit"):
         venue_class("kraken")
     feed = TemplateFeed(

@@ -77,6 +77,8 @@ class Faults:
         self.malformed: dict[str, int] = {}
         self.stalled_until = 0.0
         self.snapshot_failures = 0
+        self.accept_then_drop: dict[str | None, tuple[int, float]] = {}
+        """venue (None: any) -> (connections left to drop, seconds after accepting)."""
         self.active = False
 
     def _refresh(self) -> None:
@@ -105,6 +107,19 @@ class Faults:
         """Seconds of stall left (0 if none)."""
         return max(0.0, self.stalled_until - time.monotonic())
 
+    def drop_after_accept(self, count: int, after_s: float, venue: str | None = None) -> None:
+        """Accept the next `count` connections (of `venue`), then drop each after `after_s` seconds."""
+        self.accept_then_drop[venue] = (count, after_s)
+
+    def take_accept_then_drop(self, venue: str) -> float | None:
+        """Seconds after which to drop a connection of `venue` just accepted, or None to keep it."""
+        for key in (venue, None):
+            left, after_s = self.accept_then_drop.get(key, (0, 0.0))
+            if left > 0:
+                self.accept_then_drop[key] = (left - 1, after_s)
+                return after_s
+        return None
+
     def copies(self, venue: str, stream: str) -> int:
         """How many times to send a frame: 0 (drop), 1, or 2 (duplicate)."""
         for rules, result in ((self.drops, 0), (self.duplicates, 2)):
@@ -128,4 +143,5 @@ class Faults:
         self.malformed.clear()
         self.stalled_until = 0.0
         self.snapshot_failures = 0
+        self.accept_then_drop.clear()
         self._refresh()

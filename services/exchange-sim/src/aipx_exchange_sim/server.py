@@ -4,7 +4,9 @@ snapshot, and a control API for fault injection and statistics.
 WebSocket paths: /binance/stream (or /stream; `?streams=a/b` subscribes at connect), /binance/ws (raw
 frames), /bybit/v5/public/spot and /bybit/v5/public/linear. REST: GET /api/v3/depth, /api/v3/exchangeInfo,
 /api/v3/ping. Control: POST /control/{drop,duplicate,malformed,disconnect,stall,snapshot_failures,rate,clear}
-with a JSON body, GET /control/stats.
+with a JSON body, plus accept_then_drop (accept the next connections, drop each soon after), mute (stop
+reading clients' frames, so their pings go unanswered), inject (send given frames as they are) and
+used_weight (the REST weight reported in X-MBX-USED-WEIGHT-1M); GET /control/stats.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import itertools
 import logging
 import math
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,7 +33,7 @@ from aipx.numbers import InvalidNumberError, parse_int
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from aipx_exchange_sim import binance, bybit
+from aipx_exchange_sim import binance, bybit, fast
 from aipx_exchange_sim.faults import Faults, malformed_frames
 from aipx_exchange_sim.market import SymbolMarket
 from aipx_exchange_sim.settings import SimSettings
@@ -51,6 +54,8 @@ class Client:
     raw: bool
     queue: asyncio.Queue[str]
     subscriptions: set[str] = field(default_factory=set)
+    out: list[bytes] = field(default_factory=list)
+    """Fast mode: encoded WebSocket frames waiting for the next write."""
     conn_id: str = field(default_factory=lambda: f"sim-{next(_conn_ids)}")
 
 
@@ -85,13 +90,21 @@ class ExchangeSimulator:
         self._tasks: list[asyncio.Task[None]] = []
         self.ws_port = 0
         self.rest_port = 0
+        self.connection_times: list[float] = []  # monotonic, each accepted WebSocket connection
+        self._weight_minute = 0
+        self._weight_used = 0
+        self._weight_pinned = False  # set by the used_weight control: no reset at the minute
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         s = self.settings
+        tls: ssl.SSLContext | None = None
+        if s.tls_cert_file:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(s.tls_cert_file, s.tls_key_file)
         self._ws_server = await serve(
-            self._serve_client, s.host, s.ws_port, compression=None, max_size=2**20, ping_interval=20
+            self._serve_client, s.host, s.ws_port, compression=None, max_size=2**20, ping_interval=20, ssl=tls
         )
         self.ws_port = next(iter(self._ws_server.sockets)).getsockname()[1]
         app = web.Application()
@@ -110,7 +123,12 @@ class ExchangeSimulator:
         if s.replay_file:
             self._tasks.append(asyncio.create_task(self._replay(Path(s.replay_file)), name="sim-replay"))
         else:
-            self._tasks.append(asyncio.create_task(self._generate(), name="sim-generate"))
+            if s.fast:
+                frames, events = fast.plan(self._market_list, self.rng, s.fast_plan_events)
+                generate = self._generate_fast(frames, len(frames) / max(events, 1))
+            else:
+                generate = self._generate()
+            self._tasks.append(asyncio.create_task(generate, name="sim-generate"))
             self._tasks.append(asyncio.create_task(self._push_depth(), name="sim-depth"))
             self._tasks.append(asyncio.create_task(self._push_klines(), name="sim-klines"))
         log.info(
@@ -138,7 +156,8 @@ class ExchangeSimulator:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.settings.host}:{self.ws_port}"
+        scheme = "wss" if self.settings.tls_cert_file else "ws"
+        return f"{scheme}://{self.settings.host}:{self.ws_port}"
 
     @property
     def rest_url(self) -> str:
@@ -159,6 +178,11 @@ class ExchangeSimulator:
         client = Client(venue, ws, raw, asyncio.Queue(self.settings.client_queue))
         self.clients.add(client)
         self.stats[f"{venue}.connections"] += 1
+        self.connection_times.append(time.monotonic())
+        drop_after = self.faults.take_accept_then_drop(venue)
+        if drop_after is not None:  # a venue that accepts, then drops the connection (no close handshake)
+            self.stats["accepted_then_dropped"] += 1
+            asyncio.get_running_loop().call_later(drop_after, ws.transport.abort)
         if venue == binance.VENUE:
             streams = parse_qs(target.query).get("streams", [""])[0]
             for stream in filter(None, streams.split("/")):
@@ -326,6 +350,58 @@ class ExchangeSimulator:
             if self.rate <= 0:
                 await asyncio.sleep(0)
 
+    async def _generate_fast(self, frames: list[fast.PlannedFrame], frames_per_event: float) -> None:
+        """Fast mode: the planned frames in a cycle, paced like `_generate` (rate = market events/s)."""
+        subscribers = self._subscribers
+        n, i, cycle = len(frames), 0, 0
+        started, produced = time.monotonic(), 0
+        high_water = self.settings.client_queue * 256  # bytes buffered per client before we wait
+        stats = self.stats
+        while True:
+            if (stall := self.faults.stalled()) > 0:
+                await asyncio.sleep(stall)
+                started, produced = time.monotonic(), 0
+                continue
+            if not self.clients:
+                await asyncio.sleep(0.05)
+                started, produced = time.monotonic(), 0
+                continue
+            if self.rate <= 0:
+                due = 256
+            else:
+                due = min(int((time.monotonic() - started) * self.rate * frames_per_event) - produced, 2_000)
+                if due <= 0:
+                    await asyncio.sleep(max(0.001, min(0.05, 1 / (self.rate * frames_per_event))))
+                    continue
+            now_ms = int(time.time() * 1000)
+            written = 0
+            for _ in range(due):
+                planned = frames[i]
+                clients = subscribers.get(planned.stream)
+                if clients:
+                    data = fast.ws_text_frame(planned.render(cycle, now_ms))
+                    for client in clients:
+                        client.out.append(data)
+                    written += len(clients)
+                i += 1
+                if i == n:
+                    i, cycle = 0, cycle + 1
+            produced += due
+            stats["binance.frames"] += written
+            stats["events"] += round(due / frames_per_event)
+            for client in list(self.clients):
+                if client.out:
+                    transport = client.ws.transport
+                    if not transport.is_closing():
+                        transport.write(b"".join(client.out))
+                    client.out.clear()
+                    # A slow reader slows the feed down (TCP backpressure), as the queues do in normal mode;
+                    # the transport's buffer offers no public awaitable, so it is polled.
+                    while not transport.is_closing() and transport.get_write_buffer_size() > high_water:  # noqa: ASYNC110
+                        await asyncio.sleep(0.001)
+            if self.rate <= 0:
+                await asyncio.sleep(0)
+
     async def _push_depth(self) -> None:
         interval = self.settings.depth_interval_ms / 1000
         while True:
@@ -429,7 +505,18 @@ class ExchangeSimulator:
                 {"code": -1100, "msg": "Illegal characters in parameter 'limit'."}, status=400
             )
         self.stats["snapshots"] += 1
-        return web.Response(body=binance.depth_snapshot(market, limit), content_type="application/json")
+        headers = {"X-MBX-USED-WEIGHT-1M": str(self._use_weight(_depth_weight(limit)))}
+        return web.Response(
+            body=binance.depth_snapshot(market, limit), content_type="application/json", headers=headers
+        )
+
+    def _use_weight(self, weight: int) -> int:
+        """Add a request's weight to the current minute's (Binance's IP weight), returning the total."""
+        minute = int(time.time() // 60)
+        if minute != self._weight_minute and not self._weight_pinned:
+            self._weight_minute, self._weight_used = minute, 0
+        self._weight_used += weight
+        return self._weight_used
 
     async def _exchange_info(self, _: web.Request) -> web.Response:
         symbols = [
@@ -506,6 +593,30 @@ class ExchangeSimulator:
             self.faults.snapshot_failures += _count(body)
         elif action == "rate":
             self.rate = _number(body["rate"], "rate", MAX_RATE)
+        elif action == "accept_then_drop":
+            self.faults.drop_after_accept(
+                _count(body), _number(body.get("after_s", 0.1), "after_s", MAX_STALL_S), venue
+            )
+        elif action == "mute":
+            muted = [c for c in self.clients if venue is None or c.venue == venue]
+            for client in muted:
+                client.ws.transport.pause_reading()
+            return {"muted": len(muted)}
+        elif action == "inject":
+            frames = body["frames"]
+            if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames):
+                raise TypeError("frames must be a list of strings")
+            targets = [c for c in self.clients if venue is None or c.venue == venue]
+            for client in targets:
+                for frame in frames:
+                    await client.queue.put(frame)
+            return {"clients": len(targets)}
+        elif action == "used_weight":
+            used = body.get("used")
+            self._weight_pinned = used is not None
+            self._weight_used = (
+                0 if used is None else parse_int(used, field="used", minimum=0, maximum=MAX_COUNT)
+            )
         elif action == "clear":
             self.faults.clear()
         else:
@@ -539,6 +650,11 @@ def _number(value: object, field: str, maximum: float) -> float:
     if not 0 <= number <= maximum:  # NaN fails this too
         raise InvalidNumberError(field, f"{field} must be >= 0 and <= {maximum:g}, got {value!r}"[:200])
     return number
+
+
+def _depth_weight(limit: int) -> int:
+    """Binance's weight of GET /api/v3/depth by limit."""
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
 def _binance(stream: str, build: Callable[..., dict[str, Any]], *args: Any) -> str:

@@ -28,6 +28,14 @@ class SimSettings(StrictEnvSettings):
     kline_interval_ms: int = Field(1000, ge=10)
     book_levels: int = Field(50, ge=5)
     client_queue: int = Field(10_000, ge=1, description="frames queued per client before the feed waits")
+    fast: bool = Field(
+        False,
+        description="replay a pre-generated cycle of Binance trade/aggTrade/bookTicker frames with fresh "
+        "times and ids, written straight to the socket (the benchmark's load generator; no per-frame faults)",
+    )
+    fast_plan_events: int = Field(100_000, ge=100, description="market events pre-generated for fast mode")
+    tls_cert_file: str | None = Field(None, description="PEM certificate: serve wss:// instead of ws://")
+    tls_key_file: str | None = Field(None, description="PEM private key of tls_cert_file")
     replay_file: str | None = Field(None, description="JSON lines to replay instead of the random market")
     replay_speed: float = Field(1.0, ge=0, description="replay time scale; 0 = as fast as possible")
     log: LogSettings = Field(default_factory=LogSettings)

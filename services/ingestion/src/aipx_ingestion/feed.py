@@ -16,11 +16,12 @@ from typing import Any
 
 from aipx.logs import SampledLogger
 from aipx.topics import MARKET_DATA_RAW, catalogue
+from aipx.v1.market_data_pb2 import MarketDataEnvelope
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from aipx_ingestion.adapters.kafka import KafkaSink, Outgoing
 from aipx_ingestion.adapters.rest import SnapshotClient, SnapshotError
-from aipx_ingestion.adapters.websocket import ConnectionPolicy, FeedConnection
-from aipx_ingestion.domain.backoff import backoff_delay
+from aipx_ingestion.adapters.websocket import ConnectionPolicy, FeedConnection, equal_jitter
 from aipx_ingestion.domain.errors import MalformedFrameError
 from aipx_ingestion.domain.events import (
     CandleEvent,
@@ -48,6 +49,7 @@ _REPLIES = frozenset({"response", "subscribe", "unsubscribe"})
 """Control events answering our (un)subscribe requests (Binance "response", Bybit ops)."""
 _RESYNC_RETRY_S = 10.0
 _MAINTENANCE_S = 1.0
+_SNAPSHOT_BACKOFF_CAP_S = 30.0
 
 
 class VenueFeed:
@@ -90,6 +92,7 @@ class VenueFeed:
                 sequence_start=sequence_start,
                 snapshot_interval_ns=int(book_snapshot_interval_s * 1e9),
                 snapshot_depth=snapshot_depth,
+                reuse_envelopes=True,  # _offer serializes each outcome before the next event
             )
             self._keys[venue_symbol] = spec.key_for(venue=self.venue, symbol=symbol)
         self.streams = adapter.streams()
@@ -187,7 +190,12 @@ class VenueFeed:
                 counter = self._in[kind] = self.metrics.messages_in.labels(self.venue, kind)
             counter.inc()
             outcome = normalizer.on_event(event, recv_ns)
-            await self._handle(normalizer, outcome, kind)
+            # Synchronous while the buffer has room; waits (in order) only for what did not fit.
+            waiting = self._offer(normalizer, outcome, kind)
+            if waiting:
+                await self._put(waiting)
+            if outcome.resync is not None:
+                self._start_resync(normalizer, outcome.resync, after_gap=bool(outcome.gaps))
         return reply
 
     def _malformed(self, reason: str, detail: object, frame: str | bytes) -> None:
@@ -196,12 +204,14 @@ class VenueFeed:
             "%s: skipped frame (%s): %s; frame starts %r", self.venue, reason, detail, frame[:120]
         )
 
-    async def _handle(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
-        await self._publish(normalizer, outcome, kind)
-        if outcome.resync is not None:
-            self._start_resync(normalizer, outcome.resync, after_gap=bool(outcome.gaps))
-
     async def _publish(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
+        waiting = self._offer(normalizer, outcome, kind)
+        if waiting:
+            await self._put(waiting)
+
+    def _offer(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> list[Outgoing]:
+        """Count what the outcome says and buffer its envelopes while there is room; returns the ones that
+        must wait for space (in order)."""
         if outcome.dropped is Drop.DUPLICATE:
             counter = self._dup.get(kind)
             if counter is None:
@@ -214,15 +224,31 @@ class VenueFeed:
             log.warning("%s %s: %s gap", self.venue, normalizer.symbol, stream.value)
         if outcome.snapshot_applied:
             self._unsynced_since.pop(normalizer.venue_symbol, None)
-        key = self._keys[normalizer.venue_symbol]
         envelopes = outcome.envelopes
-        for i, envelope in enumerate(envelopes):
-            payload = envelope.WhichOneof("payload")
+        if not envelopes:
+            return []
+        key = self._keys[normalizer.venue_symbol]
+        offer = self.sink.offer
+        # Serialized here, at once: the normalizer keeps one envelope per kind and overwrites it next time.
+        items = [self._outgoing(key, envelope) for envelope in envelopes]
+        for i, item in enumerate(items):
+            if not offer(item):
+                return items[i:]
+        return []
+
+    def _outgoing(self, key: bytes, env: MarketDataEnvelope) -> Outgoing:
+        kind = env.WhichOneof("payload") or "unknown"
+        return Outgoing(key, env.SerializeToString(), env.exchange_time_ns or env.ingest_time_ns, self.venue,
+                        kind, env.event_id, env.exchange_time_ns)  # fmt: skip
+
+    async def _put(self, items: list[Outgoing]) -> None:
+        """Wait for buffer space for `items`, in order (the caller holds the ordering lock)."""
+        for i, item in enumerate(items):
             try:
-                await self.sink.put(Outgoing(envelope, key, payload or "unknown"))
+                await self.sink.put(item)
             except asyncio.CancelledError:
                 # Cancelled while waiting for buffer space (shutdown past its grace): count, never silent.
-                self.sink.count_dropped("cancelled", len(envelopes) - i)
+                self.sink.count_dropped("cancelled", len(items) - i)
                 raise
 
     # -- resynchronisation -------------------------------------------------------------------------------
@@ -256,23 +282,9 @@ class VenueFeed:
     async def _resync_rest(self, normalizer: InstrumentNormalizer) -> None:
         """Fetch REST snapshots until the book is consistent again (rate-limited, with backoff on errors)."""
         venue_symbol = normalizer.venue_symbol
-        attempt = 0
         try:
             while not self._stopping:
-                assert self.snapshots is not None, "a venue with REST snapshots needs a snapshot client"
-                try:
-                    body = await self.snapshots.fetch(self.adapter.snapshot_url(venue_symbol))
-                    snapshot = self.adapter.parse_snapshot(body, venue_symbol, time.time_ns())
-                except (SnapshotError, MalformedFrameError) as exc:
-                    attempt += 1
-                    self.metrics.snapshots.labels(self.venue, "error").inc()
-                    delay = backoff_delay(attempt, initial=self.policy.reconnect_initial_s, cap=30.0)
-                    log.warning(
-                        "%s %s: snapshot failed (%s); retry in %.1fs", self.venue, venue_symbol, exc, delay
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                self.metrics.snapshots.labels(self.venue, "ok").inc()
+                snapshot = await self._fetch_snapshot(venue_symbol)
                 async with self._order:
                     outcome = normalizer.on_event(snapshot, time.time_ns())
                     await self._publish(normalizer, outcome, "book_snapshot")
@@ -289,6 +301,32 @@ class VenueFeed:
                          venue_symbol, snapshot.last_update_id)  # fmt: skip
         finally:
             self._resyncing.discard(venue_symbol)
+
+    async def _fetch_snapshot(self, venue_symbol: str) -> DepthSnapshot:
+        """One valid REST snapshot, retried with backoff (tenacity) on errors and malformed bodies."""
+        assert self.snapshots is not None, "a venue with REST snapshots needs a snapshot client"
+        snapshots = self.snapshots
+
+        def failed(state: RetryCallState) -> None:
+            self.metrics.snapshots.labels(self.venue, "error").inc()
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning("%s %s: snapshot failed (%s); retry in %.1fs", self.venue, venue_symbol, error,
+                        state.upcoming_sleep)  # fmt: skip
+
+        retrying = AsyncRetrying(
+            wait=equal_jitter(self.policy.reconnect_initial_s, _SNAPSHOT_BACKOFF_CAP_S),
+            retry=retry_if_exception_type((SnapshotError, MalformedFrameError)),
+            before_sleep=failed,
+            reraise=True,
+        )
+        snapshot: DepthSnapshot | None = None
+        async for attempt in retrying:
+            with attempt:
+                body = await snapshots.fetch(self.adapter.snapshot_url(venue_symbol))
+                snapshot = self.adapter.parse_snapshot(body, venue_symbol, time.time_ns())
+        assert snapshot is not None  # the loop only ends with a snapshot (errors are retried forever)
+        self.metrics.snapshots.labels(self.venue, "ok").inc()
+        return snapshot
 
     async def _resubscribe(self, streams: list[str], reason: str) -> None:
         by_connection: dict[int, tuple[FeedConnection, list[str]]] = {}

@@ -79,6 +79,12 @@ class IngestionMetrics:
         self.backpressure_seconds = Counter(
             f"{ns}_backpressure_seconds", "Time feed readers waited for buffer space", registry=registry
         )
+        self.reconnect_delay = Gauge(
+            f"{ns}_reconnect_delay_seconds",
+            "Backoff before the next reconnect attempt (grows while connections fail or end early)",
+            ["connection"],
+            registry=registry,
+        )
         self.connections = Gauge(
             f"{ns}_connections", "Open WebSocket connections", ["venue"], registry=registry
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
@@ -13,7 +14,7 @@ from aipx.ops import OpsServer
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from aipx_ingestion.adapters.kafka import KafkaSink
-from aipx_ingestion.adapters.rest import SnapshotClient, TokenBucket
+from aipx_ingestion.adapters.rest import SnapshotClient, WeightBudget
 from aipx_ingestion.adapters.websocket import ConnectionPolicy
 from aipx_ingestion.domain.symbols import SymbolMap
 from aipx_ingestion.feed import VenueFeed
@@ -51,6 +52,29 @@ def connection_policy(settings: IngestionSettings, adapter: FeedAdapter) -> Conn
         stale_after_s=settings.stale_after_s,
         rotate_after_s=rotate,
         subscribe_interval_s=settings.subscribe_interval_s,
+        healthy_after_s=settings.reconnect_reset_after_s,
+        ssl_context=tls_context(settings),
+    )
+
+
+def tls_context(settings: IngestionSettings) -> ssl.SSLContext | None:
+    """The TLS context of wss:// connections: the system's CAs plus `tls_ca_file` (None: the default)."""
+    if settings.tls_ca_file is None:
+        return None
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=settings.tls_ca_file)
+    return context
+
+
+def weight_budget(adapter: FeedAdapter) -> WeightBudget | None:
+    """The venue's REST weight limit, if its responses report the weight used."""
+    if adapter.rest_weight_header is None:
+        return None
+    return WeightBudget(
+        adapter.rest_weight_header,
+        adapter.rest_weight_limit,
+        adapter.rest_weight_window_s,
+        adapter.snapshot_weight(),
     )
 
 
@@ -89,7 +113,12 @@ class IngestionService:
         for venue in s.venues:
             adapter = build_adapter(s, venue)
             snapshots = (
-                SnapshotClient(self._http, TokenBucket(s.snapshot_rate_per_s, s.snapshot_burst))
+                SnapshotClient(
+                    self._http,
+                    rate_per_s=s.snapshot_rate_per_s,
+                    burst=s.snapshot_burst,
+                    budget=weight_budget(adapter),
+                )
                 if adapter.rest_snapshots
                 else None
             )

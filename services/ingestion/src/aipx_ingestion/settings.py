@@ -57,8 +57,19 @@ class IngestionSettings(ComponentSettings):
     )
     shutdown_timeout_s: float = Field(30.0, gt=0)
 
+    tls_ca_file: str | None = Field(
+        None,
+        description="CA certificates (PEM) trusted for wss:// besides the system's, e.g. a test venue's "
+        "self-signed certificate",
+    )
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
+    reconnect_reset_after_s: float = Field(
+        30.0,
+        gt=0,
+        description="the reconnect backoff resets only after a connection stayed up this long "
+        "(one that ends sooner counts as a failed attempt)",
+    )
     open_timeout_s: float = Field(10.0, gt=0)
     ping_interval_s: float = Field(20.0, gt=0)
     ping_timeout_s: float = Field(60.0, gt=0)

@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
 from aipx.kafka import BatchPublisher
-from aipx.serde import encode
+from aipx.serde import encoded
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 
 from aipx_ingestion.metrics import IngestionMetrics
@@ -32,13 +32,23 @@ _RETRY_BACKOFF_S = 0.2
 _REAP_INTERVAL_S = 0.005
 
 
+_SCHEMA = MarketDataEnvelope.DESCRIPTOR.full_name
+
+
 @dataclass(slots=True)
 class Outgoing:
-    """One envelope to publish, with its record key and its payload kind (a metric label)."""
+    """One serialized MarketDataEnvelope to publish, with its record key and what the record headers, the
+    metrics and the logs need. The headers are built when the record is published: a buffer of 100,000
+    items holds bytes and scalars, not 100,000 header lists for the garbage collector to scan."""
 
-    envelope: MarketDataEnvelope
     key: bytes
+    value: bytes
+    event_time_ns: int
+    venue: str
     kind: str
+    """Payload kind (a metric label)."""
+    event_id: str
+    exchange_time_ns: int
 
 
 class KafkaSink:
@@ -102,6 +112,17 @@ class KafkaSink:
         """False while sends or deliveries are failing (e.g. the broker is unreachable)."""
         return self.last_error is None and bool(self._tasks) and not any(t.done() for t in self._tasks)
 
+    def offer(self, item: Outgoing) -> bool:
+        """Buffer an envelope if there is room (True), without waiting; False if the buffer is full."""
+        if self._closing:
+            self._drop("closed", 1)
+            return True
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            return False
+        return True
+
     async def put(self, item: Outgoing) -> None:
         """Buffer an envelope; waits while the buffer is full (backpressure on the caller)."""
         if self._closing:
@@ -139,10 +160,9 @@ class KafkaSink:
                 self._retry(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(_RETRY_BACKOFF_S)
         for item in items:
-            env = item.envelope
-            event_time_ns = env.exchange_time_ns or env.ingest_time_ns
-            record = encode(env, event_id=env.event_id, event_time_ns=event_time_ns)
-            batches.add(item.key, record, event_time_ns // 1_000_000, item)
+            t = item.event_time_ns
+            record = encoded(item.value, _SCHEMA, event_id=item.event_id, event_time_ns=t)
+            batches.add(item.key, record, t // 1_000_000, item)
         self._current = []  # all in `batches` now
         while True:
             try:
@@ -169,17 +189,17 @@ class KafkaSink:
         self._in_flight += len(items)
         self._sent += 1
         if not self._sent % self.latency_sample:
-            future.add_done_callback(partial(self._observe_latency, items[0].envelope, time.perf_counter()))
+            future.add_done_callback(partial(self._observe_latency, items[0], time.perf_counter()))
 
-    def _observe_latency(self, env: MarketDataEnvelope, sent: float, future: asyncio.Future[Any]) -> None:
+    def _observe_latency(self, item: Outgoing, sent: float, future: asyncio.Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:
             return
         self.metrics.produce_latency.observe(time.perf_counter() - sent)
-        if env.exchange_time_ns:
-            hist = self._e2e.get(env.venue)
+        if item.exchange_time_ns:
+            hist = self._e2e.get(item.venue)
             if hist is None:
-                hist = self._e2e[env.venue] = self.metrics.end_to_end_latency.labels(env.venue)
-            hist.observe(max(0.0, (time.time_ns() - env.exchange_time_ns) / 1e9))
+                hist = self._e2e[item.venue] = self.metrics.end_to_end_latency.labels(item.venue)
+            hist.observe(max(0.0, (time.time_ns() - item.exchange_time_ns) / 1e9))
 
     async def _reap_loop(self) -> None:
         while True:
@@ -201,12 +221,12 @@ class KafkaSink:
                 log.error(
                     "%d envelope(s) were not delivered (first %s): %s",
                     len(items),
-                    items[0].envelope.event_id,
+                    items[0].event_id,
                     error,
                 )
                 continue
             for item in items:
-                key = (item.envelope.venue, item.kind)
+                key = (item.venue, item.kind)
                 counts[key] = counts.get(key, 0) + 1
         if counts:
             self.last_error = None

@@ -1,6 +1,8 @@
 """WebSocket connection management for one venue connection (a fixed set of streams).
 
-- reconnect with exponential backoff, jitter and a cap (domain.backoff);
+- reconnect with exponential backoff, jitter and a cap (tenacity); a connection that ends before it stayed
+  healthy for `healthy_after_s` counts as a failed attempt, so a venue that accepts and drops again is not
+  hammered every half second: the backoff resets only after a connection stayed up that long;
 - WebSocket ping/pong keepalive (the library answers the venue's pings; ours detect dead peers), plus the
   venue's application-level ping where it needs one (Bybit);
 - a stale-feed watchdog: no frame at all for `stale_after_s` while the reader is not held back by our own
@@ -15,14 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+# picows' websockets-compatible API: the same client as `websockets`, its frame reader in Cython.
+from picows.websockets import ClientConnection, ConnectionClosed, WebSocketException, connect
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity import wait_random_exponential as _full_jitter
+from tenacity.wait import wait_base
 
-from aipx_ingestion.domain.backoff import backoff_delay
 from aipx_ingestion.metrics import IngestionMetrics
 from aipx_ingestion.venues.base import FeedAdapter
 
@@ -47,6 +53,27 @@ class ConnectionPolicy:
     rotate_after_s: float | None = None
     subscribe_interval_s: float = 0.25
     max_frame_bytes: int = 8 * 1024 * 1024
+    healthy_after_s: float = 30.0
+    """A connection that ended sooner counts as a failed attempt (the backoff keeps growing)."""
+    ssl_context: ssl.SSLContext | None = None
+    """For wss:// URLs: the TLS context (None: the system's trusted CAs, hostname checked)."""
+
+
+def equal_jitter(initial_s: float, cap_s: float) -> wait_base:
+    """Attempt n waits half of min(cap, initial * 2^(n-1)) plus a random part of up to the other half.
+
+    The fixed half keeps a floor under the delay; the random half spreads many clients' reconnects apart.
+    """
+    return wait_exponential(multiplier=initial_s / 2, max=cap_s / 2) + _full_jitter(
+        multiplier=initial_s / 2, max=cap_s / 2
+    )
+
+
+class _EndedEarly(Exception):
+    """A connection ended before it had stayed healthy for `healthy_after_s`."""
+
+
+_RETRYABLE = (OSError, TimeoutError, WebSocketException, _EndedEarly)
 
 
 class _Session:
@@ -141,7 +168,7 @@ class _Session:
         try:
             await asyncio.wait_for(self.ws.close(), timeout=0.5)
         except Exception:  # the venue did not complete the closing handshake in time: drop the socket
-            self.ws.transport.abort()
+            self.ws.transport.disconnect(graceful=False)
 
 
 class FeedConnection:
@@ -166,13 +193,16 @@ class FeedConnection:
         self.metrics = metrics
         self.name = name
         self.connected = False
-        self.connects = 0
         self._session: _Session | None = None
+        self._previous: _Session | None = None  # kept open while its replacement is opened (rotation)
         self._stopping = asyncio.Event()
+        self._wait = equal_jitter(policy.reconnect_initial_s, policy.reconnect_max_s)
+        self._delay_gauge = metrics.reconnect_delay.labels(name)
 
     async def _open(self) -> _Session:
+        url = self.adapter.connection_url(self.streams)
         ws = await connect(
-            self.adapter.connection_url(self.streams),
+            url,
             open_timeout=self.policy.open_timeout_s,
             ping_interval=self.policy.ping_interval_s,
             ping_timeout=self.policy.ping_timeout_s,
@@ -181,6 +211,7 @@ class FeedConnection:
             max_queue=1024,
             compression=None,
             proxy=None,
+            ssl=self.policy.ssl_context if url.startswith("wss:") else None,
         )
         session = _Session(ws, self)
         messages = self.adapter.subscribe_messages(self.streams)
@@ -205,58 +236,79 @@ class FeedConnection:
 
     async def run(self) -> None:
         """Connect, and reconnect or rotate as needed, until stop() is called."""
-        attempt = 0
-        previous: _Session | None = None  # kept open while its replacement is being opened (rotation)
         try:
             while not self._stopping.is_set():
-                try:
-                    session = await self._open()
-                except (OSError, TimeoutError, WebSocketException) as exc:
-                    attempt += 1
-                    delay = backoff_delay(
-                        attempt, initial=self.policy.reconnect_initial_s, cap=self.policy.reconnect_max_s
-                    )
-                    log.warning("%s: connect failed (%s); retry %d in %.2fs", self.name, exc, attempt, delay)
-                    self._count("connect_failed")
-                    await self._sleep(delay)
-                    continue
-                if previous is not None:
-                    await previous.close()
-                    previous = None
-                    self.metrics.connections.labels(self.adapter.name).dec()
-                attempt = 0
-                self.connects += 1
-                self._session = session
-                self.connected = True
-                self.metrics.connections.labels(self.adapter.name).inc()
-                stop_wait = asyncio.create_task(self._stopping.wait())
-                done_wait = asyncio.create_task(session.done.wait())
-                await asyncio.wait({stop_wait, done_wait}, return_when=asyncio.FIRST_COMPLETED)
-                stop_wait.cancel()
-                done_wait.cancel()
-                if self._stopping.is_set():
-                    break
-                reason = session.end_reason
-                self._count(reason)
-                if reason == "rotate":
-                    log.info("%s: rotating connection before the venue's lifetime limit", self.name)
-                    previous = session
-                    continue
-                self.connected = False
-                self.metrics.connections.labels(self.adapter.name).dec()
-                self._session = None
-                await session.close()
-                log.warning("%s: connection ended (%s); reconnecting", self.name, reason)
-                await self._sleep(
-                    backoff_delay(1, initial=self.policy.reconnect_initial_s, cap=self.policy.reconnect_max_s)
+                retrying = AsyncRetrying(
+                    wait=self._wait,
+                    retry=retry_if_exception_type(_RETRYABLE),
+                    sleep=self._sleep,
+                    before_sleep=self._before_sleep,
+                    reraise=True,
                 )
+                outcome: Literal["stopped", "rotate", "ended"] = "stopped"
+                async for attempt in retrying:
+                    with attempt:
+                        outcome = await self._serve_once()
+                if outcome == "ended":  # stayed healthy, then ended: a fresh backoff from the first delay
+                    await self._sleep(self._first_delay())
         finally:
-            open_sessions = {id(s): s for s in (previous, self._session) if s is not None}
+            open_sessions = {id(s): s for s in (self._previous, self._session) if s is not None}
             for s in open_sessions.values():
                 await s.close()
                 self.metrics.connections.labels(self.adapter.name).dec()
-            self._session = None
+            self._session = self._previous = None
             self.connected = False
+
+    async def _serve_once(self) -> Literal["stopped", "rotate", "ended"]:
+        """Open a connection and serve it until it ends; _EndedEarly if it ended before being healthy."""
+        if self._stopping.is_set():
+            return "stopped"
+        try:
+            session = await self._open()
+        except _RETRYABLE as exc:
+            self._count("connect_failed")
+            log.warning("%s: connect failed (%s)", self.name, exc)
+            raise
+        if self._previous is not None:
+            await self._previous.close()
+            self._previous = None
+            self.metrics.connections.labels(self.adapter.name).dec()
+        self._session = session
+        self.connected = True
+        self.metrics.connections.labels(self.adapter.name).inc()
+        stop_wait = asyncio.create_task(self._stopping.wait())
+        done_wait = asyncio.create_task(session.done.wait())
+        await asyncio.wait({stop_wait, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        done_wait.cancel()
+        if self._stopping.is_set():
+            return "stopped"
+        reason = session.end_reason
+        self._count(reason)
+        if reason == "rotate":
+            log.info("%s: rotating connection before the venue's lifetime limit", self.name)
+            self._previous = session
+            return "rotate"
+        self.connected = False
+        self.metrics.connections.labels(self.adapter.name).dec()
+        self._session = None
+        await session.close()
+        lasted = time.monotonic() - session.opened
+        log.warning("%s: connection ended (%s) after %.1fs; reconnecting", self.name, reason, lasted)
+        if lasted < self.policy.healthy_after_s:
+            raise _EndedEarly(f"{reason} after {lasted:.1f}s")
+        return "ended"
+
+    def _first_delay(self) -> float:
+        state = RetryCallState(AsyncRetrying(), None, (), {})
+        delay = float(self._wait(state))  # attempt_number is 1 on a fresh state
+        self._delay_gauge.set(delay)
+        return delay
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        delay = state.upcoming_sleep
+        self._delay_gauge.set(delay)
+        log.warning("%s: attempt %d failed; retry in %.2fs", self.name, state.attempt_number, delay)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -272,11 +324,6 @@ class FeedConnection:
         except ConnectionClosed:
             return False
         return True
-
-    async def drop(self, reason: str = "requested") -> None:
-        """Close the current connection; run() reconnects."""
-        if self._session is not None:
-            self._session.end(reason)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -1,8 +1,11 @@
-"""Venue feed adapters, registered in one place: `VENUES` maps a venue id to its FeedAdapter class."""
+"""Venue feed adapters, registered in one place: `VENUES` maps a venue id to its FeedAdapter class.
+
+`_template.TemplateFeed` shows what a new venue provides (with its template tests); it is documentation,
+not a venue, so it is not registered here and `AIPX_INGESTION_VENUES=template` fails validation.
+"""
 
 from __future__ import annotations
 
-from aipx_ingestion.venues._template import TemplateFeed
 from aipx_ingestion.venues.base import FeedAdapter, ParsedFrame, VenueConfig
 from aipx_ingestion.venues.binance import BinanceFeed
 from aipx_ingestion.venues.bybit import BybitFeed
@@ -10,7 +13,6 @@ from aipx_ingestion.venues.bybit import BybitFeed
 VENUES: dict[str, type[FeedAdapter]] = {
     BinanceFeed.name: BinanceFeed,
     BybitFeed.name: BybitFeed,
-    TemplateFeed.name: TemplateFeed,
 }
 
 

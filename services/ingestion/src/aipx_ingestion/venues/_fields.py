@@ -2,38 +2,44 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from aipx.money import InvalidDecimalError, to_pb
+from aipx.money import InvalidDecimalError, format_decimal, is_plain_decimal, parse_decimal
+from aipx.numbers import INT64_MAX, MAX_EPOCH_MS
 
 from aipx_ingestion.domain.errors import MalformedFrameError
 from aipx_ingestion.domain.events import Level
 
-_PLAIN_DECIMAL = re.compile(r"\d{1,40}(?:\.\d{1,40})?")
-
 
 def decimal_text(value: Any, field: str) -> str:
-    """A non-negative decimal number given as text, returned in canonical positional form."""
+    """A non-negative decimal number given as text, returned in canonical positional form.
+
+    The bounds are aipx.money's (decimal128(38, 18), ASCII digits, 4-digit exponents): plain text within them
+    passes the fast check unchanged; anything else goes through the strict parser or is refused.
+    """
     if not isinstance(value, str):
         raise MalformedFrameError(
             "bad_decimal", f"{field} must be a decimal string, got {type(value).__name__}"
         )
-    if _PLAIN_DECIMAL.fullmatch(value):
+    if is_plain_decimal(value):
+        if value[0] == "-":
+            raise MalformedFrameError("bad_decimal", f"{field}={value[:40]!r} is negative")
         return value
     try:
-        canonical = to_pb(value).value
-    except (InvalidDecimalError, ValueError, TypeError):
-        raise MalformedFrameError("bad_decimal", f"{field}={value[:40]!r} is not a decimal number") from None
-    if canonical.startswith("-"):
+        parsed = parse_decimal(value, field=field)
+    except InvalidDecimalError as exc:
+        raise MalformedFrameError("bad_decimal", f"{field}={value[:40]!r}: {exc.reason}") from None
+    if parsed.is_signed() and not parsed.is_zero():
         raise MalformedFrameError("bad_decimal", f"{field}={value[:40]!r} is negative")
-    return canonical
+    return format_decimal(abs(parsed))
 
 
-def integer(value: Any, field: str) -> int:
-    """A non-negative integer (JSON number, not a bool)."""
+def integer(value: Any, field: str, maximum: int = INT64_MAX) -> int:
+    """A non-negative integer (JSON number, not a bool) of at most `maximum` (default: int64's maximum)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise MalformedFrameError("bad_integer", f"{field} must be a non-negative integer, got {value!r:.40}")
+    if value > maximum:
+        raise MalformedFrameError("out_of_range", f"{field}={value!r:.40} is above {maximum}")
     return value
 
 
@@ -64,5 +70,8 @@ def obj(value: Any, field: str) -> dict[str, Any]:
 
 
 def ms_to_ns(value: Any, field: str) -> int:
-    """Epoch milliseconds -> epoch nanoseconds."""
-    return integer(value, field) * 1_000_000
+    """Epoch milliseconds -> epoch nanoseconds, refused unless the nanoseconds fit an int64 (year 2262).
+
+    Same bound as aipx.numbers.epoch_ms_to_ns, inlined for the hot path (a JSON number, never text).
+    """
+    return integer(value, field, MAX_EPOCH_MS) * 1_000_000

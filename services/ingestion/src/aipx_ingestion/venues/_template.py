@@ -1,4 +1,5 @@
-"""Reference for a new venue: copy this module, fill in each part, register the class in venues/__init__.py.
+"""Reference for a new venue: copy this module, fill in each part, register the class in venues/__init__.py
+(the template itself is not registered: it is documentation, not a production venue).
 
 Nothing else changes: the connection manager, the normalizer (sequence, dedupe, gaps, books), the Kafka
 publisher and the metrics work from this interface. Add recorded payloads of each message type under
@@ -7,7 +8,7 @@ This module is a working (minimal) feed of trades only for a venue speaking
 
     {"channel": "trades", "symbol": "BTC_USDT", "id": 17, "price": "1.5", "size": "2", "side": "buy", "ts": 1}
 
-so the template itself is tested (tests/ingestion/test_venue_template.py).
+so the template itself is tested (tests/ingestion/test_runtime_rules.py, test_parser_fuzz.py).
 """
 
 from __future__ import annotations

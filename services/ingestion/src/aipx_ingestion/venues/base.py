@@ -17,9 +17,11 @@ from aipx_ingestion.domain.normalizer import Stream
 from aipx_ingestion.domain.symbols import SymbolMap
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ParsedFrame:
-    """The events of one frame and the venue stream (topic) they came from (None for control frames)."""
+    """The events of one frame and the venue stream (topic) they came from (None for control frames).
+
+    Not frozen: one is built per frame, and frozen dataclasses construct several times slower."""
 
     stream: str | None
     events: Sequence[VenueEvent]
@@ -53,6 +55,11 @@ class FeedAdapter(ABC):
     """Interval of the application-level ping the venue requires, if any (besides WebSocket pings)."""
     rest_snapshots: ClassVar[bool] = False
     """True if books are initialised from a REST snapshot (else the stream sends snapshots)."""
+    rest_weight_header: ClassVar[str | None] = None
+    """Response header with the weight used in the current window (Binance X-MBX-USED-WEIGHT-1M)."""
+    rest_weight_limit: ClassVar[int] = 0
+    """Weight allowed per window (with rest_weight_header)."""
+    rest_weight_window_s: ClassVar[float] = 60.0
 
     def __init__(self, config: VenueConfig) -> None:
         unknown = sorted(set(config.channels) - set(self.supported_channels()))
@@ -108,6 +115,10 @@ class FeedAdapter(ABC):
     def snapshot_url(self, venue_symbol: str) -> str:
         """REST URL of a depth snapshot (venues with rest_snapshots)."""
         raise NotImplementedError(f"{self.name} has no REST depth snapshots")
+
+    def snapshot_weight(self) -> int:
+        """The weight one snapshot request costs against rest_weight_limit."""
+        return 1
 
     def parse_snapshot(self, body: bytes, venue_symbol: str, received_ns: int) -> DepthSnapshot:
         """Parse a REST depth snapshot; raises MalformedFrameError."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
+import msgspec
 import orjson
+from aipx.numbers import INT64_MAX, MAX_EPOCH_MS
 from aipx.v1.common_pb2 import SIDE_BUY, SIDE_SELL
 
 from aipx_ingestion.domain.book import BookSync, DiffDepthSync
@@ -29,6 +31,59 @@ from aipx_ingestion.venues.base import FeedAdapter, ParsedFrame
 
 _PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
+# -- fast path: typed msgspec Structs for the high-rate streams --------------------------------------------
+# The same checks as the general parser below, declared: ids are non-negative int64s (never bools), times
+# epoch milliseconds whose nanoseconds fit an int64, texts non-empty, flags true/false; decimal strings go
+# through decimal_text (the fast plain-text check first). A frame the Structs refuse is parsed again by the
+# general parser, which names the reason: errors are rare, and reported exactly as before.
+_Id = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+_Ms = Annotated[int, msgspec.Meta(ge=0, le=MAX_EPOCH_MS)]
+_Text = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Combined(msgspec.Struct):
+    stream: _Text
+    data: msgspec.Raw
+
+
+class _Trade(msgspec.Struct):
+    e: Literal["trade"]
+    s: _Text
+    t: _Id
+    p: str
+    q: str
+    T: _Ms
+    m: bool
+
+
+class _AggTrade(msgspec.Struct):
+    e: Literal["aggTrade"]
+    s: _Text
+    a: _Id
+    p: str
+    q: str
+    f: _Id
+    l: _Id  # noqa: E741 - Binance's field name
+    T: _Ms
+    m: bool
+
+
+class _BookTicker(msgspec.Struct):
+    u: _Id
+    s: _Text
+    b: str
+    B: str
+    a: str
+    A: str
+    e: Literal["bookTicker"] | None = None
+    E: _Ms | msgspec.UnsetType = msgspec.UNSET  # spot has none; null is refused, as by the general parser
+
+
+_COMBINED = msgspec.json.Decoder(_Combined)
+_TRADE = msgspec.json.Decoder(_Trade)
+_AGG_TRADE = msgspec.json.Decoder(_AggTrade)
+_BOOK_TICKER = msgspec.json.Decoder(_BookTicker)
+
 
 class BinanceFeed(FeedAdapter):
     """Binance spot combined streams; books follow the documented diff-depth + REST snapshot procedure."""
@@ -41,6 +96,11 @@ class BinanceFeed(FeedAdapter):
     max_streams_per_connection = 1024
     subscribe_batch = 50
     rest_snapshots = True
+    # IP request-weight limit of the spot REST API (exchangeInfo rateLimits: REQUEST_WEIGHT 6000 per minute);
+    # every response reports what is used so far in the current minute.
+    rest_weight_header = "X-MBX-USED-WEIGHT-1M"
+    rest_weight_limit = 6000
+    rest_weight_window_s = 60.0
 
     _ids = itertools.count(1)
 
@@ -79,6 +139,11 @@ class BinanceFeed(FeedAdapter):
     def snapshot_url(self, venue_symbol: str) -> str:
         return f"{self.config.rest_url}/api/v3/depth?symbol={venue_symbol}&limit={self.config.snapshot_depth}"
 
+    def snapshot_weight(self) -> int:
+        # GET /api/v3/depth: weight by limit (1-100: 5, 101-500: 25, 501-1000: 50, 1001-5000: 250).
+        depth = self.config.snapshot_depth
+        return 5 if depth <= 100 else 25 if depth <= 500 else 50 if depth <= 1000 else 250
+
     def parse_snapshot(self, body: bytes, venue_symbol: str, received_ns: int) -> DepthSnapshot:
         try:
             msg = obj(orjson.loads(body), "snapshot")
@@ -100,6 +165,38 @@ class BinanceFeed(FeedAdapter):
             ) from None
 
     def parse(self, frame: str | bytes) -> ParsedFrame:
+        try:
+            return self._parse_fast(frame)
+        except (msgspec.ValidationError, msgspec.DecodeError, MalformedFrameError, _Unhandled):
+            return self._parse_general(frame)
+
+    @staticmethod
+    def _parse_fast(frame: str | bytes) -> ParsedFrame:
+        """aggTrade, trade and bookTicker frames of the combined stream through typed Structs."""
+        combined = _COMBINED.decode(frame)
+        stream = combined.stream
+        event: VenueEvent
+        if stream.endswith("@aggTrade"):
+            a = _AGG_TRADE.decode(combined.data)
+            side = SIDE_SELL if a.m else SIDE_BUY
+            price, quantity = decimal_text(a.p, "p"), decimal_text(a.q, "q")
+            event = TradeEvent(a.s, a.T * 1_000_000, str(a.a), a.a, price, quantity, side, True, a.f, a.l)
+        elif stream.endswith("@bookTicker"):
+            b = _BOOK_TICKER.decode(combined.data)
+            time_ns = 0 if b.E is msgspec.UNSET else b.E * 1_000_000
+            bid, bid_size = decimal_text(b.b, "b"), decimal_text(b.B, "B")
+            ask, ask_size = decimal_text(b.a, "a"), decimal_text(b.A, "A")
+            event = QuoteEvent(b.s, time_ns, b.u, bid, bid_size, ask, ask_size)
+        elif stream.endswith("@trade"):
+            t = _TRADE.decode(combined.data)
+            side = SIDE_SELL if t.m else SIDE_BUY
+            price, quantity = decimal_text(t.p, "p"), decimal_text(t.q, "q")
+            event = TradeEvent(t.s, t.T * 1_000_000, str(t.t), t.t, price, quantity, side)
+        else:
+            raise _Unhandled
+        return ParsedFrame(stream, (event,))
+
+    def _parse_general(self, frame: str | bytes) -> ParsedFrame:
         try:
             msg = orjson.loads(frame)
         except orjson.JSONDecodeError:
@@ -190,6 +287,10 @@ class BinanceFeed(FeedAdapter):
                 ask_size=decimal_text(d["A"], "A"),
             )
         raise MalformedFrameError("unknown_type", f"unknown event type {str(event)[:40]!r}")
+
+
+class _Unhandled(Exception):
+    """A frame the fast path does not cover (depth, klines, replies): the general parser takes it."""
 
 
 def _flag(value: Any, field: str) -> bool:
