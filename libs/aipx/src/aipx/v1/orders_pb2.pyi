@@ -133,6 +133,10 @@ class _RejectReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RejectRe
     REJECT_REASON_ORDER_NOT_OPEN: _RejectReason.ValueType  # 17
     REJECT_REASON_INSTRUMENT_NOT_TRADING: _RejectReason.ValueType  # 18
     REJECT_REASON_MIN_NOTIONAL_NOT_MET: _RejectReason.ValueType  # 19
+    REJECT_REASON_INSUFFICIENT_BALANCE: _RejectReason.ValueType  # 20
+    """The account's free balance does not cover the order's reservation (quote notional plus fee for a buy,
+    the base quantity for a sell).
+    """
 
 class RejectReason(_RejectReason, metaclass=_RejectReasonEnumTypeWrapper):
     """Why an order (or a cancel/replace) was denied or rejected. Modeled on nautilus_trader's denial reasons."""
@@ -158,6 +162,10 @@ REJECT_REASON_VENUE_REJECTED: RejectReason.ValueType  # 16
 REJECT_REASON_ORDER_NOT_OPEN: RejectReason.ValueType  # 17
 REJECT_REASON_INSTRUMENT_NOT_TRADING: RejectReason.ValueType  # 18
 REJECT_REASON_MIN_NOTIONAL_NOT_MET: RejectReason.ValueType  # 19
+REJECT_REASON_INSUFFICIENT_BALANCE: RejectReason.ValueType  # 20
+"""The account's free balance does not cover the order's reservation (quote notional plus fee for a buy,
+the base quantity for a sell).
+"""
 Global___RejectReason: _TypeAlias = RejectReason  # noqa: Y015
 
 class _Liquidity:

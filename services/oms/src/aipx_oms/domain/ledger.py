@@ -245,9 +245,10 @@ class AccountLedger:
         """Free what an order held (cancel, reject, expiry, last fill); the released reservation."""
         return self.reservations.pop(order_id, None)
 
-    def settle_fill(self, entries: tuple[Entry, Entry, Entry], *, final: bool) -> None:
+    def settle_fill(self, entries: tuple[Entry, Entry, Entry], *, final: bool, check: bool = True) -> None:
         """Apply a fill's entries (from `fill_entries`), drawing the debits from the order's reservation;
-        `final` (the order is now filled or otherwise done) releases whatever it still holds."""
+        `final` (the order is now filled or otherwise done) releases whatever it still holds. `check=False`
+        applies a fill that already happened at the venue even when it overdraws (a fact is never refused)."""
         order_id = entries[0].order_id
         assert order_id is not None
         reservation = self.reservations.get(order_id)
@@ -260,7 +261,9 @@ class AccountLedger:
             consumed = min(max(debit, ZERO), reservation.amount)
         for asset, amount in moves.items():
             held = consumed if reservation is not None and asset == reservation.asset else ZERO
-            check_debit(asset, self.total(asset), self.locked(asset) - held, amount, self.allow_negative)
+            check_debit(
+                asset, self.total(asset), self.locked(asset) - held, amount, self.allow_negative or not check
+            )
         for asset, amount in moves.items():
             self.totals[asset] = self.total(asset) + amount
         if reservation is not None:

@@ -31,7 +31,15 @@ DEMO_ACCOUNT = "demo"
 DEMO_API_KEY = "aipx-demo-key"
 DEMO_OPERATOR = "demo-operator"
 DEMO_OPERATOR_TOKEN = "aipx-demo-admin"
-DEMO_FUNDING = (("USDT", Decimal("1000000")),)
+# Quote cash for buys and some of each demo base asset, so that the demo strategies' sells are covered too.
+DEMO_FUNDING = (
+    ("USDT", Decimal("1000000")),
+    ("BTC", Decimal("10")),
+    ("ETH", Decimal("100")),
+    ("SOL", Decimal("1000")),
+    ("BNB", Decimal("1000")),
+    ("XRP", Decimal("100000")),
+)
 
 DEMO_INSTRUMENTS = (
     Instrument(

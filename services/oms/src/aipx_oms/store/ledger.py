@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from aipx_oms.domain.ledger import (
+    AccountLedger,
     Balance,
     Entry,
     EntryType,
@@ -131,10 +132,11 @@ async def post_entry(conn: Conn, entry: Entry) -> PostedEntry:
         return PostedEntry(entry, balance_after, True)
 
 
-async def post_fill(conn: Conn, entries: Sequence[Entry], *, final: bool) -> bool:
+async def post_fill(conn: Conn, entries: Sequence[Entry], *, final: bool, check: bool = True) -> bool:
     """The order path's hook: post a fill's entries (from `domain.ledger.fill_entries`: base, quote, fee) and
     draw them from the order's reservation; `final` releases what the order still holds. Idempotent on the
-    fill (False when its entries were already posted). Runs in the caller's transaction."""
+    fill (False when its entries were already posted). Runs in the caller's transaction. `check=False`: the
+    fill already happened at the venue, so it is posted even when it overdraws a cash account."""
     first = entries[0]
     assert first.order_id is not None and first.fill_id is not None
     async with conn.transaction():
@@ -154,7 +156,7 @@ async def post_fill(conn: Conn, entries: Sequence[Entry], *, final: bool) -> boo
         for asset in sorted(moves):  # a fixed lock order: no deadlock between two fills
             total, locked = await _lock_balance(conn, first.account_id, asset)
             held = consumed if reservation is not None and asset == reservation["asset"] else ZERO
-            check_debit(asset, total, locked - held, moves[asset], allow_negative)
+            check_debit(asset, total, locked - held, moves[asset], allow_negative or not check)
             totals[asset] = total
         for entry in entries:
             totals[entry.asset] += entry.amount
@@ -225,3 +227,17 @@ async def reservations(conn: Conn, account_id: str) -> list[Reservation]:
         "SELECT order_id, asset, amount FROM balance_reservations WHERE account_id = $1", account_id
     )
     return [Reservation(r["order_id"], r["asset"], r["amount"]) for r in rows]
+
+
+async def account_ledger(conn: Conn, account_id: str) -> AccountLedger:
+    """The account's balances and reservations as the order path keeps them in memory."""
+    allow_negative = await conn.fetchval(
+        "SELECT allow_negative_balances FROM accounts WHERE account_id = $1", account_id
+    )
+    totals = await conn.fetch("SELECT asset, total FROM balances WHERE account_id = $1", account_id)
+    return AccountLedger(
+        account_id,
+        bool(allow_negative),
+        {r["asset"]: r["total"] for r in totals},
+        {r.order_id: r for r in await reservations(conn, account_id)},
+    )

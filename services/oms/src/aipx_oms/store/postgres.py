@@ -11,7 +11,9 @@ from typing import Any
 
 import asyncpg
 
+from aipx_oms.domain.ledger import AccountLedger
 from aipx_oms.domain.model import AccountState, Instrument, Order, OrderStatus, Position
+from aipx_oms.store import ledger
 from aipx_oms.store.errors import StoreUnavailableError, is_unavailable
 from aipx_oms.store.rows import (
     ORDER_COLUMNS,
@@ -199,6 +201,11 @@ class OmsStore:
         return AccountRow(
             account_id, AccountState(row["state"]), limits, {r["symbol"]: r["max_quantity"] for r in caps}
         )
+
+    async def account_ledger(self, account_id: str) -> AccountLedger:
+        """The account's balances and reservations (store.ledger.account_ledger)."""
+        async with self._conn() as conn:
+            return await ledger.account_ledger(conn, account_id)
 
     async def open_orders(
         self, account_id: str | None = None, *, venues: Sequence[str] | None = None

@@ -71,7 +71,8 @@ class BookCache:
                 raise UnknownAccountError(f"account {account_id!r} does not exist")
             orders = await self.store.open_orders(account_id)
             positions = await self.store.positions(account_id)
-            book = AccountBook.load(account_id, row.state, self.limits(row), orders, positions)
+            funds = await self.store.account_ledger(account_id)
+            book = AccountBook.load(account_id, row.state, self.limits(row), orders, positions, ledger=funds)
             for order in orders:
                 self._order_account[order.order_id] = account_id
             self._books[account_id] = book

@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from aipx_oms import metrics
 from aipx_oms.domain.executions import fill_to_store
+from aipx_oms.domain.ledger import fill_entries
 from aipx_oms.domain.model import Fill, Order, OrderEvent, OrderStatus, RejectReason
 from aipx_oms.domain.state_machine import IllegalTransitionError
 from aipx_oms.domain.state_machine import OrderStateMachine as OSM
@@ -204,6 +205,21 @@ class ExecutionReports:
                 mutation.updates.append((new, order.sequence))
                 mutation.fills.append(fill)
                 mutation.positions.append(position)
+                if instrument is not None:  # balances move with the fill, in its transaction
+                    entries = fill_entries(
+                        account_id=account_id,
+                        order_id=order.order_id,
+                        fill_id=fill.fill_id,
+                        side=order.side,
+                        base_asset=instrument.base_asset,
+                        quote_asset=instrument.quote_asset,
+                        quantity=quantity,
+                        price=price,
+                        fee=report.fee,
+                        fee_asset=report.fee_currency or instrument.quote_asset,
+                        time_ns=fill.fill_time_ns,
+                    )
+                    mutation.ledger_fills.append((entries, new.status.is_terminal))
                 mutation.events.append(
                     OrderEvent(new_event_id(), event_type, new, now, fill=fill, position=position)
                 )
@@ -236,6 +252,8 @@ class ExecutionReports:
         def applied(result: WriteResult) -> None:
             for position in mutation.positions:
                 book.set_position(position)
+            for entries, final in mutation.ledger_fills:
+                book.ledger.settle_fill(entries, final=final, check=False)
             self.books.committed(account_id, new)
             self.books.update_open_gauge()
 
