@@ -147,6 +147,12 @@ async def test_reservations_fills_fees_and_marks(oms_env: OmsEnv) -> None:
         [position] = [p for p in account.positions if p.symbol == "BTC-USDT"]
         average = Decimal(position.average_price.value)
         assert Decimal(account.unrealized_pnl.value) == Decimal("0.1") * (Decimal("51000") - average)
+        assert (position.mark_price.value, Decimal(position.unrealized_pnl.value)) == (
+            "51000",
+            Decimal("99.0"),
+        )
+        [listed] = await c.positions(["BTC-USDT"])
+        assert listed.mark_price.value == "51000" and Decimal(listed.unrealized_pnl.value) == Decimal("99.0")
         usdt_total = balances["USDT"]
         assert Decimal(account.equity.value) == usdt_total + Decimal("0.1") * Decimal("51000")
 

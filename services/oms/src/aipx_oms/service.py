@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
+from aipx_oms.domain.ledger import mark_price
 from aipx_oms.domain.model import Instrument, Order, OrderRequest, Position
 from aipx_oms.domain.risk import RateLimiter
 from aipx_oms.events import EventBus
@@ -93,6 +94,11 @@ class OrderService:
     @property
     def instruments(self) -> dict[str, Instrument]:
         return self.books.instruments
+
+    def mark(self, symbol: str) -> Decimal | None:
+        """The symbol's mark price (last trade, else mid) from the market data the OMS follows."""
+        snapshot = self.market.snapshot(symbol)
+        return mark_price(snapshot.last_trade, snapshot.bid, snapshot.ask)
 
     # --- lifecycle ------------------------------------------------------------------------------------
 

@@ -504,6 +504,8 @@ class Position(_message.Message):
     AVERAGE_PRICE_FIELD_NUMBER: _builtins.int
     REALIZED_PNL_FIELD_NUMBER: _builtins.int
     UPDATED_TIME_NS_FIELD_NUMBER: _builtins.int
+    MARK_PRICE_FIELD_NUMBER: _builtins.int
+    UNREALIZED_PNL_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     symbol: _builtins.str
     updated_time_ns: _builtins.int
@@ -515,6 +517,16 @@ class Position(_message.Message):
     def average_price(self) -> _common_pb2.Decimal: ...
     @_builtins.property
     def realized_pnl(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def mark_price(self) -> _common_pb2.Decimal:
+        """Mark-to-market (ListPositions, GetAccount/StreamAccount; unset in order events and when the OMS has no
+        market data for the symbol): the mark is the last trade, else the bid/ask mid.
+        """
+
+    @_builtins.property
+    def unrealized_pnl(self) -> _common_pb2.Decimal:
+        """quantity x (mark_price - average_price)."""
+
     def __init__(
         self,
         *,
@@ -524,10 +536,12 @@ class Position(_message.Message):
         average_price: _common_pb2.Decimal | None = ...,
         realized_pnl: _common_pb2.Decimal | None = ...,
         updated_time_ns: _builtins.int = ...,
+        mark_price: _common_pb2.Decimal | None = ...,
+        unrealized_pnl: _common_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["average_price", b"average_price", "quantity", b"quantity", "realized_pnl", b"realized_pnl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["average_price", b"average_price", "mark_price", b"mark_price", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "unrealized_pnl", b"unrealized_pnl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_price", b"average_price", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "symbol", b"symbol", "updated_time_ns", b"updated_time_ns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_price", b"average_price", "mark_price", b"mark_price", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "symbol", b"symbol", "unrealized_pnl", b"unrealized_pnl", "updated_time_ns", b"updated_time_ns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

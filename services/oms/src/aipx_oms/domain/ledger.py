@@ -282,6 +282,11 @@ def totals_of(entries: Iterable[Entry]) -> Mapping[str, Decimal]:
     return totals
 
 
+def unrealized_pnl(quantity: Decimal, average_price: Decimal, mark: Decimal) -> Decimal:
+    """What a position would realize at `mark`: quantity x (mark - average price) (no division)."""
+    return quantity * (mark - average_price)
+
+
 def mark_price(last_trade: Decimal | None, bid: Decimal | None, ask: Decimal | None) -> Decimal | None:
     """The mark of an instrument: its last trade, else the mid of bid and ask (the one division here: / 2,
     at the decimal context's 28 significant digits, ROUND_HALF_EVEN), else None."""
@@ -358,5 +363,5 @@ def value_account(
         if position_mark is None:
             unpriced.append(position.symbol)
             continue
-        unrealized += position.quantity * (position_mark - position.average_price)
+        unrealized += unrealized_pnl(position.quantity, position.average_price, position_mark)
     return AccountValuation(tuple(valued), equity, realized, unrealized, tuple(unpriced))
