@@ -25,3 +25,8 @@ VENUE_REPORTS = Counter(
 VENUE_ERRORS = Counter(
     "aipx_oms_venue_errors_total", "Failed venue calls and unusable reports", ["venue", "what"]
 )
+BALANCE_DIVERGENCES = Counter(
+    "aipx_oms_balance_divergences_total",
+    "Assets whose ledger total differed from the venue's balance (each reconciled by an ADJUSTMENT entry)",
+    ["venue", "asset"],
+)

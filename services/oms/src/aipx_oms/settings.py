@@ -85,6 +85,10 @@ class OmsSettings(ComponentSettings):
     binance_api_key: SecretStr | None = None
     binance_api_secret: SecretStr | None = None
     binance_recv_window_ms: int = Field(5000, ge=1, le=60000)
+    # The OMS account whose ledger mirrors the Binance account's balances (None: balances not reconciled);
+    # the account endpoint is read every binance_balance_reconcile_s (and the user stream's updates followed).
+    binance_account_id: str | None = None
+    binance_balance_reconcile_s: float = Field(60.0, gt=0)
 
     # Order events
     order_events_topic: str = ORDER_EVENTS

@@ -365,3 +365,31 @@ def value_account(
             continue
         unrealized += unrealized_pnl(position.quantity, position.average_price, position_mark)
     return AccountValuation(tuple(valued), equity, realized, unrealized, tuple(unpriced))
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """An asset whose ledger total differs from what the venue holds; `adjustment` makes them agree."""
+
+    asset: str
+    ledger: Decimal
+    venue: Decimal
+
+    @property
+    def adjustment(self) -> Decimal:
+        return self.venue - self.ledger
+
+
+def divergences(
+    ledger_totals: Mapping[str, Decimal], venue_totals: Mapping[str, Decimal], *, complete: bool
+) -> list[Divergence]:
+    """The assets where the ledger and the venue disagree, by asset. A `complete` venue view holds 0 of
+    every asset it does not list; a partial one (a stream update) says nothing about the others."""
+    assets = set(venue_totals) | (set(ledger_totals) if complete else set())
+    found = []
+    for asset in sorted(assets):
+        ledger = ledger_totals.get(asset, ZERO)
+        venue = venue_totals.get(asset, ZERO)
+        if ledger != venue:
+            found.append(Divergence(asset, ledger, venue))
+    return found

@@ -9,7 +9,8 @@ writes under the row locks that make them race-free.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -19,11 +20,13 @@ import asyncpg
 from aipx_oms.domain.ledger import (
     AccountLedger,
     Balance,
+    Divergence,
     Entry,
     EntryType,
     InvalidEntryError,
     Reservation,
     check_debit,
+    divergences,
 )
 from aipx_oms.domain.model import ZERO
 
@@ -241,3 +244,39 @@ async def account_ledger(conn: Conn, account_id: str) -> AccountLedger:
         {r["asset"]: r["total"] for r in totals},
         {r.order_id: r for r in await reservations(conn, account_id)},
     )
+
+
+async def reconcile(
+    conn: Conn,
+    account_id: str,
+    venue_totals: Mapping[str, Decimal],
+    *,
+    complete: bool,
+    reason: str,
+    actor: str,
+    time_ns: int,
+) -> list[Divergence]:
+    """Make the account's ledger agree with a venue's balances: under the balance row locks (so no fill
+    posts in between), one ADJUSTMENT entry per diverging asset, posted even below zero (the venue's balance
+    is the fact). The divergences found (none: nothing written)."""
+    async with conn.transaction():
+        assets = sorted(
+            set(venue_totals) | ({b.asset for b in await balances(conn, account_id)} if complete else set())
+        )
+        ledger_totals = {}
+        for asset in assets:  # a fixed lock order, as post_fill
+            ledger_totals[asset], _ = await _lock_balance(conn, account_id, asset)
+        found = divergences(ledger_totals, venue_totals, complete=complete)
+        for divergence in found:
+            entry = Entry(
+                entry_id=f"rec-{uuid.uuid4().hex}",
+                account_id=account_id,
+                asset=divergence.asset,
+                type=EntryType.ADJUSTMENT,
+                amount=divergence.adjustment,
+                reason=f"{reason}: venue {divergence.venue}, ledger {divergence.ledger}",
+                actor=actor,
+                time_ns=time_ns,
+            )
+            await _insert(conn, entry, divergence.venue)
+    return found

@@ -50,6 +50,8 @@ class ExecutionReports:
         self._pending_reports = 0
         self._room = asyncio.Event()
         self._room.set()
+        self._idle = asyncio.Event()  # set while no report waits to be stored
+        self._idle.set()
         self._position_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -79,6 +81,7 @@ class ExecutionReports:
         """The venues' callback: reports are applied in arrival order (per order)."""
         metrics.VENUE_REPORTS.labels(report.venue, report.kind.value).inc()
         self._pending_reports += 1
+        self._idle.clear()
         if self._pending_reports >= self.settings.report_queue_max:
             self._room.clear()
         self._reports.put_nowait(report)
@@ -92,6 +95,12 @@ class ExecutionReports:
         self._pending_reports -= 1
         if self._pending_reports < self.settings.report_queue_max:
             self._room.set()
+        if self._pending_reports == 0:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once every report received so far is stored (or given up)."""
+        await self._idle.wait()
 
     async def _report_loop(self) -> None:
         while True:
