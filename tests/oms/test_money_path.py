@@ -5,15 +5,19 @@ ledger sums to the balances; unrealized P&L and equity follow the market's trade
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import asyncpg
+import grpc
 import pytest
 from aipx.clients.oms import OmsClient
 from aipx.v1 import common_pb2, orders_pb2
 from aipx_oms.domain.ledger import Entry, EntryType
 from aipx_oms.store.admin import add_api_key, set_risk_limits, upsert_account
 from aipx_oms.store.ledger import post_entry
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.oms.conftest import OmsEnv, eventually
 from tests.oms.helpers import publish_market, quote, trade
@@ -52,11 +56,9 @@ async def wait_status(client: OmsClient, order_id: str, status: int, what: str) 
     return holder[0]
 
 
-async def totals(env: OmsEnv) -> dict[str, Decimal]:
-    return {
-        r["asset"]: r["total"]
-        for r in await env.sql("SELECT asset, total FROM balances WHERE account_id = 'cash'")
-    }
+async def totals(env: OmsEnv, account: str = "cash") -> dict[str, Decimal]:
+    rows = await env.sql("SELECT asset, total FROM balances WHERE account_id = $1", account)
+    return {r["asset"]: r["total"] for r in rows}
 
 
 async def locked(env: OmsEnv, order_id: str) -> Decimal | None:
@@ -64,20 +66,20 @@ async def locked(env: OmsEnv, order_id: str) -> Decimal | None:
     return rows[0]["amount"] if rows else None
 
 
-async def assert_ledger_invariants(env: OmsEnv) -> None:
+async def assert_ledger_invariants(env: OmsEnv, account: str = "cash", *, need_fills: bool = True) -> None:
     """Per asset the entries sum to the balance; every fill has its two trade legs and exactly one fee entry
     equal to the fill's fee; a cash account is never below zero."""
     sums = {
         r["asset"]: r["s"]
         for r in await env.sql(
-            "SELECT asset, sum(amount) AS s FROM ledger_entries WHERE account_id = 'cash' GROUP BY asset"
+            "SELECT asset, sum(amount) AS s FROM ledger_entries WHERE account_id = $1 GROUP BY asset", account
         )
     }
-    balances = await totals(env)
+    balances = await totals(env, account)
     assert sums == {a: t for a, t in balances.items() if t != 0 or a in sums}
     assert all(t >= 0 for t in balances.values()), balances
-    fills = await env.sql("SELECT fill_id, fee FROM fills WHERE account_id = 'cash'")
-    assert fills, "the scenario has fills"
+    fills = await env.sql("SELECT fill_id, fee FROM fills WHERE account_id = $1", account)
+    assert fills or not need_fills, "the scenario has fills"
     for fill in fills:
         legs = await env.sql(
             "SELECT type, amount FROM ledger_entries WHERE fill_id = $1 ORDER BY type", fill["fill_id"]
@@ -214,3 +216,75 @@ async def _touch_ask(env: OmsEnv, ask: str) -> bool:
     assert env.app is not None
     touch = env.app.market.touch("BTC-USDT")
     return touch is not None and touch.ask == Decimal(ask)
+
+
+_ACTION = st.tuples(
+    st.sampled_from(["limit", "market"]),
+    st.sampled_from([BUY, SELL]),
+    st.sampled_from(["0.01", "0.05", "0.1", "0.25"]),
+    st.integers(min_value=-3, max_value=3),  # limit price: ticks of 10 from the touch (> 0 crosses)
+)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # fmt: skip
+@given(actions=st.lists(_ACTION, min_size=1, max_size=6))
+async def test_ledger_invariants_hold_through_random_orders(
+    oms: OmsEnv, actions: list[tuple[str, int, str, int]]
+) -> None:
+    """Random orders of a fresh cash account on the paper venue (some filled, some denied, the rest canceled):
+    every asset's entries sum to its balance, every fill has its fee entry, nothing stays held, nothing is
+    negative."""
+    account = f"prop-{uuid.uuid4().hex[:12]}"
+    key = f"key-{account}"
+    conn = await asyncpg.connect(oms.dsn)
+    try:
+        await upsert_account(conn, account)
+        await add_api_key(conn, account, key)
+        await set_risk_limits(conn, account, max_open_orders=1000, rate_per_s=Decimal(1000), rate_burst=1000)
+        for asset, amount in (("USDT", "8000"), ("BTC", "0.2")):
+            await post_entry(
+                conn,
+                Entry(f"{account}-{asset}", account, asset, EntryType.DEPOSIT, Decimal(amount), "t", "t"),
+            )
+    finally:
+        await conn.close()
+    assert oms.app is not None
+    ask = Decimal(50010) + len(actions)  # a new quote per example: fresh paper liquidity
+    await publish_market(
+        oms.kafka, oms.market_topic, [quote("BTC-USDT", str(ask - 20), "0.3", str(ask), "0.3")]
+    )
+    await eventually(lambda: _touch_ask(oms, str(ask)), what="the example's quote")
+    async with OmsClient(oms.target, key, timeout_s=10.0) as c:
+        ids = []
+        for kind, side, quantity, ticks in actions:
+            if kind == "market":
+                order = (await c.submit("BTC-USDT", side, quantity, order_type=MARKET)).order
+            else:
+                touch = ask if side == BUY else ask - 20
+                price = touch + Decimal(10 * ticks) * (1 if side == BUY else -1)
+                order = (await c.submit("BTC-USDT", side, quantity, price=str(price))).order
+            ids.append(order.order_id)
+        for order_id in ids:
+            current = await c.get(order_id=order_id)
+            if current.status in (S.ORDER_STATUS_ACCEPTED, S.ORDER_STATUS_PARTIALLY_FILLED):
+                try:
+                    await c.cancel(order_id=order_id)
+                except grpc.aio.AioRpcError as exc:  # it finished meanwhile (filled)
+                    assert exc.code() is grpc.StatusCode.FAILED_PRECONDITION, exc
+
+        async def all_done() -> bool:
+            for order_id in ids:
+                order = await c.get(order_id=order_id)
+                if order.status not in (
+                    S.ORDER_STATUS_FILLED, S.ORDER_STATUS_CANCELED, S.ORDER_STATUS_DENIED,
+                    S.ORDER_STATUS_REJECTED, S.ORDER_STATUS_EXPIRED,
+                ):  # fmt: skip
+                    return False
+            return True
+
+        await eventually(all_done, timeout_s=30, what="every order finished")
+    held = await oms.sql("SELECT count(*) AS n FROM balance_reservations WHERE account_id = $1", account)
+    assert held[0]["n"] == 0, "finished orders hold nothing"
+    await assert_ledger_invariants(oms, account, need_fills=False)
