@@ -231,7 +231,7 @@ _ACTION = st.tuples(
 )  # fmt: skip
 @given(actions=st.lists(_ACTION, min_size=1, max_size=6))
 async def test_ledger_invariants_hold_through_random_orders(
-    oms: OmsEnv, actions: list[tuple[str, int, str, int]]
+    oms: OmsEnv, actions: list[tuple[str, common_pb2.Side.ValueType, str, int]]
 ) -> None:
     """Random orders of a fresh cash account on the paper venue (some filled, some denied, the rest canceled):
     every asset's entries sum to its balance, every fill has its fee entry, nothing stays held, nothing is
