@@ -12,6 +12,10 @@ Functions come from the function manifest (libs/aipx/src/aipx/catalog/functions.
    --target ...` (binary wheels for the Lambda runtime, never the build machine's platform);
 3. workspace members (aipx, the function's own project): built as wheels with `uv build`, installed the same
    way;
+   A package with the strategy engine (aipx-strategy) also gets every strategy plug-in installed in the
+   environment running this script (a distribution with `aipx.strategies` entry points, see
+   examples/strategy-plugin): built from its source directory when it was installed from one, else its
+   `name==version` from the index; so the live function runs the strategies the backtester ran;
 4. the handler module is checked to be inside the package, size limits are checked, and the tree is zipped
    deterministically (sorted entries, fixed timestamps), so an unchanged build keeps the same hash and
    Terraform does not redeploy it.
@@ -23,6 +27,7 @@ read them.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -32,7 +37,9 @@ import tomllib
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import distributions
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from aipx.functions import load_manifest
 
@@ -145,6 +152,32 @@ def export_requirements(project: str) -> tuple[list[Path], list[str]]:
     return split_requirements(exported)
 
 
+STRATEGY_GROUP = "aipx.strategies"
+STRATEGY_PROJECT = "aipx-strategy"
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def strategy_plugins(exclude: Sequence[str] = ()) -> list[str | Path]:
+    """Installed distributions with `aipx.strategies` entry points, except `exclude` (normalized project
+    names): the source directory each was installed from, else a `name==version` requirement."""
+    found: dict[str, str | Path] = {}
+    skip = {_normalized(n) for n in (*exclude, STRATEGY_PROJECT)}
+    for dist in distributions():
+        name = _normalized(dist.metadata["Name"] or "")
+        if name in skip or name in found or not any(ep.group == STRATEGY_GROUP for ep in dist.entry_points):
+            continue
+        direct = dist.read_text("direct_url.json")
+        url = str(json.loads(direct).get("url", "")) if direct else ""
+        source = Path(unquote(urlparse(url).path)) if url.startswith("file://") else None
+        found[name] = (
+            source if source is not None and source.is_dir() else f"{dist.metadata['Name']}=={dist.version}"
+        )
+    return [found[name] for name in sorted(found)]
+
+
 def _pip_install(target: Path, runtime: str, args: Sequence[str]) -> None:
     _run(
         [
@@ -220,8 +253,13 @@ def build_package(spec: PackageSpec, out_dir: Path, runtime: str, work: Path) ->
         requirements = work / f"{spec.name}-requirements.txt"
         requirements.write_text("\n".join(third_party) + "\n")
         _pip_install(tree, runtime, ["-r", str(requirements)])
-    for member in local:
+    members = [project_name(m) for m in local]
+    plugins = strategy_plugins(members) if STRATEGY_PROJECT in members else []
+    for member in [*local, *(p for p in plugins if isinstance(p, Path))]:
         _run(["uv", "build", "--quiet", "--wheel", "--out-dir", str(wheels), str(member)])
+    from_index = [p for p in plugins if isinstance(p, str)]
+    if from_index:
+        _pip_install(tree, runtime, from_index)
     built = sorted(wheels.glob("*.whl"))
     if built:
         _pip_install(tree, runtime, [str(w) for w in built])

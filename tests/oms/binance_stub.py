@@ -272,10 +272,11 @@ class BinanceStub:
         for ws in list(self._sockets):
             await ws.send_str(json.dumps(event))
 
-    async def send_raw(self, text: str) -> None:
-        """Push a frame as it is (malformed input)."""
+    async def push_raw(self, frame: str) -> None:
+        """Send `frame` as it is to every user-stream connection (a malformed report, for instance)."""
         for ws in list(self._sockets):
-            await ws.send_str(text)
+            await ws.send_str(frame)
+        await asyncio.sleep(0)
 
     async def drop_connections(self) -> None:
         for ws in list(self._sockets):

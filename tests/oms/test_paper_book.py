@@ -148,3 +148,67 @@ async def test_a_stop_already_reached_triggers_on_arrival_and_untriggered_ones_c
     market.apply(trade("BTC-USDT", "80", "1"))
     assert fills(reports)[-1] == ("again", Decimal("99"), Liquidity.TAKER)
     await paper.stop()
+
+
+async def test_a_better_priced_resting_order_fills_first_and_equal_prices_by_time() -> None:
+    reports: list[ExecutionReport] = []
+    market = MarketDataCache()
+    paper = await venue(reports, market)
+    market.apply(quote("BTC-USDT", "90", "110"))
+    # Placed worst first: 100 (t1), 102 (t2), 101 (t3), 102 (t4).
+    for oid, price in (("b100", "100"), ("b102-first", "102"), ("b101", "101"), ("b102-second", "102")):
+        await paper.submit(order(oid, price=price))
+    assert fills(reports) == []
+    # An ask at 100 with size 2.5: the two 102s by time, then half of the 101; the 100 waits.
+    market.apply(quote("BTC-USDT", "90", "100", "2.5"))
+    assert [(r.order_id, r.quantity, r.price) for r in reports if r.kind is ReportKind.FILL] == [
+        ("b102-first", Decimal("1"), Decimal("102")),
+        ("b102-second", Decimal("1"), Decimal("102")),
+        ("b101", Decimal("0.5"), Decimal("101")),
+    ]
+    # A sell print at 99.5 for 1: the rest of the 101, then the 100 (price-time again, trade through).
+    market.apply(trade("BTC-USDT", "99.5", "1"))
+    assert [(r.order_id, r.quantity) for r in reports if r.kind is ReportKind.FILL][3:] == [
+        ("b101", Decimal("0.5")),
+        ("b100", Decimal("0.5")),
+    ]
+    assert set(paper.working) == {"b100"}
+    await paper.stop()
+
+
+async def test_sell_side_priority_and_stops_trigger_by_stop_price() -> None:
+    reports: list[ExecutionReport] = []
+    market = MarketDataCache()
+    paper = await venue(reports, market)
+    market.apply(quote("BTC-USDT", "90", "110"))
+    market.apply(trade("BTC-USDT", "100", "1"))
+    await paper.submit(order("s120", side=Side.SELL, price="120"))
+    await paper.submit(order("s103", side=Side.SELL, price="103"))
+    market.apply(quote("BTC-USDT", "104", "111", "1"))
+    assert fills(reports) == [("s103", Decimal("103"), Liquidity.MAKER)], "the lower ask first"
+    # Two buy stops placed high first: a trade at 107 reaches both; the lower stop price triggers first.
+    await paper.submit(order("stop-106", type=OrderType.STOP, price=None, stop="106"))
+    await paper.submit(order("stop-104", type=OrderType.STOP, price=None, stop="104"))
+    market.apply(quote("BTC-USDT", "100", "110", "1.5"))
+    market.apply(trade("BTC-USDT", "107", "1"))
+    assert [(r.order_id, r.quantity) for r in reports if r.kind is ReportKind.FILL][1:] == [
+        ("stop-104", Decimal("1")),
+        ("stop-106", Decimal("0.5")),
+    ], "stops by trigger price; the second takes what is left of the ask"
+    await paper.stop()
+
+
+async def test_many_canceled_orders_leave_the_book_consistent() -> None:
+    reports: list[ExecutionReport] = []
+    market = MarketDataCache()
+    paper = await venue(reports, market)
+    market.apply(quote("BTC-USDT", "50", "150"))
+    for i in range(500):
+        await paper.submit(order(f"o{i}", price=str(60 + i % 30)))
+    for i in range(0, 500, 2):
+        await paper.cancel(order(f"o{i}"))
+    assert len(paper.working) == 250
+    market.apply(quote("BTC-USDT", "50", "89", "1000"))
+    filled = [r.order_id for r in reports if r.kind is ReportKind.FILL]
+    assert len(filled) == len(set(filled)) and all(int(o[1:]) % 2 == 1 for o in filled)
+    assert {int(o[1:]) % 30 for o in filled} == {29}, "only the orders at 89 cross"

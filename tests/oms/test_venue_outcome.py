@@ -179,9 +179,9 @@ async def test_an_unreadable_stream_frame_is_skipped_and_the_stream_stays_up(
     async with oms_env.client() as c:
         order = await _submit(c, "u1")
         await _wait(c, order.order_id, "acknowledged")
-        await venue.send_raw("{not json")
+        await venue.push_raw("{not json")
         bad_quantity = {"e": "executionReport", "x": "TRADE", "c": order.order_id, "l": "x"}
-        await venue.send_raw(json.dumps(bad_quantity))
+        await venue.push_raw(json.dumps(bad_quantity))
         await venue.fill(order.order_id, Decimal("2"), Decimal("1500"))
         await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "a fill after the bad frames")
     assert venue.connections_total == 1, "the same connection all along"

@@ -108,3 +108,95 @@ module "artifacts" {
     noncurrent_expiration_days = 30
   }]
 }
+
+# --- Glue Data Catalog: one table per topic over the lake, with partition projection -------------------
+# Athena (or any engine using the Glue catalogue) queries the lake without crawlers or partition loading:
+# the partitions are computed from the recorder's layout (aipx_recorder.layout),
+#   s3://<bucket>/<prefix>topic=<topic>/date=YYYY-MM-DD/hour=HH/[symbol=<symbol>/]*.parquet
+# and the columns are the recorder's Parquet schema of each topic's message, generated from the code into
+# lake_tables.json (scripts/gen_lake_catalog.py; tests/infrastructure check it is fresh).
+
+locals {
+  lake_tables = jsondecode(file(var.tables_file != "" ? var.tables_file : "${path.module}/lake_tables.json"))
+  # Glue names: lower case, letters, digits and underscores.
+  glue_database = replace(lower("${var.name}_lake"), "-", "_")
+  table_names   = { for topic, _ in local.lake_tables : topic => replace(topic, "-", "_") }
+  lake_prefix   = "s3://${var.name}-data-lake-${var.account_id}/${var.lake_prefix}"
+  symbol_level  = var.partition_by_symbol ? "/symbol=$${symbol}" : ""
+  projection = {
+    "projection.enabled"            = "true"
+    "projection.date.type"          = "date"
+    "projection.date.format"        = "yyyy-MM-dd"
+    "projection.date.range"         = "${var.projection_start_date},NOW"
+    "projection.date.interval"      = "1"
+    "projection.date.interval.unit" = "DAYS"
+    "projection.hour.type"          = "integer"
+    "projection.hour.range"         = "0,23"
+    "projection.hour.digits"        = "2"
+  }
+  symbol_projection = var.partition_by_symbol ? { "projection.symbol.type" = "injected" } : {}
+  locations = {
+    for topic, _ in local.lake_tables : topic => {
+      root     = "${local.lake_prefix}topic=${topic}/"
+      template = "${local.lake_prefix}topic=${topic}/date=$${date}/hour=$${hour}${local.symbol_level}/"
+    }
+  }
+}
+
+resource "aws_glue_catalog_database" "lake" {
+  name        = local.glue_database
+  description = "AIPX data lake: one table per Kafka topic, written by the recorder function."
+}
+
+resource "aws_glue_catalog_table" "topic" {
+  for_each = local.lake_tables
+
+  name          = local.table_names[each.key]
+  database_name = aws_glue_catalog_database.lake.name
+  description   = "Topic ${each.key} as recorded in the data lake (Parquet, zstd)."
+  table_type    = "EXTERNAL_TABLE"
+
+  parameters = merge(local.projection, local.symbol_projection, {
+    EXTERNAL                    = "TRUE"
+    classification              = "parquet"
+    "parquet.compression"       = "ZSTD"
+    "storage.location.template" = local.locations[each.key].template
+  })
+
+  partition_keys {
+    name = "date"
+    type = "string"
+  }
+
+  partition_keys {
+    name = "hour"
+    type = "int"
+  }
+
+  dynamic "partition_keys" {
+    for_each = var.partition_by_symbol ? ["symbol"] : []
+    content {
+      name = partition_keys.value
+      type = "string"
+    }
+  }
+
+  storage_descriptor {
+    location      = local.locations[each.key].root
+    input_format  = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    output_format = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+
+    ser_de_info {
+      serialization_library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+      parameters            = { "serialization.format" = "1" }
+    }
+
+    dynamic "columns" {
+      for_each = each.value.columns
+      content {
+        name = columns.value.name
+        type = columns.value.type
+      }
+    }
+  }
+}

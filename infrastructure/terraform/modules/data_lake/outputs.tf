@@ -22,3 +22,13 @@ output "artifacts_bucket_name" {
   description = "Bucket holding the Lambda deployment packages."
   value       = module.artifacts.id
 }
+
+output "glue_database_name" {
+  description = "Glue database of the lake tables (one per topic, partition projection on: Athena needs no crawler)."
+  value       = aws_glue_catalog_database.lake.name
+}
+
+output "glue_table_names" {
+  description = "Glue table per topic: topic name -> table name."
+  value       = { for topic, table in aws_glue_catalog_table.topic : topic => table.name }
+}

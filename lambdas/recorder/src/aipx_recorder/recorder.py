@@ -31,7 +31,9 @@ Buffering across invocations (rotation)
 
 Bad input
     An undecodable record goes to the topic's DLQ with the error in headers (aipx.lambda_kit.dead_letter);
-    a Decimal that decimal128(38, 18) cannot hold exactly is dead-lettered the same way, never rounded.
+    so does a record whose aipx-event-time-ns header is not an int64 timestamp (e.g. >= 2^63), and a
+    Decimal that decimal128(38, 18) cannot hold exactly (aipx.money.parse_decimal refuses it before
+    pyarrow's cast sees it), never rounded.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from aipx.functions import EventSource, manifest
 from aipx.msk import MAX_EVENT_BYTES, MskRecord, item_failure, records_of
-from aipx.serde import HEADER_EVENT_ID, HEADER_EVENT_TIME, DecodeError, message_type
+from aipx.numbers import InvalidNumberError
+from aipx.serde import HEADER_EVENT_ID, HEADER_EVENT_TIME, DecodeError, event_time_header, message_type
 from aipx.topics import catalogue
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
@@ -226,8 +229,8 @@ def event_time_and_id(record: MskRecord) -> tuple[int, str | None]:
         elif name == HEADER_EVENT_ID:
             event_id = value
     ident = event_id.decode("utf-8", errors="replace") if event_id is not None else None
-    if time_text is not None and time_text.isdigit():
-        return int(time_text), ident
+    if time_text is not None:  # present: it must be an int64 timestamp (InvalidNumberError: dead-lettered)
+        return event_time_header(time_text), ident
     return record.timestamp_ms * 1_000_000, ident
 
 
@@ -362,12 +365,12 @@ class ParquetRecorder:
             new += 1
             try:
                 message = record.decode(message_type)
-            except DecodeError as exc:
+                et, event_id = event_time_and_id(record)
+            except (DecodeError, InvalidNumberError) as exc:
                 self._dead_letter(record, exc, info.dlq)
                 dead.add(offset)
                 result.dead_lettered += 1
                 continue
-            et, event_id = event_time_and_id(record)
             hour = et // NS_PER_HOUR
             late = buf.watermark_ns >= (hour + 1) * NS_PER_HOUR + grace_ns
             buf.watermark_ns = max(buf.watermark_ns, et)

@@ -35,6 +35,7 @@ MAX_DECIMAL_TEXT = 64
 # text can ask for a billion-digit expansion. Fast path: plain positional text within the bounds.
 _PLAIN = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,18})?", re.ASCII)
 _SYNTAX = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?", re.ASCII)
+_LONG_EXPONENT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]{5,}", re.ASCII)
 _MIN_EXPONENT = -MAX_FRACTION_DIGITS
 
 
@@ -57,6 +58,8 @@ def parse_decimal(text: object, *, field: str = "value") -> Decimal:
     if len(text) > MAX_DECIMAL_TEXT:
         raise InvalidDecimalError(field, f"is {len(text)} characters long (at most {MAX_DECIMAL_TEXT})")
     if _SYNTAX.fullmatch(text) is None:
+        if _LONG_EXPONENT.fullmatch(text) is not None:
+            raise InvalidDecimalError(field, f"{text!r} has an exponent of more than 4 digits (out of range)")
         raise InvalidDecimalError(field, f"{text!r} is not a decimal number")
     value = Decimal(text)  # bounded: at most 64 characters and a 4-digit exponent
     if value.is_zero():

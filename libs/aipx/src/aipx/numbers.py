@@ -42,7 +42,12 @@ def parse_int(value: object, *, field: str, minimum: int = INT64_MIN, maximum: i
     else:
         raise InvalidNumberError(field, f"must be an integer, got {type(value).__name__}")
     if not minimum <= number <= maximum:
-        shown = str(number) if abs(number) < 10**40 else f"{str(number)[:20]}... ({len(str(number))} digits)"
+        # Never str() a huge int: beyond 4,300 digits Python refuses (ValueError), and it is slow before that.
+        shown = (
+            str(number)
+            if abs(number) < 10**40
+            else f"a number of about {number.bit_length() * 0.30103:.0f} digits"
+        )
         raise InvalidNumberError(field, f"{shown} is outside [{minimum}, {maximum}]")
     return number
 

@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError as PbDecodeError
 from google.protobuf.message import Message
 
 import aipx.v1
+from aipx.numbers import InvalidNumberError, epoch_ns
 
 CONTENT_TYPE = "application/x-protobuf"
 _CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
@@ -108,6 +109,24 @@ def header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> str | None
         if key == name:
             found = value.decode("utf-8", errors="replace") if value is not None else None
     return found
+
+
+def event_time_header(raw: bytes) -> int:
+    """The value of an aipx-event-time-ns header: ASCII digits in [0, 2^63 - 1] (an int64 timestamp).
+
+    Raises aipx.numbers.InvalidNumberError naming the header otherwise (a consumer dead-letters the record
+    rather than computing with, or stalling a partition on, a time no timestamp column can hold).
+    """
+    if len(raw) > _MAX_TIME_HEADER:
+        raise InvalidNumberError(
+            HEADER_EVENT_TIME, f"is {len(raw)} bytes long (at most {_MAX_TIME_HEADER} digits)"
+        )
+    if not raw.isdigit():  # bytes.isdigit: ASCII digits only (no sign, no full-width digits)
+        raise InvalidNumberError(HEADER_EVENT_TIME, f"{raw[:40]!r} is not ASCII digits")
+    return epoch_ns(raw.decode("ascii"), field=HEADER_EVENT_TIME)
+
+
+_MAX_TIME_HEADER = 20
 
 
 def decode(

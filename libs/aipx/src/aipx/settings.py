@@ -8,17 +8,51 @@ Defaults point at the native local stack (`aipx-stack up`).
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Literal, Self
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from types import UnionType
+from typing import Literal, Self, Union, get_args, get_origin
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aipx.money import parse_decimal
+from aipx.numbers import InvalidNumberError, parse_int
 
 
 class StrictEnvSettings(BaseSettings):
-    """Settings that reject environment variables carrying their prefix but naming no field (typos)."""
+    """Settings that reject environment variables carrying their prefix but naming no field (typos), and read
+    numbers with the boundary parsers: int fields with aipx.numbers.parse_int (ASCII digits, int64), Decimal
+    fields (also a mapping's Decimal values) with aipx.money.parse_decimal (decimal128(38, 18) bounds, no
+    binary floats), float fields (durations, ratios) as finite ASCII numbers. An error names the variable."""
 
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_numbers(cls, value: object, info: ValidationInfo) -> object:
+        name = info.field_name
+        if name is None or name not in cls.model_fields:
+            return value
+        kind = _number_kind(cls.model_fields[name].annotation)
+        if kind is None:
+            return value
+        variable = f"{cls.model_config.get('env_prefix') or ''}{name}".upper()
+        try:
+            if kind == "mapping" and isinstance(value, dict):
+                return {k: _strict_decimal(v, f"{variable}[{k!r}]") for k, v in value.items()}
+            if kind is Decimal:
+                return _strict_decimal(value, variable)
+            if kind is int and isinstance(value, str):
+                return parse_int(value.strip(), field=variable)
+            if kind is float and isinstance(value, str):
+                return _strict_float(value.strip(), variable)
+        except InvalidNumberError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _reject_unknown_env(self) -> Self:
@@ -30,6 +64,40 @@ class StrictEnvSettings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         return self
+
+
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
+
+
+def _number_kind(annotation: object) -> object:
+    """int, float or Decimal for a (possibly optional) number field, "mapping" for a mapping to Decimals."""
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            return None
+        annotation = args[0]
+    if get_origin(annotation) in (dict, Mapping) and get_args(annotation)[-1:] == (Decimal,):
+        return "mapping"
+    if annotation is bool:
+        return None
+    return annotation if annotation in (int, float, Decimal) else None
+
+
+def _strict_decimal(value: object, variable: str) -> object:
+    if isinstance(value, str):
+        return parse_decimal(value.strip(), field=variable)
+    if isinstance(value, float):
+        raise InvalidNumberError(variable, 'must be a decimal string, not a binary float (e.g. "0.001")')
+    return value
+
+
+def _strict_float(text: str, variable: str) -> float:
+    if _FLOAT_TEXT.fullmatch(text) is None:
+        raise InvalidNumberError(variable, f"{text[:40]!r} is not a number (ASCII digits)")
+    number = float(text)
+    if not math.isfinite(number):
+        raise InvalidNumberError(variable, f"{text!r} is out of range")
+    return number
 
 
 class _Section(StrictEnvSettings):

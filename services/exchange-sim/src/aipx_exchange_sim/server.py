@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -24,6 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from aiohttp import web
+from aipx.money import parse_decimal
+from aipx.numbers import InvalidNumberError, parse_int
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -203,9 +206,12 @@ class ExchangeSimulator:
     def _bybit_snapshot(self, client: Client, topic: str) -> None:
         _, depth_text, symbol = topic.split(".", 2)
         market = self.markets.get(symbol)
-        if market is None or not depth_text.isdigit():
+        try:
+            depth = parse_int(depth_text, field="depth", minimum=1, maximum=1000)
+        except InvalidNumberError:
             return
-        depth = int(depth_text)
+        if market is None:
+            return
         bids, asks = market.top(depth)
         update_id = self._bybit_ids.setdefault(topic, _BYBIT_FIRST_ID)
         msg = bybit.book(
@@ -417,8 +423,8 @@ class ExchangeSimulator:
                 {"code": -1003, "msg": "Too many requests."}, status=429, headers={"Retry-After": "1"}
             )
         try:
-            limit = min(5000, max(1, int(request.query.get("limit", "100"))))
-        except ValueError:
+            limit = min(5000, max(1, parse_int(request.query.get("limit", "100"), field="limit")))
+        except InvalidNumberError:
             return web.json_response(
                 {"code": -1100, "msg": "Illegal characters in parameter 'limit'."}, status=400
             )
@@ -486,28 +492,53 @@ class ExchangeSimulator:
         venue = body.get("venue")
         stream = body.get("stream")
         if action == "drop":
-            self.faults.drop(int(body.get("count", 1)), venue, stream)
+            self.faults.drop(_count(body), venue, stream)
         elif action == "duplicate":
-            self.faults.duplicate(int(body.get("count", 1)), venue, stream)
+            self.faults.duplicate(_count(body), venue, stream)
         elif action == "malformed":
             for v in [venue] if venue else [binance.VENUE, bybit.VENUE]:
-                self.faults.add_malformed(int(body.get("count", 1)), v)
+                self.faults.add_malformed(_count(body), v)
         elif action == "disconnect":
             return {"disconnected": await self.disconnect(venue, abort=bool(body.get("abort", False)))}
         elif action == "stall":
-            self.faults.stall(float(body["seconds"]))
+            self.faults.stall(_number(body["seconds"], "seconds", MAX_STALL_S))
         elif action == "snapshot_failures":
-            self.faults.snapshot_failures += int(body.get("count", 1))
+            self.faults.snapshot_failures += _count(body)
         elif action == "rate":
-            rate = float(body["rate"])
-            if rate < 0:
-                raise ValueError("rate must be >= 0")
-            self.rate = rate
+            self.rate = _number(body["rate"], "rate", MAX_RATE)
         elif action == "clear":
             self.faults.clear()
         else:
             raise KeyError(f"unknown action {action!r}")
         return {}
+
+
+MAX_COUNT = 1_000_000
+"""Most frames one control call may drop, duplicate or corrupt (or snapshots fail)."""
+MAX_STALL_S = 3600.0
+MAX_RATE = 1_000_000.0
+"""Messages per second; the generator publishes at most 1,000 per step anyway."""
+
+
+def _count(body: dict[str, Any]) -> int:
+    """The control body's "count" (default 1): an integer (JSON number or ASCII digits) in [0, MAX_COUNT]."""
+    return parse_int(body.get("count", 1), field="count", minimum=0, maximum=MAX_COUNT)
+
+
+def _number(value: object, field: str, maximum: float) -> float:
+    """A finite number in [0, maximum] from a JSON number or a decimal string (InvalidNumberError, a
+    ValueError: the control API answers 400). Never NaN or infinity: they stopped the generator."""
+    if isinstance(value, bool):
+        raise InvalidNumberError(field, "must be a number, got a boolean")
+    if isinstance(value, int):
+        number = float(value) if abs(value) <= maximum else math.inf
+    elif isinstance(value, float):
+        number = value
+    else:
+        number = float(parse_decimal(value, field=field))
+    if not 0 <= number <= maximum:  # NaN fails this too
+        raise InvalidNumberError(field, f"{field} must be >= 0 and <= {maximum:g}, got {value!r}"[:200])
+    return number
 
 
 def _binance(stream: str, build: Callable[..., dict[str, Any]], *args: Any) -> str:

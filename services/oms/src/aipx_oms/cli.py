@@ -13,10 +13,13 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 
 import grpc
 from aipx.clients.admin import AdminClient
 from aipx.clients.oms import OmsClient
+from aipx.money import parse_decimal
+from aipx.numbers import parse_int
 from aipx.v1 import admin_pb2, common_pb2, oms_pb2, orders_pb2
 from google.protobuf.json_format import MessageToDict
 
@@ -55,6 +58,19 @@ def format_order(order: orders_pb2.Order) -> str:
     )
 
 
+# Argument types: the boundary parsers (argparse reports their ValueError as "invalid <name> value").
+def decimal(text: str) -> Decimal:
+    return parse_decimal(text, field="decimal")
+
+
+def count(text: str) -> int:
+    return parse_int(text, field="count", minimum=1, maximum=1_000_000)
+
+
+def log_sequence(text: str) -> int:
+    return parse_int(text, field="log sequence", minimum=0)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aipx-oms-cli", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default=os.environ.get("AIPX_CLI_TARGET", "127.0.0.1:50051"))
@@ -64,10 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     place = sub.add_parser("place", help="submit an order")
     place.add_argument("side", choices=SIDES)
-    place.add_argument("quantity")
+    place.add_argument("quantity", type=decimal)
     place.add_argument("symbol")
-    place.add_argument("--price")
-    place.add_argument("--stop-price", help="trigger price of stop and stop-limit orders")
+    place.add_argument("--price", type=decimal)
+    place.add_argument("--stop-price", type=decimal, help="trigger price of stop and stop-limit orders")
     place.add_argument(
         "--type",
         choices=TYPES,
@@ -86,11 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     orders = sub.add_parser("orders", help="list orders (newest first)")
     orders.add_argument("--symbol", action="append", default=[])
     orders.add_argument("--open", action="store_true")
-    orders.add_argument("--limit", type=int, default=50)
+    orders.add_argument("--limit", type=count, default=50)
     sub.add_parser("positions", help="show positions")
     sub.add_parser("instruments", help="list tradeable instruments")
     follow = sub.add_parser("follow", help="follow the order event stream")
-    follow.add_argument("--from", dest="from_seq", type=int, default=0, help="resume after this log sequence")
+    follow.add_argument(
+        "--from", dest="from_seq", type=log_sequence, default=0, help="resume after this log sequence"
+    )
     follow.add_argument("--symbol", action="append", default=[])
     replace = sub.add_parser("replace", help="change the quantity and/or price of an open order")
     replace.add_argument("order_id", nargs="?", default="")

@@ -30,3 +30,7 @@ BALANCE_DIVERGENCES = Counter(
     "Assets whose ledger total differed from the venue's balance (each reconciled by an ADJUSTMENT entry)",
     ["venue", "asset"],
 )
+MARKET_DATA_MALFORMED = Counter(
+    "aipx_oms_market_data_malformed_total",
+    "Market-data records skipped by the paper venue's cache: a malformed or out-of-range number",
+)

@@ -16,7 +16,8 @@ from typing import Any, cast
 
 import grpc
 from aipx.logs import bind
-from aipx.money import InvalidDecimalError, from_pb
+from aipx.money import from_pb
+from aipx.numbers import INT64_MAX, InvalidNumberError, epoch_ns, parse_int
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 from google.protobuf import any_pb2
 from google.protobuf.descriptor import FieldDescriptor
@@ -70,11 +71,32 @@ def caller() -> str:
 
 
 def _decimal(pb: common_pb2.Decimal, field: str, violations: list[FieldViolation]) -> Decimal | None:
+    """The strict parser's value, or None with a violation naming the field (never an exception)."""
     try:
         return from_pb(pb, field=field)
-    except InvalidDecimalError as exc:
-        violations.append(FieldViolation(field, str(exc)))
+    except InvalidNumberError as exc:
+        violations.append(FieldViolation(field, exc.reason))
         return None
+
+
+def _int(
+    value: int, field: str, violations: list[FieldViolation], *, minimum: int, maximum: int = INT64_MAX
+) -> int:
+    """An integer request field within [minimum, maximum] (e.g. a uint64 that PostgreSQL's bigint cannot
+    hold), or 0 with a violation naming the field."""
+    try:
+        return parse_int(value, field=field, minimum=minimum, maximum=maximum)
+    except InvalidNumberError as exc:
+        violations.append(FieldViolation(field, exc.reason))
+        return 0
+
+
+def _epoch_ns(value: int, field: str, violations: list[FieldViolation]) -> int:
+    try:
+        return epoch_ns(value, field=field)
+    except InvalidNumberError as exc:
+        violations.append(FieldViolation(field, exc.reason))
+        return 0
 
 
 def _one_of_ids(order_id: str, client_order_id: str, violations: list[FieldViolation]) -> None:
@@ -179,11 +201,11 @@ class OmsServicer(oms_pb2_grpc.OmsServiceServicer):
         self, request: oms_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> oms_pb2.ListOrdersResponse:
         violations: list[FieldViolation] = []
-        page_size = request.page_size or DEFAULT_PAGE_SIZE
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            violations.append(
-                FieldViolation("page_size", f"must be 1..{MAX_PAGE_SIZE}, got {request.page_size}")
-            )
+        page_size = _int(
+            request.page_size or DEFAULT_PAGE_SIZE, "page_size", violations, minimum=1, maximum=MAX_PAGE_SIZE
+        )
+        created_after_ns = _epoch_ns(request.created_after_ns, "created_after_ns", violations)
+        created_before_ns = _epoch_ns(request.created_before_ns, "created_before_ns", violations)
         statuses: list[OrderStatus] = []
         for index, value in enumerate(request.statuses):
             status = status_from_pb(value)
@@ -194,16 +216,16 @@ class OmsServicer(oms_pb2_grpc.OmsServiceServicer):
         if request.page_token:
             try:
                 decode_page_token(request.page_token)
-            except ValueError:
-                violations.append(FieldViolation("page_token", "malformed page token"))
+            except ValueError as exc:
+                violations.append(FieldViolation("page_token", str(exc)))
         if violations:
             raise InvalidRequestError(violations)
         flt = OrderFilter(
             symbols=list(request.symbols),
             statuses=statuses,
             open_only=request.open_only,
-            created_after_ns=request.created_after_ns,
-            created_before_ns=request.created_before_ns,
+            created_after_ns=created_after_ns,
+            created_before_ns=created_before_ns,
         )
         orders, token = await self.service.list_orders(
             caller(), flt, page_size, request.page_token, _budget(context)
@@ -213,9 +235,13 @@ class OmsServicer(oms_pb2_grpc.OmsServiceServicer):
     async def StreamOrderEvents(
         self, request: oms_pb2.StreamOrderEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[oms_pb2.StreamOrderEventsResponse]:
-        events = self.service.events(
-            caller(), request.from_log_sequence, symbols=list(request.symbols), order_id=request.order_id
-        )
+        violations: list[FieldViolation] = []
+        # uint64 on the wire, bigint in PostgreSQL: a value >= 2^63 is refused here, not by the database.
+        after = _int(request.from_log_sequence, "from_log_sequence", violations, minimum=0)
+        if violations:
+            raise InvalidRequestError(violations)
+        symbols = list(request.symbols)
+        events = self.service.events(caller(), after, symbols=symbols, order_id=request.order_id)
         async for _, payload in events:
             yield oms_pb2.StreamOrderEventsResponse(event=orders_pb2.OrderEvent.FromString(payload))
 

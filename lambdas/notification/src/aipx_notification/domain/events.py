@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aipx.money import format_decimal, parse_decimal
+from aipx.v1.common_pb2 import Decimal as PbDecimal
 from aipx.v1.common_pb2 import Side
 from aipx.v1.decisions_pb2 import Decision, Verdict, Vote
 from aipx.v1.orders_pb2 import OrderEvent, OrderEventType, OrderStatus, OrderType, RejectReason
@@ -57,20 +59,28 @@ def from_order_event(event: OrderEvent) -> NotifiableEvent:
         "symbol": order.symbol or fill.symbol,
         "side": _name(Side.Name(order.side), "SIDE_") if order.side else "",
         "order_type": _name(OrderType.Name(order.type), "ORDER_TYPE_") if order.type else "",
-        "quantity": order.quantity.value,
-        "price": order.price.value,
+        "quantity": _decimal(order.quantity, "order.quantity"),
+        "price": _decimal(order.price, "order.price"),
         "status": _name(OrderStatus.Name(order.status), "ORDER_STATUS_") if order.status else "",
-        "filled_quantity": order.filled_quantity.value,
-        "average_fill_price": order.average_fill_price.value,
-        "fill_quantity": fill.quantity.value,
-        "fill_price": fill.price.value,
-        "fee": fill.fee.value,
+        "filled_quantity": _decimal(order.filled_quantity, "order.filled_quantity"),
+        "average_fill_price": _decimal(order.average_fill_price, "order.average_fill_price"),
+        "fill_quantity": _decimal(fill.quantity, "fill.quantity"),
+        "fill_price": _decimal(fill.price, "fill.price"),
+        "fee": _decimal(fill.fee, "fill.fee"),
         "fee_currency": fill.fee_currency,
         "reason": _name(RejectReason.Name(event.reason), "REJECT_REASON_") if event.reason else "",
         "reason_message": event.reason_message,
         "venue": order.venue,
     }
     return NotifiableEvent(event.event_id, f"order.{kind.lower()}", fields)
+
+
+def _decimal(value: PbDecimal, field: str) -> str:
+    """The decimal's positional text ('' when unset), checked by the strict parser: an unbounded or malformed
+    number (InvalidDecimalError, a ValueError) makes the event unusable and it is dead-lettered."""
+    if not value.value:
+        return ""
+    return format_decimal(parse_decimal(value.value, field=field))
 
 
 def from_decision(decision: Decision) -> NotifiableEvent:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 
 from aipx_oms.domain.model import ZERO, Instrument, OrderRequest, OrderType, RejectReason
 
@@ -27,9 +27,27 @@ class FieldViolation:
     description: str
 
 
+# Exact remainders: the integer quotient of a decimal128(38, 18) value by a tick as fine as 1e-18 has up to
+# 38 digits, more than the default context's 28 (which raises DivisionImpossible instead of answering).
+_EXACT = Context(prec=80, traps=[InvalidOperation, DivisionByZero, Overflow])
+
+
 def is_multiple(value: Decimal, increment: Decimal) -> bool:
-    """True when value is an exact multiple of increment (a zero increment accepts anything)."""
-    return increment == ZERO or value % increment == ZERO
+    """True when value is an exact multiple of increment (a zero increment accepts anything).
+
+    The operands are bounded by the boundary parser (aipx.money.parse_decimal: decimal128(38, 18)), so the
+    remainder is computed exactly; an unbounded operand is refused rather than computed.
+    """
+    if increment == ZERO:
+        return True
+    if not (_bounded(value) and _bounded(increment)):
+        return False
+    return _EXACT.remainder(value, increment) == ZERO
+
+
+def _bounded(value: Decimal) -> bool:
+    exponent = value.as_tuple().exponent
+    return value.is_finite() and isinstance(exponent, int) and exponent >= -40 and value.adjusted() < 40
 
 
 def check_id(value: str, field: str, *, required: bool = True) -> list[FieldViolation]:

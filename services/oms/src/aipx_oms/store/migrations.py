@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class Migration:
 
 
 def discover(directory: Path) -> list[Migration]:
-    """The migrations of a directory in version order; refuses gaps, duplicates and badly named files."""
+    """The migrations of a directory in version order; refuses duplicates and badly named files."""
     if not directory.is_dir():
         raise MigrationError(f"migrations directory {directory} does not exist")
     found: list[Migration] = []
@@ -42,11 +43,11 @@ def discover(directory: Path) -> list[Migration]:
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNN_lowercase_name.sql")
         found.append(Migration(int(match.group(1)), path.name, path.read_text()))
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise MigrationError(
-                f"{migration.name}: expected version {expected:03d} (no gaps, no duplicates)"
-            )
+    # Versions increase and never repeat. Gaps are allowed: numbers are reserved ahead by work that lands in
+    # any order (a branch may carry 005 before 002-004 are merged); each is applied once whenever it appears.
+    for previous, migration in itertools.pairwise(found):
+        if migration.version == previous.version:
+            raise MigrationError(f"{migration.name}: version {migration.version:03d} is used twice")
     return found
 
 

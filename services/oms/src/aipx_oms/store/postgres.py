@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from aipx.numbers import epoch_ns
 
 from aipx_oms.domain.ledger import AccountLedger
 from aipx_oms.domain.model import AccountState, Instrument, Order, OrderStatus, Position
@@ -122,7 +123,7 @@ def decode_page_token(token: str) -> tuple[int, str]:
     """(created_time_ns, order_id) of the last order of the previous page; ValueError if malformed."""
     try:
         created, order_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
-        return int(created), order_id
+        return epoch_ns(created, field="page_token"), order_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError("malformed page token") from exc
 
@@ -318,7 +319,9 @@ class OmsStore:
             args.append(value)
             return f"${len(args)}"
 
-        if flt.symbols:
+        if len(flt.symbols) == 1:  # equality: the planner walks orders_account_symbol_created in page order
+            clauses.append(f"symbol = {arg(flt.symbols[0])}")
+        elif flt.symbols:
             clauses.append(f"symbol = ANY({arg(list(flt.symbols))}::text[])")
         statuses = [s.value for s in flt.statuses]
         if flt.open_only:
@@ -352,17 +355,24 @@ class OmsStore:
         order_id: str = "",
     ) -> list[StoredEvent]:
         """The account's logged events after a log sequence, in log order."""
+        # One statement per filter shape, so that each is planned for its index (migration 005): a single
+        # symbol by equality walks order_events_account_symbol in log order from the offset.
+        args: list[Any] = [account_id, after_log_sequence, limit]
+        where = "account_id = $1 AND log_sequence > $2"
+        if len(symbols) == 1:
+            where += " AND symbol = $4"
+            args.append(symbols[0])
+        elif symbols:
+            where += " AND symbol = ANY($4::text[])"
+            args.append(list(symbols))
+        if order_id:
+            where += f" AND order_id = ${len(args) + 1}"
+            args.append(order_id)
         async with self._conn() as conn:
             rows = await conn.fetch(
                 "SELECT log_sequence, account_id, event_id::text AS event_id, event_time_ns, payload"
-                " FROM order_events WHERE account_id = $1 AND log_sequence > $2"
-                " AND (cardinality($3::text[]) = 0 OR symbol = ANY($3::text[]))"
-                " AND ($4 = '' OR order_id = $4) ORDER BY log_sequence LIMIT $5",
-                account_id,
-                after_log_sequence,
-                list(symbols),
-                order_id,
-                limit,
+                f" FROM order_events WHERE {where} ORDER BY log_sequence LIMIT $3",
+                *args,
             )
         return [StoredEvent(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 

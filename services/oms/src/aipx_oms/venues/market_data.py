@@ -12,11 +12,14 @@ from decimal import Decimal
 from aiokafka.errors import KafkaError
 from aipx.kafka import create_consumer
 from aipx.logs import SampledLogger
-from aipx.money import InvalidDecimalError, from_pb
+from aipx.money import from_pb
+from aipx.numbers import InvalidNumberError
 from aipx.serde import DecodeError, decode
 from aipx.settings import KafkaSettings
+from aipx.v1.common_pb2 import Decimal as PbDecimal
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 
+from aipx_oms import metrics
 from aipx_oms.domain.risk import MarketSnapshot
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ class MarketDataCache:
         self.touches: dict[str, Touch] = {}
         self.listeners: list[MarketListener] = []
         self._bad = SampledLogger(log, every=1000)
+        self.malformed = 0
+        """Records skipped because a number was malformed or out of range."""
 
     def snapshot(self, symbol: str) -> MarketSnapshot:
         touch = self.touches.get(symbol)
@@ -56,39 +61,74 @@ class MarketDataCache:
         return self.touches.get(symbol)
 
     def apply(self, envelope: MarketDataEnvelope) -> bool:
-        """Update from one envelope; True when it changed a quote or trade (listeners were told)."""
+        """Update from one envelope; True when it changed a quote or trade (listeners were told).
+
+        Every number of the envelope is parsed (aipx.money.parse_decimal) before anything changes: a record
+        with one malformed or non-positive price or a negative size is counted, logged (sampled) and skipped
+        whole, so that no listener sees half of it.
+        """
         if self.venue and envelope.venue != self.venue:
             return False
-        touch = self.touches.setdefault(envelope.symbol, Touch())
         kind = envelope.WhichOneof("payload")
         try:
             if kind == "quote":
                 quote = envelope.quote
-                touch.bid, touch.ask = from_pb(quote.bid_price), from_pb(quote.ask_price)
-                touch.bid_size = from_pb(quote.bid_size) or Decimal(0)
-                touch.ask_size = from_pb(quote.ask_size) or Decimal(0)
+                bid, ask = (
+                    _price(quote.bid_price, "quote.bid_price"),
+                    _price(quote.ask_price, "quote.ask_price"),
+                )
+                bid_size, ask_size = (
+                    _size(quote.bid_size, "quote.bid_size"),
+                    _size(quote.ask_size, "quote.ask_size"),
+                )
+                touch = self.touches.setdefault(envelope.symbol, Touch())
+                touch.bid, touch.ask, touch.bid_size, touch.ask_size = bid, ask, bid_size, ask_size
                 touch.version += 1
             elif kind == "book_snapshot" and envelope.book_snapshot.bids and envelope.book_snapshot.asks:
-                book = envelope.book_snapshot
-                touch.bid, touch.bid_size = (
-                    from_pb(book.bids[0].price),
-                    from_pb(book.bids[0].quantity) or Decimal(0),
+                best_bid, best_ask = envelope.book_snapshot.bids[0], envelope.book_snapshot.asks[0]
+                bid, bid_size = (
+                    _price(best_bid.price, "bids[0].price"),
+                    _size(best_bid.quantity, "bids[0].quantity"),
                 )
-                touch.ask, touch.ask_size = (
-                    from_pb(book.asks[0].price),
-                    from_pb(book.asks[0].quantity) or Decimal(0),
+                ask, ask_size = (
+                    _price(best_ask.price, "asks[0].price"),
+                    _size(best_ask.quantity, "asks[0].quantity"),
                 )
+                touch = self.touches.setdefault(envelope.symbol, Touch())
+                touch.bid, touch.ask, touch.bid_size, touch.ask_size = bid, ask, bid_size, ask_size
                 touch.version += 1
             elif kind == "trade":
-                touch.last_trade = from_pb(envelope.trade.price)
+                price = _price(envelope.trade.price, "trade.price")
+                _size(envelope.trade.quantity, "trade.quantity")
+                self.touches.setdefault(envelope.symbol, Touch()).last_trade = price
             else:
                 return False
-        except InvalidDecimalError as exc:
-            self._bad.warning("bad decimal in %s: %s", envelope.event_id, exc)
+        except InvalidNumberError as exc:
+            self.malformed += 1
+            metrics.MARKET_DATA_MALFORMED.inc()
+            self._bad.warning("malformed market data %s skipped: %s", envelope.event_id, exc)
             return False
         for listener in self.listeners:
             listener(envelope.symbol, envelope)
         return True
+
+
+def _price(pb: PbDecimal, field: str) -> Decimal | None:
+    """A price: unset (None) or a positive decimal."""
+    value = from_pb(pb, field=field)
+    if value is not None and value <= 0:
+        raise InvalidNumberError(field, f"must be positive, got {value}")
+    return value
+
+
+def _size(pb: PbDecimal, field: str) -> Decimal:
+    """A size: unset (0) or a non-negative decimal."""
+    value = from_pb(pb, field=field)
+    if value is None:
+        return Decimal(0)
+    if value < 0:
+        raise InvalidNumberError(field, f"must not be negative, got {value}")
+    return value
 
 
 class MarketDataFeed:

@@ -10,7 +10,9 @@ A strategy is a module in this package with one `Strategy` subclass that declare
   downstream analysts can measure confluence;
 * `dump()` / `load()` — its indicator state as JSON-able lists (kept in Redis between invocations).
 
-Register it in `aipx_strategy.domain.strategies.REGISTRY`. `ema_cross.py` is the smallest complete example.
+Register it as an entry point of the `aipx.strategies` group named after its id (the built-ins are in
+lambdas/strategy/pyproject.toml; a strategy of your own lives in its own package: examples/strategy-plugin is
+the template). `ema_cross.py` is the smallest complete example.
 """
 
 from __future__ import annotations

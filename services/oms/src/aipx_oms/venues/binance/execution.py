@@ -349,12 +349,7 @@ class BinanceSpotVenue:
                     except websockets.ConnectionClosed as exc:
                         log.warning("Binance user stream closed (%s); reconnecting", exc)
                         return
-                    try:
-                        self._handle(json.loads(raw))
-                    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
-                        # A frame we cannot read is counted and skipped; the connection stays up.
-                        metrics.VENUE_ERRORS.labels(self.name, "malformed_frame").inc()
-                        log.warning("unreadable Binance user-stream frame skipped: %s", exc)
+                    self._handle_frame(raw)  # a frame we cannot read is counted and skipped
             finally:
                 keepalive.cancel()
 
@@ -364,17 +359,28 @@ class BinanceSpotVenue:
             with contextlib.suppress(Exception):
                 await self.rest.keepalive_listen_key(listen_key)
 
-    def _handle(self, message: Any) -> None:
-        if not isinstance(message, dict):
+    def _handle_frame(self, raw: str | bytes) -> None:
+        """One user-stream frame. A malformed one (bad JSON, a missing field, a number the boundary parsers
+        refuse) is counted and skipped: the connection stays up."""
+        try:
+            message = json.loads(raw)
+            changed = parse_account_position(message) if isinstance(message, dict) else None
+            report = (
+                parse_execution_report(message) if isinstance(message, dict) and changed is None else None
+            )
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError and InvalidNumberError included
+            metrics.VENUE_ERRORS.labels(self.name, "malformed_report").inc()
+            log.warning("malformed Binance user-stream frame skipped: %s", str(exc)[:200])
             return
-        changed = parse_account_position(message)
         if changed is not None:
             self._balances(
                 BalanceSnapshot(self.name, changed, complete=False, source="outboundAccountPosition")
             )
-            return
-        report = parse_execution_report(message)
-        if report is None or report.kind is ReportKind.ACKNOWLEDGED:
+        if report is not None:
+            self._handle(report)
+
+    def _handle(self, report: ExecutionReport) -> None:
+        if report.kind is ReportKind.ACKNOWLEDGED:
             return  # acknowledgements come from the REST answer
         current = self._venue_ids.get(report.order_id)
         if current is not None and report.venue_order_id and report.venue_order_id != current:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from aipx.money import parse_decimal
+from aipx.numbers import epoch_ms_to_ns
+
 from aipx_oms.domain.model import Liquidity, RejectReason
 from aipx_oms.venues.base import ExecutionReport, ReportKind
 
@@ -15,7 +18,11 @@ VENUE = "binance"
 def _totals(rows: Any, asset_key: str, free_key: str, locked_key: str) -> dict[str, Decimal]:
     if not isinstance(rows, list):
         raise ValueError(f"balances must be a list, got {type(rows).__name__}")
-    return {str(row[asset_key]): Decimal(str(row[free_key])) + Decimal(str(row[locked_key])) for row in rows}
+    return {
+        str(row[asset_key]): parse_decimal(row[free_key], field=f"balance.{free_key}")
+        + parse_decimal(row[locked_key], field=f"balance.{locked_key}")
+        for row in rows
+    }
 
 
 def parse_account_position(message: dict[str, Any]) -> dict[str, Decimal] | None:
@@ -30,10 +37,16 @@ def parse_account(body: dict[str, Any]) -> dict[str, Decimal]:
     return _totals(body.get("balances"), "asset", "free", "locked")
 
 
+def _optional(message: dict[str, Any], key: str) -> Decimal | None:
+    """A decimal field that older frames may lack."""
+    return parse_decimal(message[key], field=f"executionReport.{key}") if key in message else None
+
+
 def parse_execution_report(message: dict[str, Any]) -> ExecutionReport | None:
     """One executionReport as an ExecutionReport (None for event types order handling does not need).
 
-    For cancels Binance puts the canceled order's client id in "C" ("c" is the cancel request's id).
+    For cancels Binance puts the canceled order's client id in "C" ("c" is the cancel request's id). Numbers
+    go through the boundary parsers: a malformed one raises InvalidNumberError (a ValueError) naming it.
     """
     if message.get("e") != "executionReport":
         return None
@@ -50,15 +63,15 @@ def parse_execution_report(message: dict[str, Any]) -> ExecutionReport | None:
             str(message["c"]),
             VENUE,
             venue_order_id=venue_order_id,
-            quantity=Decimal(str(message["l"])),
-            price=Decimal(str(message["L"])),
-            fee=Decimal(str(message.get("n") or "0")),
+            quantity=parse_decimal(message["l"], field="executionReport.l"),
+            price=parse_decimal(message["L"], field="executionReport.L"),
+            fee=parse_decimal(message.get("n") or "0", field="executionReport.n"),
             fee_currency=str(message.get("N") or ""),
             liquidity=Liquidity.MAKER if message.get("m") else Liquidity.TAKER,
             venue_fill_id=str(message["t"]),
-            time_ns=int(message.get("T", 0)) * 1_000_000,
-            cumulative_quantity=Decimal(str(message["z"])) if "z" in message else None,
-            cumulative_quote=Decimal(str(message["Z"])) if "Z" in message else None,
+            time_ns=epoch_ms_to_ns(message.get("T", 0), field="executionReport.T"),
+            cumulative_quantity=_optional(message, "z"),
+            cumulative_quote=_optional(message, "Z"),
         )
     if execution == "CANCELED":
         return ExecutionReport(ReportKind.CANCELED, order_id, VENUE, venue_order_id=venue_order_id)

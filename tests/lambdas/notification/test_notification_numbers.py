@@ -1,0 +1,86 @@
+"""Numbers in order events at the notification function: real broker and Redis, the real handler, a local
+HTTP server standing in for the channels.
+
+An order event whose quantity, price, fill or fee the strict parser refuses is dead-lettered with the field
+in the error and notifies nobody; a well-formed one is delivered with its decimals in positional text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from aipx.money import InvalidDecimalError, format_decimal, parse_decimal
+from aipx.serde import HEADER_DLQ_ERROR, HEADER_DLQ_OFFSET
+from aipx.topics import ORDER_EVENTS, catalogue
+from aipx.v1.orders_pb2 import OrderEvent
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tests.lambdas.notification.conftest import Recorder
+from tests.lambdas.notification.test_notification_handler import (  # the autouse fixture closes the service
+    _closed_service,  # noqa: F401
+    configure,
+    filled,
+    invoke,
+    publish,
+)
+
+pytestmark = pytest.mark.integration
+
+FULLWIDTH_12 = "\uff11\uff12"
+LISTED = ["1e-999999999", "1e400", "1e30", FULLWIDTH_12, "1e999999999", "1e-9999999", "NaN"]
+FIELDS = ["order.quantity", "order.price", "fill.quantity", "fill.price", "fill.fee"]
+TEXTS = st.one_of(
+    st.sampled_from(LISTED),
+    st.from_regex(r"\A[+-]?[0-9]{1,22}(\.[0-9]{0,20})?([eE][+-]?[0-9]{1,10})?\Z"),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30),
+)
+
+
+def refused(text: str) -> bool:
+    try:
+        parse_decimal(text, field="x")
+    except InvalidDecimalError:
+        return True
+    return False
+
+
+async def test_bad_decimals_in_order_events_are_dead_lettered_naming_the_field(
+    *, kafka_io: Any, builders: Any, lambda_runtime: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(monkeypatch, recorder)
+    loop = asyncio.get_running_loop()
+    dlq = catalogue().dlq_for(ORDER_EVENTS).name
+
+    async def one(field: str, text: str) -> None:
+        event_id = str(uuid.uuid4())
+        event: OrderEvent = filled(event_id)
+        message, name = field.split(".")
+        getattr(getattr(event, message), name).value = text
+        key = f"num-{event_id}".encode()
+        record = await publish(kafka_io, builders, ORDER_EVENTS, key=key, message=event, event_id=event_id)
+        assert await invoke(record) == {"batchItemFailures": []}
+        if refused(text):
+            parked = [r for r in await kafka_io.read(dlq, min_count=1) if r.key == key]
+            assert [int(r.header(HEADER_DLQ_OFFSET) or -1) for r in parked] == [record.offset]
+            assert field in (parked[0].header(HEADER_DLQ_ERROR) or ""), text
+            assert not [t for t in recorder.texts("/sendMessage", event_id)]
+        elif field == "fill.quantity":  # the template shows it: positional text, never an exponent
+            shown = f"Filled BUY {format_decimal(parse_decimal(text))} BTC-USDT".encode()
+            assert any(shown in r.body for r in recorder.received), (text, "not delivered as", shown)
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(field=st.sampled_from(FIELDS), text=TEXTS)
+    @example(field="order.quantity", text="1e-999999999")
+    @example(field="order.price", text="1e400")
+    @example(field="fill.price", text="1e-9999999")
+    @example(field="fill.quantity", text=FULLWIDTH_12)
+    @example(field="fill.fee", text="1e999999999")
+    @example(field="fill.quantity", text="1E-5")
+    def fuzz(field: str, text: str) -> None:
+        asyncio.run_coroutine_threadsafe(one(field, text), loop).result(120)
+
+    await asyncio.to_thread(fuzz)
