@@ -6,6 +6,7 @@ ledger sums to the balances; unrealized P&L and equity follow the market's trade
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 
 import asyncpg
@@ -14,7 +15,13 @@ import pytest
 from aipx.clients.oms import OmsClient
 from aipx.v1 import common_pb2, orders_pb2
 from aipx_oms.domain.ledger import Entry, EntryType
-from aipx_oms.store.admin import add_api_key, set_risk_limits, upsert_account
+from aipx_oms.store.admin import (
+    DEMO_INSTRUMENTS,
+    add_api_key,
+    set_risk_limits,
+    upsert_account,
+    upsert_instrument,
+)
 from aipx_oms.store.ledger import post_entry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -101,18 +108,19 @@ async def test_reservations_fills_fees_and_marks(oms_env: OmsEnv) -> None:
 
     await eventually(quoted, what="the quote consumed from Kafka")
     async with OmsClient(oms_env.target, CASH_KEY, timeout_s=10.0) as c:
-        # A resting buy holds its notional in USDT.
+        # A resting buy holds its notional plus its fee (the paper rate: no instrument rates) in USDT.
         resting = (await c.submit("BTC-USDT", BUY, "0.1", price="49000", client_order_id="r1")).order
         assert resting.status == S.ORDER_STATUS_ACCEPTED
-        assert await locked(oms_env, resting.order_id) == Decimal("4900.0")
-        # 5100 USDT free: a buy of 9000 is denied, nothing held.
+        assert await locked(oms_env, resting.order_id) == Decimal("4904.9")
+        # 5095.1 USDT free: a buy of 9000 is denied, nothing held.
         big = (await c.submit("BTC-USDT", BUY, "0.3", price="30000", client_order_id="big")).order
         assert big.status == S.ORDER_STATUS_DENIED
         assert big.reject_reason == S.REJECT_REASON_INSUFFICIENT_BALANCE
         assert await locked(oms_env, big.order_id) is None
         snapshot = await c.account()
         [usdt] = [b for b in snapshot.balances if b.asset == "USDT"]
-        assert (Decimal(usdt.locked.value), Decimal(usdt.free.value)) == (Decimal("4900"), Decimal("5100"))
+        assert Decimal(usdt.locked.value) == Decimal("4904.9")
+        assert Decimal(usdt.free.value) == Decimal("5095.1")
         # A sell needs the base asset: none held.
         sell = (await c.submit("BTC-USDT", SELL, "0.01", price="50000", client_order_id="s0")).order
         assert sell.reject_reason == S.REJECT_REASON_INSUFFICIENT_BALANCE
@@ -288,3 +296,45 @@ async def test_ledger_invariants_hold_through_random_orders(
     held = await oms.sql("SELECT count(*) AS n FROM balance_reservations WHERE account_id = $1", account)
     assert held[0]["n"] == 0, "finished orders hold nothing"
     await assert_ledger_invariants(oms, account, need_fills=False)
+
+
+async def test_instrument_and_account_fee_rates_and_paper_slippage(oms_env: OmsEnv) -> None:
+    await open_cash_account(oms_env.dsn, {"USDT": "10000"})
+    conn = await asyncpg.connect(oms_env.dsn)
+    try:
+        btc = next(i for i in DEMO_INSTRUMENTS if i.symbol == "BTC-USDT")
+        await upsert_instrument(
+            conn, replace(btc, maker_fee_rate=Decimal("0.0002"), taker_fee_rate=Decimal("0.001"))
+        )
+        # The account's override: taker only (maker stays the instrument's).
+        await conn.execute("UPDATE accounts SET taker_fee_rate = 0.0005 WHERE account_id = 'cash'")
+    finally:
+        await conn.close()
+    await oms_env.start(paper_slippage_bps=Decimal(10), paper_fee_rate=Decimal("0.1"))
+    assert oms_env.app is not None
+    await publish_market(oms_env.kafka, oms_env.market_topic, [quote("BTC-USDT", "49990", "1", "50010", "1")])
+    await eventually(lambda: _touch_ask(oms_env, "50010"), what="the quote")
+    async with OmsClient(oms_env.target, CASH_KEY, timeout_s=10.0) as c:
+        [listed] = [i for i in await c.instruments() if i.symbol == "BTC-USDT"]
+        assert (listed.maker_fee_rate.value, listed.taker_fee_rate.value) == ("0.0002", "0.001")
+        # A resting buy holds its notional plus the fee at the higher of its rates (0.0005), rounded up.
+        resting = (await c.submit("BTC-USDT", BUY, "0.1", price="49000", client_order_id="r")).order
+        assert await locked(oms_env, resting.order_id) == Decimal("4900.0") + Decimal("2.45")
+        await c.cancel(order_id=resting.order_id)
+        # A taker fill: 10 bps of slippage from the touch, the account's taker rate.
+        taken = (await c.submit("BTC-USDT", BUY, "0.1", order_type=MARKET, client_order_id="t")).order
+        taken = await wait_status(c, taken.order_id, S.ORDER_STATUS_FILLED, "the market buy")
+        slipped = Decimal("50010") * Decimal("1.001")
+        assert Decimal(taken.average_fill_price.value) == slipped
+        [fill] = await oms_env.sql("SELECT fee, liquidity FROM fills WHERE order_id = $1", taken.order_id)
+        assert (fill["liquidity"], fill["fee"]) == ("TAKER", Decimal("0.1") * slipped * Decimal("0.0005"))
+        # A maker fill: the instrument's maker rate, no slippage.
+        ask = (await c.submit("BTC-USDT", SELL, "0.1", price="50500", client_order_id="m")).order
+        await publish_market(
+            oms_env.kafka, oms_env.market_topic, [quote("BTC-USDT", "50600", "1", "50610", "1")]
+        )
+        ask = await wait_status(c, ask.order_id, S.ORDER_STATUS_FILLED, "the resting sell")
+        assert ask.average_fill_price.value == "50500"
+        [maker] = await oms_env.sql("SELECT fee, liquidity FROM fills WHERE order_id = $1", ask.order_id)
+        assert (maker["liquidity"], maker["fee"]) == ("MAKER", Decimal("5050.0") * Decimal("0.0002"))
+    await assert_ledger_invariants(oms_env)

@@ -33,7 +33,7 @@ from aipx_oms.usecases.committing import Committer
 from aipx_oms.usecases.reports import ExecutionReports
 from aipx_oms.usecases.streaming import EventStream
 from aipx_oms.usecases.submit import SubmitOrders
-from aipx_oms.venues.base import BalanceSource, ExecutionReport, ExecutionVenue
+from aipx_oms.venues.base import BalanceSource, ExecutionReport, ExecutionVenue, FeeCharging
 from aipx_oms.venues.market_data import MarketDataCache
 
 
@@ -84,6 +84,9 @@ class OrderService:
         self._refresh: asyncio.Task[None] | None = None
         # The ledger of settings.binance_account_id follows the venues that report balances (BalanceSource).
         self.balances: BalanceReconciler | None = None
+        for venue in venues.values():
+            if isinstance(venue, FeeCharging):
+                venue.charge_fees_with(self.books.fee_rates)
         sources = [v for v in venues.values() if isinstance(v, BalanceSource)]
         if settings.binance_account_id and sources:
             self.balances = BalanceReconciler(

@@ -204,6 +204,8 @@ def instrument_to_pb(instrument: Instrument) -> orders_pb2.Instrument:
         min_quantity=dec(instrument.min_quantity),
         min_notional=dec(instrument.min_notional),
         trading=instrument.trading,
+        maker_fee_rate=dec(instrument.maker_fee_rate),
+        taker_fee_rate=dec(instrument.taker_fee_rate),
     )
 
 

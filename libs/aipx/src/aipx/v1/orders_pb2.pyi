@@ -632,6 +632,8 @@ class Instrument(_message.Message):
     MIN_QUANTITY_FIELD_NUMBER: _builtins.int
     MIN_NOTIONAL_FIELD_NUMBER: _builtins.int
     TRADING_FIELD_NUMBER: _builtins.int
+    MAKER_FEE_RATE_FIELD_NUMBER: _builtins.int
+    TAKER_FEE_RATE_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     base_asset: _builtins.str
     quote_asset: _builtins.str
@@ -644,6 +646,14 @@ class Instrument(_message.Message):
     def min_quantity(self) -> _common_pb2.Decimal: ...
     @_builtins.property
     def min_notional(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def maker_fee_rate(self) -> _common_pb2.Decimal:
+        """Fee rates as fractions of a fill's notional (0.001 = 10 bps): MAKER for a resting order that is taken,
+        TAKER for an order that takes liquidity. Unset = 0. An account may override both (accounts table).
+        """
+
+    @_builtins.property
+    def taker_fee_rate(self) -> _common_pb2.Decimal: ...
     def __init__(
         self,
         *,
@@ -655,10 +665,12 @@ class Instrument(_message.Message):
         min_quantity: _common_pb2.Decimal | None = ...,
         min_notional: _common_pb2.Decimal | None = ...,
         trading: _builtins.bool = ...,
+        maker_fee_rate: _common_pb2.Decimal | None = ...,
+        taker_fee_rate: _common_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["lot_size", b"lot_size", "min_notional", b"min_notional", "min_quantity", b"min_quantity", "tick_size", b"tick_size"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lot_size", b"lot_size", "maker_fee_rate", b"maker_fee_rate", "min_notional", b"min_notional", "min_quantity", b"min_quantity", "taker_fee_rate", b"taker_fee_rate", "tick_size", b"tick_size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_asset", b"base_asset", "lot_size", b"lot_size", "min_notional", b"min_notional", "min_quantity", b"min_quantity", "quote_asset", b"quote_asset", "symbol", b"symbol", "tick_size", b"tick_size", "trading", b"trading"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_asset", b"base_asset", "lot_size", b"lot_size", "maker_fee_rate", b"maker_fee_rate", "min_notional", b"min_notional", "min_quantity", b"min_quantity", "quote_asset", b"quote_asset", "symbol", b"symbol", "taker_fee_rate", b"taker_fee_rate", "tick_size", b"tick_size", "trading", b"trading"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

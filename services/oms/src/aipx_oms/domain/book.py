@@ -26,6 +26,8 @@ class AccountBook:
     positions: dict[str, Position] = field(default_factory=dict)
     # Balances and the reservations of working orders (a reservation is released with its order).
     ledger: AccountLedger = field(default_factory=lambda: AccountLedger(""))
+    # (maker, taker) fee rates overriding the instruments' (None: the instrument's rate).
+    fee_rates: tuple[Decimal | None, Decimal | None] = (None, None)
     # symbol -> (working buy leaves, working sell leaves), kept incrementally by track/release.
     _working: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 

@@ -131,6 +131,9 @@ class Instrument:
     min_quantity: Decimal
     min_notional: Decimal
     trading: bool = True
+    # Fractions of a fill's notional: MAKER when a resting order is taken, TAKER when an order takes.
+    maker_fee_rate: Decimal = Decimal(0)
+    taker_fee_rate: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from aipx.ids import new_event_id, now_ns
 
 from aipx_oms import metrics
 from aipx_oms.domain.idempotency import fingerprint_differences, replace_fingerprint
-from aipx_oms.domain.model import ZERO, AccountState, Order, OrderEvent, OrderStatus, OrderType, RejectReason
+from aipx_oms.domain.model import AccountState, Order, OrderEvent, OrderStatus, OrderType, RejectReason
 from aipx_oms.domain.risk import (
     Exposure,
     RateVerdict,
@@ -263,7 +263,7 @@ class CancelReplace:
                 if price_held is not None:
                     denial = check_funds(
                         book.ledger, order.order_id, check, instrument=instrument, price=price_held,
-                        fee_rate=ZERO,
+                        fee_rate=self.books.reservation_fee_rate(order),
                     )  # fmt: skip
                     held = book.ledger.reservations.get(order.order_id) if denial is None else None
             if denial is not None:

@@ -12,7 +12,7 @@ from aipx.ids import new_event_id, now_ns
 
 from aipx_oms import metrics
 from aipx_oms.domain.idempotency import order_differences
-from aipx_oms.domain.model import ZERO, Order, OrderEvent, OrderRequest, OrderStatus
+from aipx_oms.domain.model import Order, OrderEvent, OrderRequest, OrderStatus
 from aipx_oms.domain.risk import RateLimiter, RiskCheck, check_funds, check_order, reservation_price
 from aipx_oms.domain.state_machine import OrderStateMachine as OSM
 from aipx_oms.domain.validation import validate_order
@@ -124,7 +124,12 @@ class SubmitOrders:
             assert price is not None  # else check_order denied NO_MARKET_DATA
             # Reserves the funds in memory when they suffice (still no await since the checks).
             denial = check_funds(
-                book.ledger, order.order_id, check, instrument=instrument, price=price, fee_rate=ZERO
+                book.ledger,
+                order.order_id,
+                check,
+                instrument=instrument,
+                price=price,
+                fee_rate=self.books.reservation_fee_rate(order),
             )
         held = book.ledger.reservations.get(order.order_id) if denial is None else None
         if denial is None:

@@ -84,6 +84,18 @@ class BalanceSource(Protocol):
     def follow_balances(self, handler: BalanceHandler, every_s: float) -> None: ...
 
 
+# An order's (maker, taker) fee rates as the OMS knows them (instrument, account override), or None when
+# neither sets any (the venue charges its own).
+FeeRates = Callable[[Order], tuple[Decimal, Decimal] | None]
+
+
+@runtime_checkable
+class FeeCharging(Protocol):
+    """Optional for a simulated venue: it charges the OMS's fee rates (called before `start`)."""
+
+    def charge_fees_with(self, rates: FeeRates) -> None: ...
+
+
 ReportHandler = Callable[[ExecutionReport], None]
 # Awaited by a venue before it reads more from its stream: returns once the OMS has room for more reports.
 RoomWaiter = Callable[[], Awaitable[None]]
