@@ -51,6 +51,8 @@ class BinanceStub:
         ] = []  # *_THEN_5XX only; a cancel applied under a fault pushes no event
         self.query_faults = 0
         self.silent_fill_price: Decimal | None = None
+        # The account's balances, asset -> (free, locked): GET /api/v3/account; `push_balances` streams them.
+        self.balances: dict[str, tuple[Decimal, Decimal]] = {}
         self._closed = asyncio.Event()
 
     async def start(self) -> tuple[str, str]:
@@ -59,6 +61,7 @@ class BinanceStub:
         app.router.add_delete("/api/v3/order", self._cancel)
         app.router.add_get("/api/v3/order", self._query)
         app.router.add_get("/api/v3/openOrders", self._open_orders)
+        app.router.add_get("/api/v3/account", self._account)
         app.router.add_post("/api/v3/order/cancelReplace", self._cancel_replace)
         app.router.add_post("/api/v3/userDataStream", self._listen_key)
         app.router.add_put("/api/v3/userDataStream", self._listen_key)
@@ -223,6 +226,11 @@ class BinanceStub:
                                                                      "clientOrderId": new["clientOrderId"]}}
         )  # fmt: skip
 
+    async def _account(self, request: web.Request) -> web.Response:
+        self._check(request)
+        rows = [{"asset": a, "free": str(f), "locked": str(lk)} for a, (f, lk) in self.balances.items()]
+        return web.json_response({"accountType": "SPOT", "canTrade": True, "balances": rows})
+
     async def _listen_key(self, request: web.Request) -> web.Response:
         self._check(request, signed=False)
         return web.json_response({"listenKey": "stub-listen-key"})
@@ -252,6 +260,17 @@ class BinanceStub:
         order["status"] = "FILLED" if order["executedQty"] == order["origQty"] else "PARTIALLY_FILLED"
         if push:
             await self._push(order, "TRADE", last_qty=quantity, last_price=price)
+
+    async def push_balances(self, changed: dict[str, tuple[Decimal, Decimal]]) -> None:
+        """Set some balances and push the outboundAccountPosition event Binance sends for them."""
+        self.balances.update(changed)
+        now = int(time.time() * 1000)
+        event = {
+            "e": "outboundAccountPosition", "E": now, "u": now,
+            "B": [{"a": a, "f": str(f), "l": str(lk)} for a, (f, lk) in changed.items()],
+        }  # fmt: skip
+        for ws in list(self._sockets):
+            await ws.send_str(json.dumps(event))
 
     async def push_raw(self, frame: str) -> None:
         """Send `frame` as it is to every user-stream connection (a malformed report, for instance)."""

@@ -42,6 +42,10 @@ async def prepare_database(dsn: str) -> None:
             await set_risk_limits(
                 conn, account, max_open_orders=100_000, rate_per_s=Decimal(100_000), rate_burst=100_000
             )
+            # Margin accounts: the order-path tests are not about balances (test_money_path.py is).
+            await conn.execute(
+                "UPDATE accounts SET allow_negative_balances = true WHERE account_id = $1", account
+            )
     finally:
         await conn.close()
 

@@ -310,6 +310,8 @@ async def test_platform_halt_denies_new_orders_for_every_account(admin: AdminEnv
 
 async def test_ledger_entries_and_account_view(admin: AdminEnv) -> None:
     oms = admin.oms
+    # A cash account (the harness makes acct-a a margin account for the order-path tests).
+    await oms.sql("UPDATE accounts SET allow_negative_balances = false WHERE account_id = 'acct-a'")
     async with admin.client() as ops, oms.client(KEY_A) as a:
         stream = a.account_updates(min_interval_ms=50)
         first = await anext(stream)

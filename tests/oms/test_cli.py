@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aipx_oms.store.admin import add_operator_token
+from aipx_oms.store.admin import DEMO_FUNDING, add_operator_token
 
 from .conftest import OmsEnv
 
@@ -160,4 +160,4 @@ async def test_seed_funds_the_demo_account_and_refuses_other_databases(
         operators = await conn.fetchval("SELECT count(*) FROM operator_tokens")
     finally:
         await conn.close()
-    assert total == Decimal("1000000") and entries == 1 and operators == 1
+    assert total == Decimal("1000000") and entries == len(DEMO_FUNDING) and operators == 1

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import pytest
+from aipx_oms.domain.ledger import AccountLedger
 from aipx_oms.domain.model import (
     AccountState,
     Order,
@@ -68,6 +69,9 @@ class FakeStore:
 
     async def positions(self, account_id: str, symbols: Any = ()) -> list[Position]:
         return []
+
+    async def account_ledger(self, account_id: str) -> AccountLedger:
+        return AccountLedger(account_id, allow_negative=True)  # balances are test_money_path.py's subject
 
     async def order(self, account_id: str, *, order_id: str = "", client_order_id: str = "",
                     budget_s: float | None = None) -> Order | None:  # fmt: skip

@@ -25,6 +25,11 @@ VENUE_REPORTS = Counter(
 VENUE_ERRORS = Counter(
     "aipx_oms_venue_errors_total", "Failed venue calls and unusable reports", ["venue", "what"]
 )
+BALANCE_DIVERGENCES = Counter(
+    "aipx_oms_balance_divergences_total",
+    "Assets whose ledger total differed from the venue's balance (each reconciled by an ADJUSTMENT entry)",
+    ["venue", "asset"],
+)
 MARKET_DATA_MALFORMED = Counter(
     "aipx_oms_market_data_malformed_total",
     "Market-data records skipped by the paper venue's cache: a malformed or out-of-range number",

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
+from aipx_oms.domain.ledger import mark_price
 from aipx_oms.domain.model import Instrument, Order, OrderRequest, Position
 from aipx_oms.domain.risk import RateLimiter
 from aipx_oms.events import EventBus
@@ -24,6 +25,7 @@ from aipx_oms.sending import VenueSender
 from aipx_oms.settings import OmsSettings
 from aipx_oms.store.postgres import OmsStore, OrderFilter
 from aipx_oms.store.writer import GroupCommitWriter
+from aipx_oms.usecases.balances import BalanceReconciler
 from aipx_oms.usecases.books import BookCache
 from aipx_oms.usecases.cancel_replace import CancelReplace
 from aipx_oms.usecases.coalescing import Coalescer
@@ -31,7 +33,7 @@ from aipx_oms.usecases.committing import Committer
 from aipx_oms.usecases.reports import ExecutionReports
 from aipx_oms.usecases.streaming import EventStream
 from aipx_oms.usecases.submit import SubmitOrders
-from aipx_oms.venues.base import ExecutionReport, ExecutionVenue
+from aipx_oms.venues.base import BalanceSource, ExecutionReport, ExecutionVenue, FeeCharging
 from aipx_oms.venues.market_data import MarketDataCache
 
 
@@ -80,6 +82,18 @@ class OrderService:
         )
         self.stream = EventStream(store, bus)
         self._refresh: asyncio.Task[None] | None = None
+        # The ledger of settings.binance_account_id follows the venues that report balances (BalanceSource).
+        self.balances: BalanceReconciler | None = None
+        for venue in venues.values():
+            if isinstance(venue, FeeCharging):
+                venue.charge_fees_with(self.books.fee_rates)
+        sources = [v for v in venues.values() if isinstance(v, BalanceSource)]
+        if settings.binance_account_id and sources:
+            self.balances = BalanceReconciler(
+                settings, settings.binance_account_id, store=store, books=self.books, reports=self.reports
+            )
+            for source in sources:
+                source.follow_balances(self.balances.on_balances, settings.binance_balance_reconcile_s)
 
     @property
     def platform_halted(self) -> bool:
@@ -94,12 +108,19 @@ class OrderService:
     def instruments(self) -> dict[str, Instrument]:
         return self.books.instruments
 
+    def mark(self, symbol: str) -> Decimal | None:
+        """The symbol's mark price (last trade, else mid) from the market data the OMS follows."""
+        snapshot = self.market.snapshot(symbol)
+        return mark_price(snapshot.last_trade, snapshot.bid, snapshot.ask)
+
     # --- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self, *, refresh_s: float = 2.0) -> None:
         """Load instruments, start processing venue reports, reconcile open orders, start sending."""
         self.books.instruments = await self.store.instruments()
         self.reports.start()
+        if self.balances is not None:
+            self.balances.start()
         self._refresh = asyncio.create_task(self.books.refresh_loop(refresh_s), name="account-refresh")
         await self.sender.begin_sweep()
         await self.reconcile()
@@ -107,6 +128,8 @@ class OrderService:
 
     async def stop(self) -> None:
         await self.sender.stop()
+        if self.balances is not None:
+            await self.balances.stop()
         await self.reports.stop()
         if self._refresh is not None:
             self._refresh.cancel()

@@ -249,7 +249,9 @@ class OmsServicer(oms_pb2_grpc.OmsServiceServicer):
         self, request: oms_pb2.ListPositionsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> oms_pb2.ListPositionsResponse:
         positions = await self.service.positions(caller(), list(request.symbols))
-        return oms_pb2.ListPositionsResponse(positions=[position_to_pb(p) for p in positions])
+        return oms_pb2.ListPositionsResponse(
+            positions=[position_to_pb(p, self.service.mark(p.symbol)) for p in positions]
+        )
 
     async def ListInstruments(
         self, request: oms_pb2.ListInstrumentsRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -79,12 +79,20 @@ class OmsSettings(ComponentSettings):
     # Only follow this venue's market data in the paper venue (None: any venue, latest wins).
     paper_market_data_venue: str | None = None
     market_data_offset_reset: Literal["latest", "earliest"] = "latest"
+    # The paper venue's fee rate (maker and taker) where neither the instrument nor the account sets rates.
     paper_fee_rate: Decimal = Decimal("0")
+    # Paper taker fills (orders that take on arrival, market-priced orders) move this many basis points
+    # against the order from the touch (buys up, sells down), exact, not rounded to a tick (aipx.matching).
+    paper_slippage_bps: Decimal = Field(Decimal("0"), ge=0, le=1000)
     binance_base_url: str = "https://api.binance.com"
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_api_key: SecretStr | None = None
     binance_api_secret: SecretStr | None = None
     binance_recv_window_ms: int = Field(5000, ge=1, le=60000)
+    # The OMS account whose ledger mirrors the Binance account's balances (None: balances not reconciled);
+    # the account endpoint is read every binance_balance_reconcile_s (and the user stream's updates followed).
+    binance_account_id: str | None = None
+    binance_balance_reconcile_s: float = Field(60.0, gt=0)
 
     # Order events
     order_events_topic: str = ORDER_EVENTS

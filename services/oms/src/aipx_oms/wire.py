@@ -10,6 +10,7 @@ from typing import Any
 from aipx.money import format_decimal
 from aipx.v1 import common_pb2, orders_pb2
 
+from aipx_oms.domain.ledger import unrealized_pnl
 from aipx_oms.domain.model import (
     EventType,
     Fill,
@@ -177,7 +178,8 @@ def fill_to_pb(fill: Fill) -> orders_pb2.Fill:
     )
 
 
-def position_to_pb(position: Position) -> orders_pb2.Position:
+def position_to_pb(position: Position, mark: Decimal | None = None) -> orders_pb2.Position:
+    """A position; with its mark, also its unrealized P&L (quantity x (mark - average price))."""
     return orders_pb2.Position(
         account_id=position.account_id,
         symbol=position.symbol,
@@ -185,6 +187,10 @@ def position_to_pb(position: Position) -> orders_pb2.Position:
         average_price=dec(position.average_price),
         realized_pnl=dec(position.realized_pnl),
         updated_time_ns=position.updated_time_ns,
+        mark_price=dec(mark),
+        unrealized_pnl=dec(
+            None if mark is None else unrealized_pnl(position.quantity, position.average_price, mark)
+        ),
     )
 
 
@@ -198,6 +204,8 @@ def instrument_to_pb(instrument: Instrument) -> orders_pb2.Instrument:
         min_quantity=dec(instrument.min_quantity),
         min_notional=dec(instrument.min_notional),
         trading=instrument.trading,
+        maker_fee_rate=dec(instrument.maker_fee_rate),
+        taker_fee_rate=dec(instrument.taker_fee_rate),
     )
 
 

@@ -103,6 +103,9 @@ class RestingOrder:
     stop_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     post_only: bool = False
+    # This order's fee rates (e.g. its instrument's or its account's), else the engine's. Slippage is the
+    # engine's.
+    fees: FeeSchedule | None = None
     # Engine bookkeeping.
     triggered: bool = field(default=False, repr=False)
     seq: int = field(default=0, repr=False)
@@ -429,7 +432,8 @@ class MatchingEngine:
         return price * self._slip[side]
 
     def _fill(self, order: RestingOrder, quantity: Decimal, price: Decimal, liquidity: Liquidity) -> Fill:
-        rate = self.fees.maker_rate if liquidity is Liquidity.MAKER else self.fees.taker_rate
+        fees = order.fees or self.fees
+        rate = fees.maker_rate if liquidity is Liquidity.MAKER else fees.taker_rate
         return Fill(
             order.order_id,
             order.symbol,

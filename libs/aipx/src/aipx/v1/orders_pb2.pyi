@@ -133,6 +133,10 @@ class _RejectReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RejectRe
     REJECT_REASON_ORDER_NOT_OPEN: _RejectReason.ValueType  # 17
     REJECT_REASON_INSTRUMENT_NOT_TRADING: _RejectReason.ValueType  # 18
     REJECT_REASON_MIN_NOTIONAL_NOT_MET: _RejectReason.ValueType  # 19
+    REJECT_REASON_INSUFFICIENT_BALANCE: _RejectReason.ValueType  # 20
+    """The account's free balance does not cover the order's reservation (quote notional plus fee for a buy,
+    the base quantity for a sell).
+    """
 
 class RejectReason(_RejectReason, metaclass=_RejectReasonEnumTypeWrapper):
     """Why an order (or a cancel/replace) was denied or rejected. Modeled on nautilus_trader's denial reasons."""
@@ -158,6 +162,10 @@ REJECT_REASON_VENUE_REJECTED: RejectReason.ValueType  # 16
 REJECT_REASON_ORDER_NOT_OPEN: RejectReason.ValueType  # 17
 REJECT_REASON_INSTRUMENT_NOT_TRADING: RejectReason.ValueType  # 18
 REJECT_REASON_MIN_NOTIONAL_NOT_MET: RejectReason.ValueType  # 19
+REJECT_REASON_INSUFFICIENT_BALANCE: RejectReason.ValueType  # 20
+"""The account's free balance does not cover the order's reservation (quote notional plus fee for a buy,
+the base quantity for a sell).
+"""
 Global___RejectReason: _TypeAlias = RejectReason  # noqa: Y015
 
 class _Liquidity:
@@ -496,6 +504,8 @@ class Position(_message.Message):
     AVERAGE_PRICE_FIELD_NUMBER: _builtins.int
     REALIZED_PNL_FIELD_NUMBER: _builtins.int
     UPDATED_TIME_NS_FIELD_NUMBER: _builtins.int
+    MARK_PRICE_FIELD_NUMBER: _builtins.int
+    UNREALIZED_PNL_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     symbol: _builtins.str
     updated_time_ns: _builtins.int
@@ -507,6 +517,16 @@ class Position(_message.Message):
     def average_price(self) -> _common_pb2.Decimal: ...
     @_builtins.property
     def realized_pnl(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def mark_price(self) -> _common_pb2.Decimal:
+        """Mark-to-market (ListPositions, GetAccount/StreamAccount; unset in order events and when the OMS has no
+        market data for the symbol): the mark is the last trade, else the bid/ask mid.
+        """
+
+    @_builtins.property
+    def unrealized_pnl(self) -> _common_pb2.Decimal:
+        """quantity x (mark_price - average_price)."""
+
     def __init__(
         self,
         *,
@@ -516,10 +536,12 @@ class Position(_message.Message):
         average_price: _common_pb2.Decimal | None = ...,
         realized_pnl: _common_pb2.Decimal | None = ...,
         updated_time_ns: _builtins.int = ...,
+        mark_price: _common_pb2.Decimal | None = ...,
+        unrealized_pnl: _common_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["average_price", b"average_price", "quantity", b"quantity", "realized_pnl", b"realized_pnl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["average_price", b"average_price", "mark_price", b"mark_price", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "unrealized_pnl", b"unrealized_pnl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_price", b"average_price", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "symbol", b"symbol", "updated_time_ns", b"updated_time_ns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_price", b"average_price", "mark_price", b"mark_price", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "symbol", b"symbol", "unrealized_pnl", b"unrealized_pnl", "updated_time_ns", b"updated_time_ns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -610,6 +632,8 @@ class Instrument(_message.Message):
     MIN_QUANTITY_FIELD_NUMBER: _builtins.int
     MIN_NOTIONAL_FIELD_NUMBER: _builtins.int
     TRADING_FIELD_NUMBER: _builtins.int
+    MAKER_FEE_RATE_FIELD_NUMBER: _builtins.int
+    TAKER_FEE_RATE_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     base_asset: _builtins.str
     quote_asset: _builtins.str
@@ -622,6 +646,14 @@ class Instrument(_message.Message):
     def min_quantity(self) -> _common_pb2.Decimal: ...
     @_builtins.property
     def min_notional(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def maker_fee_rate(self) -> _common_pb2.Decimal:
+        """Fee rates as fractions of a fill's notional (0.001 = 10 bps): MAKER for a resting order that is taken,
+        TAKER for an order that takes liquidity. Unset = 0. An account may override both (accounts table).
+        """
+
+    @_builtins.property
+    def taker_fee_rate(self) -> _common_pb2.Decimal: ...
     def __init__(
         self,
         *,
@@ -633,10 +665,12 @@ class Instrument(_message.Message):
         min_quantity: _common_pb2.Decimal | None = ...,
         min_notional: _common_pb2.Decimal | None = ...,
         trading: _builtins.bool = ...,
+        maker_fee_rate: _common_pb2.Decimal | None = ...,
+        taker_fee_rate: _common_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["lot_size", b"lot_size", "min_notional", b"min_notional", "min_quantity", b"min_quantity", "tick_size", b"tick_size"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lot_size", b"lot_size", "maker_fee_rate", b"maker_fee_rate", "min_notional", b"min_notional", "min_quantity", b"min_quantity", "taker_fee_rate", b"taker_fee_rate", "tick_size", b"tick_size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_asset", b"base_asset", "lot_size", b"lot_size", "min_notional", b"min_notional", "min_quantity", b"min_quantity", "quote_asset", b"quote_asset", "symbol", b"symbol", "tick_size", b"tick_size", "trading", b"trading"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_asset", b"base_asset", "lot_size", b"lot_size", "maker_fee_rate", b"maker_fee_rate", "min_notional", b"min_notional", "min_quantity", b"min_quantity", "quote_asset", b"quote_asset", "symbol", b"symbol", "taker_fee_rate", b"taker_fee_rate", "tick_size", b"tick_size", "trading", b"trading"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

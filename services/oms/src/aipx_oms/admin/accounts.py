@@ -104,7 +104,7 @@ class AccountQueries:
             equity=dec(valuation.equity),
             realized_pnl=dec(valuation.realized_pnl),
             unrealized_pnl=dec(valuation.unrealized_pnl),
-            positions=[position_to_pb(p) for p in positions],
+            positions=[position_to_pb(p, marks.get(p.symbol)) for p in positions],
             unpriced_assets=list(valuation.unpriced),
             platform_halted=halted,
             as_of_ns=now_ns(),

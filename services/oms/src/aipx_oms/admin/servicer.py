@@ -100,8 +100,19 @@ def instrument_from_pb(pb: Any) -> Instrument:
     violations: list[FieldViolation] = []
     values = {
         name: _decimal(getattr(pb, name), f"instrument.{name}", violations)
-        for name in ("tick_size", "lot_size", "min_quantity", "min_notional")
+        for name in (
+            "tick_size",
+            "lot_size",
+            "min_quantity",
+            "min_notional",
+            "maker_fee_rate",
+            "taker_fee_rate",
+        )
     }
+    for name in ("maker_fee_rate", "taker_fee_rate"):
+        rate = values[name]
+        if rate is not None and not Decimal(0) <= rate < 1:
+            violations.append(FieldViolation(f"instrument.{name}", f"must be in [0, 1), got {rate}"))
     for name in ("tick_size", "lot_size"):
         if values[name] is None and not any(v.field == f"instrument.{name}" for v in violations):
             violations.append(FieldViolation(f"instrument.{name}", "required"))
@@ -118,6 +129,8 @@ def instrument_from_pb(pb: Any) -> Instrument:
         values["min_quantity"] or Decimal(0),
         values["min_notional"] or Decimal(0),
         pb.trading,
+        values["maker_fee_rate"] or Decimal(0),
+        values["taker_fee_rate"] or Decimal(0),
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from aipx_oms.domain.ledger import AccountLedger
 from aipx_oms.domain.model import ZERO, AccountState, Order, Position, Side
 from aipx_oms.domain.risk import Exposure, RiskLimits
 
@@ -23,6 +24,10 @@ class AccountBook:
     limits: RiskLimits
     orders: dict[str, Order] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
+    # Balances and the reservations of working orders (a reservation is released with its order).
+    ledger: AccountLedger = field(default_factory=lambda: AccountLedger(""))
+    # (maker, taker) fee rates overriding the instruments' (None: the instrument's rate).
+    fee_rates: tuple[Decimal | None, Decimal | None] = (None, None)
     # symbol -> (working buy leaves, working sell leaves), kept incrementally by track/release.
     _working: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
@@ -34,8 +39,10 @@ class AccountBook:
         limits: RiskLimits,
         open_orders: Iterable[Order],
         positions: Iterable[Position],
+        *,
+        ledger: AccountLedger | None = None,
     ) -> AccountBook:
-        book = cls(account_id, state, limits)
+        book = cls(account_id, state, limits, ledger=ledger or AccountLedger(account_id))
         for order in open_orders:
             book.track(order)
         for position in positions:
@@ -71,9 +78,12 @@ class AccountBook:
         if not order.status.is_terminal:
             self.orders[order.order_id] = order
             self._adjust(order, +1)
+        else:
+            self.ledger.release(order.order_id)  # cancel, reject, expiry, last fill
 
     def release(self, order_id: str) -> None:
         """Forget a reservation whose order was not created (duplicate or failed write)."""
+        self.ledger.release(order_id)
         previous = self.orders.pop(order_id, None)
         if previous is not None:
             self._adjust(previous, -1)

@@ -245,9 +245,10 @@ class AccountLedger:
         """Free what an order held (cancel, reject, expiry, last fill); the released reservation."""
         return self.reservations.pop(order_id, None)
 
-    def settle_fill(self, entries: tuple[Entry, Entry, Entry], *, final: bool) -> None:
+    def settle_fill(self, entries: tuple[Entry, Entry, Entry], *, final: bool, check: bool = True) -> None:
         """Apply a fill's entries (from `fill_entries`), drawing the debits from the order's reservation;
-        `final` (the order is now filled or otherwise done) releases whatever it still holds."""
+        `final` (the order is now filled or otherwise done) releases whatever it still holds. `check=False`
+        applies a fill that already happened at the venue even when it overdraws (a fact is never refused)."""
         order_id = entries[0].order_id
         assert order_id is not None
         reservation = self.reservations.get(order_id)
@@ -260,7 +261,9 @@ class AccountLedger:
             consumed = min(max(debit, ZERO), reservation.amount)
         for asset, amount in moves.items():
             held = consumed if reservation is not None and asset == reservation.asset else ZERO
-            check_debit(asset, self.total(asset), self.locked(asset) - held, amount, self.allow_negative)
+            check_debit(
+                asset, self.total(asset), self.locked(asset) - held, amount, self.allow_negative or not check
+            )
         for asset, amount in moves.items():
             self.totals[asset] = self.total(asset) + amount
         if reservation is not None:
@@ -277,6 +280,11 @@ def totals_of(entries: Iterable[Entry]) -> Mapping[str, Decimal]:
     for entry in entries:
         totals[entry.asset] = totals.get(entry.asset, ZERO) + entry.amount
     return totals
+
+
+def unrealized_pnl(quantity: Decimal, average_price: Decimal, mark: Decimal) -> Decimal:
+    """What a position would realize at `mark`: quantity x (mark - average price) (no division)."""
+    return quantity * (mark - average_price)
 
 
 def mark_price(last_trade: Decimal | None, bid: Decimal | None, ask: Decimal | None) -> Decimal | None:
@@ -355,5 +363,33 @@ def value_account(
         if position_mark is None:
             unpriced.append(position.symbol)
             continue
-        unrealized += position.quantity * (position_mark - position.average_price)
+        unrealized += unrealized_pnl(position.quantity, position.average_price, position_mark)
     return AccountValuation(tuple(valued), equity, realized, unrealized, tuple(unpriced))
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """An asset whose ledger total differs from what the venue holds; `adjustment` makes them agree."""
+
+    asset: str
+    ledger: Decimal
+    venue: Decimal
+
+    @property
+    def adjustment(self) -> Decimal:
+        return self.venue - self.ledger
+
+
+def divergences(
+    ledger_totals: Mapping[str, Decimal], venue_totals: Mapping[str, Decimal], *, complete: bool
+) -> list[Divergence]:
+    """The assets where the ledger and the venue disagree, by asset. A `complete` venue view holds 0 of
+    every asset it does not list; a partial one (a stream update) says nothing about the others."""
+    assets = set(venue_totals) | (set(ledger_totals) if complete else set())
+    found = []
+    for asset in sorted(assets):
+        ledger = ledger_totals.get(asset, ZERO)
+        venue = venue_totals.get(asset, ZERO)
+        if ledger != venue:
+            found.append(Divergence(asset, ledger, venue))
+    return found

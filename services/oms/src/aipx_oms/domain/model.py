@@ -89,6 +89,7 @@ class RejectReason(StrEnum):
     ORDER_NOT_OPEN = "ORDER_NOT_OPEN"
     INSTRUMENT_NOT_TRADING = "INSTRUMENT_NOT_TRADING"
     MIN_NOTIONAL_NOT_MET = "MIN_NOTIONAL_NOT_MET"
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
 
 
 class EventType(StrEnum):
@@ -130,6 +131,9 @@ class Instrument:
     min_quantity: Decimal
     min_notional: Decimal
     trading: bool = True
+    # Fractions of a fill's notional: MAKER when a resting order is taken, TAKER when an order takes.
+    maker_fee_rate: Decimal = Decimal(0)
+    taker_fee_rate: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Protocol
 
+from aipx_oms.domain.ledger import AccountLedger, InsufficientBalanceError, order_reservation
 from aipx_oms.domain.model import ZERO, AccountState, Instrument, OrderType, RejectReason, Side
 
 BPS = Decimal(10_000)
@@ -183,4 +184,42 @@ def check_order(
                 f"position could reach {worst} {check.symbol}, notional {abs(worst) * price} "
                 f"(limit {limits.max_position_notional})",
             )
+    return None
+
+
+def reservation_price(check: RiskCheck, market: MarketSnapshot, price_band_bps: Decimal) -> Decimal | None:
+    """The price an order's funds are reserved at: its limit price; for a market (or stop) order the
+    reference price (`reference_price`) moved against the order by the price band, i.e. x (1 + band/10^4)
+    for a buy (the most the band lets it pay). Dividing by 10^4 is exact in decimal (a power of ten); the
+    product is at the decimal context's 28 significant digits, ROUND_HALF_EVEN."""
+    if check.price is not None:
+        return check.price
+    price = reference_price(check, market)
+    if price is None or check.side is Side.SELL:
+        return price
+    return price * (1 + price_band_bps / BPS)
+
+
+def check_funds(
+    ledger: AccountLedger, order_id: str, check: RiskCheck, *, instrument: Instrument, price: Decimal,
+    fee_rate: Decimal,
+) -> Denial | None:  # fmt: skip
+    """Reserve the order's funds in `ledger` (a buy: quote notional plus its fee at `fee_rate`; a sell: the
+    base quantity), or the INSUFFICIENT_BALANCE denial when the free balance does not cover them. Accounts
+    that may go negative hold nothing (their orders are not limited by balance)."""
+    if ledger.allow_negative:
+        return None
+    reservation = order_reservation(
+        order_id,
+        check.side,
+        check.quantity,
+        price,
+        base_asset=instrument.base_asset,
+        quote_asset=instrument.quote_asset,
+        fee_rate=fee_rate,
+    )
+    try:
+        ledger.reserve(reservation)
+    except InsufficientBalanceError as exc:
+        return Denial(RejectReason.INSUFFICIENT_BALANCE, str(exc))
     return None

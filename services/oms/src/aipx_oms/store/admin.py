@@ -31,7 +31,15 @@ DEMO_ACCOUNT = "demo"
 DEMO_API_KEY = "aipx-demo-key"
 DEMO_OPERATOR = "demo-operator"
 DEMO_OPERATOR_TOKEN = "aipx-demo-admin"
-DEMO_FUNDING = (("USDT", Decimal("1000000")),)
+# Quote cash for buys and some of each demo base asset, so that the demo strategies' sells are covered too.
+DEMO_FUNDING = (
+    ("USDT", Decimal("1000000")),
+    ("BTC", Decimal("10")),
+    ("ETH", Decimal("100")),
+    ("SOL", Decimal("1000")),
+    ("BNB", Decimal("1000")),
+    ("XRP", Decimal("100000")),
+)
 
 DEMO_INSTRUMENTS = (
     Instrument(
@@ -357,6 +365,8 @@ def instrument_json(instrument: Instrument) -> dict[str, Any]:
         "min_quantity": str(instrument.min_quantity),
         "min_notional": str(instrument.min_notional),
         "trading": instrument.trading,
+        "maker_fee_rate": str(instrument.maker_fee_rate),
+        "taker_fee_rate": str(instrument.taker_fee_rate),
     }
 
 
@@ -379,11 +389,13 @@ async def instrument(conn: Conn, symbol: str) -> Instrument | None:
 async def upsert_instrument(conn: Conn, instrument: Instrument) -> None:
     await conn.execute(
         "INSERT INTO instruments (symbol, base_asset, quote_asset, tick_size, lot_size, min_quantity,"
-        " min_notional, trading) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (symbol) DO UPDATE SET"
+        " min_notional, trading, maker_fee_rate, taker_fee_rate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+        " $10) ON CONFLICT (symbol) DO UPDATE SET"
         " base_asset = EXCLUDED.base_asset, quote_asset = EXCLUDED.quote_asset,"
         " tick_size = EXCLUDED.tick_size,"
         " lot_size = EXCLUDED.lot_size, min_quantity = EXCLUDED.min_quantity,"
-        " min_notional = EXCLUDED.min_notional, trading = EXCLUDED.trading",
+        " min_notional = EXCLUDED.min_notional, trading = EXCLUDED.trading,"
+        " maker_fee_rate = EXCLUDED.maker_fee_rate, taker_fee_rate = EXCLUDED.taker_fee_rate",
         instrument.symbol,
         instrument.base_asset,
         instrument.quote_asset,
@@ -392,6 +404,8 @@ async def upsert_instrument(conn: Conn, instrument: Instrument) -> None:
         instrument.min_quantity,
         instrument.min_notional,
         instrument.trading,
+        instrument.maker_fee_rate,
+        instrument.taker_fee_rate,
     )
 
 

@@ -9,7 +9,8 @@ writes under the row locks that make them race-free.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -17,12 +18,15 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from aipx_oms.domain.ledger import (
+    AccountLedger,
     Balance,
+    Divergence,
     Entry,
     EntryType,
     InvalidEntryError,
     Reservation,
     check_debit,
+    divergences,
 )
 from aipx_oms.domain.model import ZERO
 
@@ -131,10 +135,11 @@ async def post_entry(conn: Conn, entry: Entry) -> PostedEntry:
         return PostedEntry(entry, balance_after, True)
 
 
-async def post_fill(conn: Conn, entries: Sequence[Entry], *, final: bool) -> bool:
+async def post_fill(conn: Conn, entries: Sequence[Entry], *, final: bool, check: bool = True) -> bool:
     """The order path's hook: post a fill's entries (from `domain.ledger.fill_entries`: base, quote, fee) and
     draw them from the order's reservation; `final` releases what the order still holds. Idempotent on the
-    fill (False when its entries were already posted). Runs in the caller's transaction."""
+    fill (False when its entries were already posted). Runs in the caller's transaction. `check=False`: the
+    fill already happened at the venue, so it is posted even when it overdraws a cash account."""
     first = entries[0]
     assert first.order_id is not None and first.fill_id is not None
     async with conn.transaction():
@@ -154,7 +159,7 @@ async def post_fill(conn: Conn, entries: Sequence[Entry], *, final: bool) -> boo
         for asset in sorted(moves):  # a fixed lock order: no deadlock between two fills
             total, locked = await _lock_balance(conn, first.account_id, asset)
             held = consumed if reservation is not None and asset == reservation["asset"] else ZERO
-            check_debit(asset, total, locked - held, moves[asset], allow_negative)
+            check_debit(asset, total, locked - held, moves[asset], allow_negative or not check)
             totals[asset] = total
         for entry in entries:
             totals[entry.asset] += entry.amount
@@ -225,3 +230,53 @@ async def reservations(conn: Conn, account_id: str) -> list[Reservation]:
         "SELECT order_id, asset, amount FROM balance_reservations WHERE account_id = $1", account_id
     )
     return [Reservation(r["order_id"], r["asset"], r["amount"]) for r in rows]
+
+
+async def account_ledger(conn: Conn, account_id: str) -> AccountLedger:
+    """The account's balances and reservations as the order path keeps them in memory."""
+    allow_negative = await conn.fetchval(
+        "SELECT allow_negative_balances FROM accounts WHERE account_id = $1", account_id
+    )
+    totals = await conn.fetch("SELECT asset, total FROM balances WHERE account_id = $1", account_id)
+    return AccountLedger(
+        account_id,
+        bool(allow_negative),
+        {r["asset"]: r["total"] for r in totals},
+        {r.order_id: r for r in await reservations(conn, account_id)},
+    )
+
+
+async def reconcile(
+    conn: Conn,
+    account_id: str,
+    venue_totals: Mapping[str, Decimal],
+    *,
+    complete: bool,
+    reason: str,
+    actor: str,
+    time_ns: int,
+) -> list[Divergence]:
+    """Make the account's ledger agree with a venue's balances: under the balance row locks (so no fill
+    posts in between), one ADJUSTMENT entry per diverging asset, posted even below zero (the venue's balance
+    is the fact). The divergences found (none: nothing written)."""
+    async with conn.transaction():
+        assets = sorted(
+            set(venue_totals) | ({b.asset for b in await balances(conn, account_id)} if complete else set())
+        )
+        ledger_totals = {}
+        for asset in assets:  # a fixed lock order, as post_fill
+            ledger_totals[asset], _ = await _lock_balance(conn, account_id, asset)
+        found = divergences(ledger_totals, venue_totals, complete=complete)
+        for divergence in found:
+            entry = Entry(
+                entry_id=f"rec-{uuid.uuid4().hex}",
+                account_id=account_id,
+                asset=divergence.asset,
+                type=EntryType.ADJUSTMENT,
+                amount=divergence.adjustment,
+                reason=f"{reason}: venue {divergence.venue}, ledger {divergence.ledger}",
+                actor=actor,
+                time_ns=time_ns,
+            )
+            await _insert(conn, entry, divergence.venue)
+    return found

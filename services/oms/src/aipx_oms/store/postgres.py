@@ -7,12 +7,15 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 from aipx.numbers import epoch_ns
 
+from aipx_oms.domain.ledger import AccountLedger
 from aipx_oms.domain.model import AccountState, Instrument, Order, OrderStatus, Position
+from aipx_oms.store import ledger
 from aipx_oms.store.errors import StoreUnavailableError, is_unavailable
 from aipx_oms.store.rows import (
     ORDER_COLUMNS,
@@ -38,6 +41,8 @@ class AccountRow:
     state: AccountState
     limits: dict[str, Any]
     position_quantity: dict[str, Any]
+    # The account's (maker, taker) fee rates overriding its instruments' (None: the instrument's).
+    fee_rates: tuple[Decimal | None, Decimal | None] = (None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +190,8 @@ class OmsStore:
     async def account(self, account_id: str) -> AccountRow | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                "SELECT a.account_id, a.state, r.max_order_notional, r.max_position_notional,"
-                " r.max_open_orders,"
+                "SELECT a.account_id, a.state, a.maker_fee_rate, a.taker_fee_rate,"
+                " r.max_order_notional, r.max_position_notional, r.max_open_orders,"
                 " r.rate_per_s, r.rate_burst, r.price_band_bps"
                 " FROM accounts a LEFT JOIN risk_limits r USING (account_id) WHERE a.account_id = $1",
                 account_id,
@@ -196,10 +201,20 @@ class OmsStore:
             caps = await conn.fetch(
                 "SELECT symbol, max_quantity FROM position_limits WHERE account_id = $1", account_id
             )
-        limits = {k: v for k, v in row.items() if k not in ("account_id", "state") and v is not None}
+        fees = ("maker_fee_rate", "taker_fee_rate")
+        limits = {k: v for k, v in row.items() if k not in ("account_id", "state", *fees) and v is not None}
         return AccountRow(
-            account_id, AccountState(row["state"]), limits, {r["symbol"]: r["max_quantity"] for r in caps}
+            account_id,
+            AccountState(row["state"]),
+            limits,
+            {r["symbol"]: r["max_quantity"] for r in caps},
+            fee_rates=(row["maker_fee_rate"], row["taker_fee_rate"]),
         )
+
+    async def account_ledger(self, account_id: str) -> AccountLedger:
+        """The account's balances and reservations (store.ledger.account_ledger)."""
+        async with self._conn() as conn:
+            return await ledger.account_ledger(conn, account_id)
 
     async def open_orders(
         self, account_id: str | None = None, *, venues: Sequence[str] | None = None

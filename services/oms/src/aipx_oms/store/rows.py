@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -98,6 +99,8 @@ def instrument_from_row(row: asyncpg.Record | Mapping[str, Any]) -> Instrument:
         min_quantity=row["min_quantity"],
         min_notional=row["min_notional"],
         trading=row["trading"],
+        maker_fee_rate=row.get("maker_fee_rate") or Decimal(0),
+        taker_fee_rate=row.get("taker_fee_rate") or Decimal(0),
     )
 
 

@@ -25,7 +25,9 @@ import asyncpg
 from aipx.ops import LATENCY_BUCKETS
 from prometheus_client import Histogram
 
+from aipx_oms.domain.ledger import Entry, Reservation
 from aipx_oms.domain.model import Fill, Order, OrderEvent, Position
+from aipx_oms.store import ledger
 from aipx_oms.store.errors import (
     DeadlineExceededError,
     StoreUnavailableError,
@@ -91,8 +93,17 @@ _INSERT_NEW_ORDERS_AND_EVENTS = (
     " $30::text[], $31::int8[], $32::bytea[]) AS v(log_sequence, event_id, account_id, order_id, sequence,"
     " type, symbol, event_time_ns, payload) WHERE v.order_id IN (SELECT order_id FROM o)"
     " RETURNING log_sequence),"
-    " x AS (INSERT INTO outbox (log_sequence) SELECT log_sequence FROM e)"
+    " x AS (INSERT INTO outbox (log_sequence) SELECT log_sequence FROM e),"
+    " r AS (INSERT INTO balance_reservations (order_id, account_id, asset, amount)"
+    " SELECT v.* FROM unnest($33::text[], $34::text[], $35::text[], $36::numeric[])"
+    " AS v(order_id, account_id, asset, amount) WHERE v.order_id IN (SELECT order_id FROM o))"
     " SELECT order_id FROM o"
+)
+# Funds held by new or replaced orders (a replace holds a new amount of the same asset).
+_UPSERT_RESERVATIONS = (
+    "INSERT INTO balance_reservations (order_id, account_id, asset, amount)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[])"
+    " ON CONFLICT (order_id, asset) DO UPDATE SET amount = EXCLUDED.amount"
 )
 _INSERT_FILLS = (
     "INSERT INTO fills (fill_id, order_id, account_id, symbol, side, quantity, price, fee, fee_currency,"
@@ -135,6 +146,11 @@ class Mutation:
     fills: list[Fill] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
     events: list[OrderEvent] = field(default_factory=list)
+    # Funds held by a new or replaced order: (account id, reservation), written with the order.
+    reservations: list[tuple[str, Reservation]] = field(default_factory=list)
+    # A fill's ledger entries (base, quote, fee) and whether its order is now finished: posted with the fill
+    # (store.ledger.post_fill, idempotent per fill). An order that becomes terminal releases its funds.
+    ledger_fills: list[tuple[tuple[Entry, Entry, Entry], bool]] = field(default_factory=list)
     deadline: float | None = None  # loop.time() after which the caller no longer waits
 
 
@@ -439,7 +455,10 @@ class GroupCommitWriter:
         encoded = [self._encode(m.events) for m in mutations]
         events = [c for committed, _ in encoded for c in committed]
         columns = [list(c) for c in zip(*(order_columns(o) for o in orders), strict=True)]
-        rows = await conn.fetch(_INSERT_NEW_ORDERS_AND_EVENTS, *columns, *_event_columns(events))
+        held = [(a, r) for m in mutations for a, r in m.reservations]
+        rows = await conn.fetch(
+            _INSERT_NEW_ORDERS_AND_EVENTS, *columns, *_event_columns(events), *_reservation_columns(held)
+        )
         inserted = {r[0] for r in rows}
         existing: dict[tuple[str, str], Order] = {}
         missing = [o for o in orders if o.order_id not in inserted]
@@ -570,6 +589,16 @@ class GroupCommitWriter:
                 [(p.account_id, p.symbol, p.quantity, p.average_price, p.realized_pnl, p.updated_time_ns)
                  for p in positions],
             )  # fmt: skip
+        for _, m in active:
+            for entries, final in m.ledger_fills:
+                # A fill already happened at the venue: posted even if it overdraws (check=False).
+                await ledger.post_fill(conn, entries, final=final, check=False)
+        finished = [o.order_id for o, _ in updates if o.status.is_terminal]
+        if finished:
+            await conn.execute("DELETE FROM balance_reservations WHERE order_id = ANY($1::text[])", finished)
+        held = [(a, r) for _, m in active for a, r in m.reservations]
+        if held:
+            await conn.execute(_UPSERT_RESERVATIONS, *_reservation_columns(held))
 
         results: list[WriteResult] = []
         committed: list[CommittedEvent] = []
@@ -590,8 +619,17 @@ class GroupCommitWriter:
         return results, committed
 
 
+def _reservation_columns(held: Sequence[tuple[str, Reservation]]) -> list[list[Any]]:
+    return [
+        [r.order_id for _, r in held],
+        [account_id for account_id, _ in held],
+        [r.asset for _, r in held],
+        [r.amount for _, r in held],
+    ]
+
+
 def _is_plain_submit(mutation: Mutation) -> bool:
-    """A new order and its own events, nothing else (the one-statement path applies)."""
+    """A new order, its own events and funds, nothing else (the one-statement path applies)."""
     order = mutation.new_order
     return (
         order is not None
@@ -599,5 +637,7 @@ def _is_plain_submit(mutation: Mutation) -> bool:
         and not mutation.updates
         and not mutation.fills
         and not mutation.positions
+        and not mutation.ledger_fills
         and all(e.order.order_id == order.order_id for e in mutation.events)
+        and all(r.order_id == order.order_id for _, r in mutation.reservations)
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 from typing import Any
 
 from aipx_oms import metrics
@@ -71,7 +72,9 @@ class BookCache:
                 raise UnknownAccountError(f"account {account_id!r} does not exist")
             orders = await self.store.open_orders(account_id)
             positions = await self.store.positions(account_id)
-            book = AccountBook.load(account_id, row.state, self.limits(row), orders, positions)
+            funds = await self.store.account_ledger(account_id)
+            book = AccountBook.load(account_id, row.state, self.limits(row), orders, positions, ledger=funds)
+            book.fee_rates = row.fee_rates
             for order in orders:
                 self._order_account[order.order_id] = account_id
             self._books[account_id] = book
@@ -91,6 +94,7 @@ class BookCache:
             if row is not None:
                 book.state = row.state
                 book.limits = self.limits(row)
+                book.fee_rates = row.fee_rates
 
     async def refresh_loop(self, every_s: float) -> None:
         while True:
@@ -99,6 +103,29 @@ class BookCache:
                 await self.refresh()
             except StoreUnavailableError as exc:
                 log.warning("refresh skipped: %s", exc)
+
+    def fee_rates(self, order: Order) -> tuple[Decimal, Decimal] | None:
+        """An order's (maker, taker) fee rates: the account's override where set, else the instrument's;
+        None when neither sets a rate (the venue charges its own)."""
+        book = self._books.get(order.account_id)
+        maker, taker = book.fee_rates if book is not None else (None, None)
+        instrument = self.instruments.get(order.symbol)
+        default_maker = instrument.maker_fee_rate if instrument is not None else Decimal(0)
+        default_taker = instrument.taker_fee_rate if instrument is not None else Decimal(0)
+        if maker is None and taker is None and default_maker == 0 and default_taker == 0:
+            return None
+        return (
+            maker if maker is not None else default_maker,
+            taker if taker is not None else default_taker,
+        )
+
+    def reservation_fee_rate(self, order: Order) -> Decimal:
+        """The fee rate an order's reservation covers: the higher of its rates (it may fill as either), or
+        the paper venue's own rate for a paper order without rates."""
+        rates = self.fee_rates(order)
+        if rates is not None:
+            return max(rates)
+        return self.settings.paper_fee_rate if order.venue == "paper" else Decimal(0)
 
     def update_open_gauge(self) -> None:
         metrics.OPEN_ORDERS.set(sum(b.open_order_count for b in self._books.values()))

@@ -12,7 +12,14 @@ from aipx.ids import new_event_id, now_ns
 from aipx_oms import metrics
 from aipx_oms.domain.idempotency import fingerprint_differences, replace_fingerprint
 from aipx_oms.domain.model import AccountState, Order, OrderEvent, OrderStatus, OrderType, RejectReason
-from aipx_oms.domain.risk import Exposure, RateVerdict, RiskCheck, check_order
+from aipx_oms.domain.risk import (
+    Exposure,
+    RateVerdict,
+    RiskCheck,
+    check_funds,
+    check_order,
+    reservation_price,
+)
 from aipx_oms.domain.state_machine import OrderStateMachine as OSM
 from aipx_oms.domain.validation import FieldViolation, check_price, check_quantity
 from aipx_oms.errors import IdempotencyConflictError, InvalidRequestError, RequestRejectedError
@@ -215,22 +222,24 @@ class CancelReplace:
                 exposure.open_sell - (leaves if order.side.sign < 0 else 0),
             )
             assert instrument is not None
+            check = RiskCheck(
+                order.symbol,
+                order.side,
+                order.type,
+                new_quantity - order.filled_quantity,
+                new_price,
+                order.reduce_only,
+                order.stop_price,
+            )
+            market = self.market.snapshot(order.symbol)
             denial = check_order(
-                RiskCheck(
-                    order.symbol,
-                    order.side,
-                    order.type,
-                    new_quantity - order.filled_quantity,
-                    new_price,
-                    order.reduce_only,
-                    order.stop_price,
-                ),
+                check,
                 instrument=instrument,
                 account_state=book.state,
                 limits=book.limits,
                 exposure=exposure,
                 open_orders=book.open_order_count - 1,
-                market=self.market.snapshot(order.symbol),
+                market=market,
                 rate=RateVerdict.ALLOWED,
                 platform_halted=self.books.platform_halted,
             )
@@ -246,6 +255,17 @@ class CancelReplace:
                 denial = (
                     None  # a partly filled order's remainder may be small; that is not a reason to refuse
                 )
+            held_before = book.ledger.reservations.get(order.order_id)
+            held = None
+            if denial is None:
+                # The replaced leaves hold funds instead of the old ones (no await since the checks).
+                price_held = reservation_price(check, market, book.limits.price_band_bps)
+                if price_held is not None:
+                    denial = check_funds(
+                        book.ledger, order.order_id, check, instrument=instrument, price=price_held,
+                        fee_rate=self.books.reservation_fee_rate(order),
+                    )  # fmt: skip
+                    held = book.ledger.reservations.get(order.order_id) if denial is None else None
             if denial is not None:
                 new, event_type = OSM.replace_rejected(order, now)
                 rk = RequestKey(
@@ -266,9 +286,30 @@ class CancelReplace:
                 rk = RequestKey(account_id, key, "replace", order.order_id, "ok", fingerprint=fingerprint)
                 event = OrderEvent(new_event_id(), event_type, new, now)
             mutation = Mutation(
-                request_key=rk, updates=[(new, order.sequence)], events=[event], deadline=deadline
+                request_key=rk,
+                updates=[(new, order.sequence)],
+                events=[event],
+                reservations=[(account_id, held)] if held is not None else [],
+                deadline=deadline,
             )
-            result = await self.committer.write(account_id, mutation, self.committer.applier(account_id, new))
+
+            def restore(_: object = None) -> None:
+                """The replace did not commit: the order keeps holding what it held before."""
+                if held is None:
+                    return
+                if held_before is not None:
+                    book.ledger.reservations[order.order_id] = held_before
+                else:
+                    book.ledger.release(order.order_id)
+
+            apply_new = self.committer.applier(account_id, new)
+
+            def applied(result: WriteResult) -> None:
+                apply_new(result)
+                if not result.created:
+                    restore()
+
+            result = await self.committer.write(account_id, mutation, applied, restore)
             earlier = await self._keyed(account_id, key, "replace", order, result, fingerprint=fingerprint)
             if earlier is not None:
                 return earlier

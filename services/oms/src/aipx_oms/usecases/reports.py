@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from aipx_oms import metrics
 from aipx_oms.domain.executions import fill_to_store
+from aipx_oms.domain.ledger import fill_entries
 from aipx_oms.domain.model import Fill, Order, OrderEvent, OrderStatus, RejectReason
 from aipx_oms.domain.state_machine import IllegalTransitionError
 from aipx_oms.domain.state_machine import OrderStateMachine as OSM
@@ -49,6 +50,8 @@ class ExecutionReports:
         self._pending_reports = 0
         self._room = asyncio.Event()
         self._room.set()
+        self._idle = asyncio.Event()  # set while no report waits to be stored
+        self._idle.set()
         self._position_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -78,6 +81,7 @@ class ExecutionReports:
         """The venues' callback: reports are applied in arrival order (per order)."""
         metrics.VENUE_REPORTS.labels(report.venue, report.kind.value).inc()
         self._pending_reports += 1
+        self._idle.clear()
         if self._pending_reports >= self.settings.report_queue_max:
             self._room.clear()
         self._reports.put_nowait(report)
@@ -91,6 +95,12 @@ class ExecutionReports:
         self._pending_reports -= 1
         if self._pending_reports < self.settings.report_queue_max:
             self._room.set()
+        if self._pending_reports == 0:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once every report received so far is stored (or given up)."""
+        await self._idle.wait()
 
     async def _report_loop(self) -> None:
         while True:
@@ -204,6 +214,21 @@ class ExecutionReports:
                 mutation.updates.append((new, order.sequence))
                 mutation.fills.append(fill)
                 mutation.positions.append(position)
+                if instrument is not None:  # balances move with the fill, in its transaction
+                    entries = fill_entries(
+                        account_id=account_id,
+                        order_id=order.order_id,
+                        fill_id=fill.fill_id,
+                        side=order.side,
+                        base_asset=instrument.base_asset,
+                        quote_asset=instrument.quote_asset,
+                        quantity=quantity,
+                        price=price,
+                        fee=report.fee,
+                        fee_asset=report.fee_currency or instrument.quote_asset,
+                        time_ns=fill.fill_time_ns,
+                    )
+                    mutation.ledger_fills.append((entries, new.status.is_terminal))
                 mutation.events.append(
                     OrderEvent(new_event_id(), event_type, new, now, fill=fill, position=position)
                 )
@@ -236,6 +261,8 @@ class ExecutionReports:
         def applied(result: WriteResult) -> None:
             for position in mutation.positions:
                 book.set_position(position)
+            for entries, final in mutation.ledger_fills:
+                book.ledger.settle_fill(entries, final=final, check=False)
             self.books.committed(account_id, new)
             self.books.update_open_gauge()
 

@@ -13,7 +13,7 @@ from aipx.ids import new_event_id, now_ns
 from aipx_oms import metrics
 from aipx_oms.domain.idempotency import order_differences
 from aipx_oms.domain.model import Order, OrderEvent, OrderRequest, OrderStatus
-from aipx_oms.domain.risk import RateLimiter, RiskCheck, check_order
+from aipx_oms.domain.risk import RateLimiter, RiskCheck, check_funds, check_order, reservation_price
 from aipx_oms.domain.state_machine import OrderStateMachine as OSM
 from aipx_oms.domain.validation import validate_order
 from aipx_oms.errors import IdempotencyConflictError, InvalidRequestError
@@ -98,25 +98,40 @@ class SubmitOrders:
             updated_time_ns=now,
             tags=dict(request.tags),
         )
+        check = RiskCheck(
+            order.symbol,
+            order.side,
+            order.type,
+            order.quantity,
+            order.price,
+            order.reduce_only,
+            order.stop_price,
+        )
+        market = self.market.snapshot(order.symbol)
         denial = check_order(
-            RiskCheck(
-                order.symbol,
-                order.side,
-                order.type,
-                order.quantity,
-                order.price,
-                order.reduce_only,
-                order.stop_price,
-            ),
+            check,
             instrument=instrument,
             account_state=book.state,
             limits=book.limits,
             exposure=book.exposure(order.symbol),
             open_orders=book.open_order_count,
-            market=self.market.snapshot(order.symbol),
+            market=market,
             rate=verdict,
             platform_halted=self.books.platform_halted,
         )
+        if denial is None:
+            price = reservation_price(check, market, book.limits.price_band_bps)
+            assert price is not None  # else check_order denied NO_MARKET_DATA
+            # Reserves the funds in memory when they suffice (still no await since the checks).
+            denial = check_funds(
+                book.ledger,
+                order.order_id,
+                check,
+                instrument=instrument,
+                price=price,
+                fee_rate=self.books.reservation_fee_rate(order),
+            )
+        held = book.ledger.reservations.get(order.order_id) if denial is None else None
         if denial is None:
             new, event_type = OSM.accept(order, now)
             book.track(new)  # reserve
@@ -138,7 +153,12 @@ class SubmitOrders:
                 self.books.update_open_gauge()
                 self.sender.enqueue(new)  # validated: one of self.venues
 
-        mutation = Mutation(new_order=new, events=[event], deadline=deadline)
+        mutation = Mutation(
+            new_order=new,
+            events=[event],
+            reservations=[(account_id, held)] if held is not None else [],
+            deadline=deadline,
+        )
         result = await self.committer.write(
             account_id, mutation, applied, lambda _: book.release(new.order_id)
         )

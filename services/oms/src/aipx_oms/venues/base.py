@@ -12,11 +12,11 @@ venue (`query`) with backoff until it answers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aipx_oms.domain.model import Liquidity, Order, RejectReason
 from aipx_oms.settings import OmsSettings
@@ -59,6 +59,41 @@ class ExecutionReport:
     # on the stream and by a query is stored once, whichever comes first.
     cumulative_quantity: Decimal | None = None
     cumulative_quote: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceSnapshot:
+    """A venue account's balances: per asset total = free + locked. `complete`: every asset of the account
+    (an account query; an asset not listed holds 0), else only the assets that changed (a stream update)."""
+
+    venue: str
+    totals: Mapping[str, Decimal]
+    complete: bool
+    source: str
+
+
+BalanceHandler = Callable[[BalanceSnapshot], None]
+
+
+@runtime_checkable
+class BalanceSource(Protocol):
+    """Optional for a venue: it reports its account's balances, which the OMS reconciles its ledger with
+    (usecases/balances.py). Called before `start`; the venue sends a complete snapshot at start, then every
+    `every_s` seconds and on each change its stream tells of."""
+
+    def follow_balances(self, handler: BalanceHandler, every_s: float) -> None: ...
+
+
+# An order's (maker, taker) fee rates as the OMS knows them (instrument, account override), or None when
+# neither sets any (the venue charges its own).
+FeeRates = Callable[[Order], tuple[Decimal, Decimal] | None]
+
+
+@runtime_checkable
+class FeeCharging(Protocol):
+    """Optional for a simulated venue: it charges the OMS's fee rates (called before `start`)."""
+
+    def charge_fees_with(self, rates: FeeRates) -> None: ...
 
 
 ReportHandler = Callable[[ExecutionReport], None]

@@ -25,6 +25,7 @@ from aipx_oms.domain.model import ZERO, Liquidity, Order, OrderType, RejectReaso
 from aipx_oms.settings import OmsSettings
 from aipx_oms.venues.base import (
     ExecutionReport,
+    FeeRates,
     ReportHandler,
     ReportKind,
     RoomWaiter,
@@ -45,8 +46,10 @@ _REASONS = {
 }
 
 
-def book_order(order: Order, *, triggered: bool = False) -> matching.RestingOrder:
-    """The book's view of an OMS order (what is left of it)."""
+def book_order(
+    order: Order, *, triggered: bool = False, fees: matching.FeeSchedule | None = None
+) -> matching.RestingOrder:
+    """The book's view of an OMS order (what is left of it), charged `fees` (None: the venue's)."""
     return matching.RestingOrder(
         order_id=order.order_id,
         symbol=order.symbol,
@@ -58,6 +61,7 @@ def book_order(order: Order, *, triggered: bool = False) -> matching.RestingOrde
         time_in_force=matching.TimeInForce(order.time_in_force.value),
         post_only=order.post_only,
         triggered=triggered,
+        fees=fees,
     )
 
 
@@ -72,6 +76,7 @@ class PaperVenue:
         market: MarketDataCache,
         *,
         fee_rate: Decimal = ZERO,
+        slippage_bps: Decimal = ZERO,
         fee_currency_of: Callable[[str], str] = lambda symbol: symbol.rsplit("-", 1)[-1],
         clock: Callable[[], int] = now_ns,
         expiry_check_s: float = 1.0,
@@ -81,7 +86,10 @@ class PaperVenue:
         self.fee_currency_of = fee_currency_of
         self.clock = clock
         self.expiry_check_s = expiry_check_s
-        self.engine = matching.MatchingEngine(matching.FeeSchedule(maker_rate=fee_rate, taker_rate=fee_rate))
+        self.engine = matching.MatchingEngine(
+            matching.FeeSchedule(maker_rate=fee_rate, taker_rate=fee_rate, slippage_bps=slippage_bps)
+        )
+        self._fee_rates: FeeRates | None = None
         # DAY orders per creation day (expiry touches only expired days).
         self._day_orders: dict[int, dict[str, None]] = {}
         self._on_report: ReportHandler | None = None
@@ -89,6 +97,16 @@ class PaperVenue:
         self._expiry_task: asyncio.Task[None] | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()
         market.listeners.append(self._on_market)
+
+    def charge_fees_with(self, rates: FeeRates) -> None:
+        """FeeCharging: an order's (maker, taker) rates, or None: the venue's own (paper_fee_rate)."""
+        self._fee_rates = rates
+
+    def _fees_of(self, order: Order) -> matching.FeeSchedule | None:
+        rates = self._fee_rates(order) if self._fee_rates is not None else None
+        if rates is None:
+            return None
+        return matching.FeeSchedule(rates[0], rates[1], self.engine.fees.slippage_bps)
 
     @property
     def working(self) -> Mapping[str, matching.RestingOrder]:
@@ -123,7 +141,7 @@ class PaperVenue:
         if not self._receive(order.order_id):  # the order id is the client order id: never two live orders
             return
         self._track_day(order)
-        self._emit(self.engine.submit(book_order(order)))
+        self._emit(self.engine.submit(book_order(order, fees=self._fees_of(order))))
 
     async def query(self, order: Order) -> bool:
         """The paper book is in process: it knows an order it received; its reports were already sent."""
@@ -154,7 +172,7 @@ class PaperVenue:
             if self._receive(order.order_id) and order.order_id not in self.engine.orders:
                 waiting = order.type in STOP_TYPES and order.filled_quantity == ZERO
                 self._track_day(order)
-                self.engine.rest(book_order(order, triggered=not waiting))
+                self.engine.rest(book_order(order, triggered=not waiting, fees=self._fees_of(order)))
         for symbol in sorted({o.symbol for o in open_orders}):
             self._emit(self.engine.match(symbol))
         return []
@@ -249,7 +267,7 @@ class PaperVenue:
 
 
 def _build(settings: OmsSettings, market: MarketDataCache) -> PaperVenue:
-    return PaperVenue(market, fee_rate=settings.paper_fee_rate)
+    return PaperVenue(market, fee_rate=settings.paper_fee_rate, slippage_bps=settings.paper_slippage_bps)
 
 
 PLUGIN = VenuePlugin("paper", _build)

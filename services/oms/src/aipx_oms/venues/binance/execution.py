@@ -18,6 +18,8 @@ from aipx_oms import metrics
 from aipx_oms.domain.model import Liquidity, Order, OrderType, RejectReason, TimeInForce
 from aipx_oms.settings import OmsSettings
 from aipx_oms.venues.base import (
+    BalanceHandler,
+    BalanceSnapshot,
     ExecutionReport,
     ReportHandler,
     ReportKind,
@@ -33,7 +35,12 @@ from aipx_oms.venues.binance.http import (
     BinanceRestClient,
     venue_symbol,
 )
-from aipx_oms.venues.binance.user_stream import VENUE, parse_execution_report
+from aipx_oms.venues.binance.user_stream import (
+    VENUE,
+    parse_account,
+    parse_account_position,
+    parse_execution_report,
+)
 from aipx_oms.venues.market_data import MarketDataCache
 
 log = logging.getLogger(__name__)
@@ -87,18 +94,55 @@ class BinanceSpotVenue:
         self._working: dict[str, Order] = {}
         self._venue_ids: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._on_balances: BalanceHandler | None = None
+        self._balances_every_s = 60.0
+        self._balances_task: asyncio.Task[None] | None = None
+
+    def follow_balances(self, handler: BalanceHandler, every_s: float) -> None:
+        """BalanceSource: the account endpoint at start and every `every_s`, and outboundAccountPosition."""
+        self._on_balances = handler
+        self._balances_every_s = every_s
 
     async def start(self, on_report: ReportHandler, room: RoomWaiter = always_room) -> None:
         self._on_report = on_report
         self._room = room
         self._task = asyncio.create_task(self._stream(), name="binance-user-stream")
+        if self._on_balances is not None:
+            self._balances_task = asyncio.create_task(self._poll_balances(), name="binance-balances")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._balances_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.rest.close()
+
+    async def _poll_balances(self) -> None:
+        """The account endpoint's balances, now and every `_balances_every_s` (failures counted, retried at
+        the next turn)."""
+        while True:
+            try:
+                totals = parse_account(await self.rest.account())
+            except (
+                BinanceApiError,
+                VenueUnavailableError,
+                ValueError,
+                KeyError,
+                TypeError,
+                ArithmeticError,
+            ) as exc:
+                metrics.VENUE_ERRORS.labels(self.name, "account").inc()
+                log.warning("Binance account query failed: %s", exc)
+            else:
+                self._balances(
+                    BalanceSnapshot(self.name, totals, complete=True, source="GET /api/v3/account")
+                )
+            await asyncio.sleep(self._balances_every_s)
+
+    def _balances(self, snapshot: BalanceSnapshot) -> None:
+        if self._on_balances is not None:
+            self._on_balances(snapshot)
 
     def _report(self, report: ExecutionReport) -> None:
         if report.kind in (ReportKind.CANCELED, ReportKind.EXPIRED, ReportKind.REJECTED):
@@ -320,11 +364,18 @@ class BinanceSpotVenue:
         refuse) is counted and skipped: the connection stays up."""
         try:
             message = json.loads(raw)
-            report = parse_execution_report(message) if isinstance(message, dict) else None
+            changed = parse_account_position(message) if isinstance(message, dict) else None
+            report = (
+                parse_execution_report(message) if isinstance(message, dict) and changed is None else None
+            )
         except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError and InvalidNumberError included
             metrics.VENUE_ERRORS.labels(self.name, "malformed_report").inc()
             log.warning("malformed Binance user-stream frame skipped: %s", str(exc)[:200])
             return
+        if changed is not None:
+            self._balances(
+                BalanceSnapshot(self.name, changed, complete=False, source="outboundAccountPosition")
+            )
         if report is not None:
             self._handle(report)
 

@@ -133,6 +133,11 @@ class BinanceRestClient:
         result: list[dict[str, Any]] = await self._call("GET", "/api/v3/openOrders", {})
         return result
 
+    async def account(self) -> dict[str, Any]:
+        """GET /api/v3/account: the account's balances (and permissions)."""
+        result: dict[str, Any] = await self._call("GET", "/api/v3/account", {})
+        return result
+
     async def new_listen_key(self) -> str:
         body = await self._call("POST", "/api/v3/userDataStream", {}, signed=False)
         return str(body["listenKey"])

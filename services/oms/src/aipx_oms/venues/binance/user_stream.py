@@ -1,4 +1,5 @@
-"""The user-data stream: executionReport events -> ExecutionReports."""
+"""The user-data stream: executionReport events -> ExecutionReports; outboundAccountPosition and the account
+endpoint's answer -> balances."""
 
 from __future__ import annotations
 
@@ -12,6 +13,28 @@ from aipx_oms.domain.model import Liquidity, RejectReason
 from aipx_oms.venues.base import ExecutionReport, ReportKind
 
 VENUE = "binance"
+
+
+def _totals(rows: Any, asset_key: str, free_key: str, locked_key: str) -> dict[str, Decimal]:
+    if not isinstance(rows, list):
+        raise ValueError(f"balances must be a list, got {type(rows).__name__}")
+    return {
+        str(row[asset_key]): parse_decimal(row[free_key], field=f"balance.{free_key}")
+        + parse_decimal(row[locked_key], field=f"balance.{locked_key}")
+        for row in rows
+    }
+
+
+def parse_account_position(message: dict[str, Any]) -> dict[str, Decimal] | None:
+    """An outboundAccountPosition event's balances (the assets that changed: free + locked), else None."""
+    if message.get("e") != "outboundAccountPosition":
+        return None
+    return _totals(message.get("B"), "a", "f", "l")
+
+
+def parse_account(body: dict[str, Any]) -> dict[str, Decimal]:
+    """GET /api/v3/account: every asset's free + locked."""
+    return _totals(body.get("balances"), "asset", "free", "locked")
 
 
 def _optional(message: dict[str, Any], key: str) -> Decimal | None:
