@@ -7,7 +7,13 @@ answering the same SubmitOrder request type with a fixed response and no work. T
 grpc.aio load generator (said in the output). Every request carries a fresh client order id (a new order).
 After the runs, it checks that every OK answer is a committed order with its event in the outbox.
 
-    uv run python bench/oms_bench.py [--seconds 10] [--loadgen ghz|python] [--no-pin]
+    uv run python bench/oms_bench.py [--seconds 10] [--loadgen ghz|python] [--no-pin] [--baseline REF]
+
+`--baseline REF` (e.g. 9fa7e47) also runs the OMS of git revision REF in the same run (A/B): the bench checks
+REF out as a git worktree under the temporary directory (kept for reuse), starts that worktree's OMS with
+its sources first on PYTHONPATH (the third-party packages of this venv), on a database migrated and seeded by
+REF's own code, and alternates rounds between the bare server, this OMS and REF's OMS with the same load
+generator and CPU placement; it prints req/s and p99 of each and this OMS's ratio to REF's.
 
 With two or more CPUs the server under test (the OMS, then the bare server, never both at once) runs on a
 CPU of its own and the load generator and the local stack on the others, as in production where PostgreSQL,
@@ -59,17 +65,26 @@ TOTAL_OK: dict[str, int] = {}  # OK answers per target over every round
 
 @dataclass(frozen=True)
 class Setup:
-    """What the servers under test run against: load generator, scratch database and topics, CPUs."""
+    """What the servers under test run against: load generator, stack endpoints, CPUs."""
 
     loadgen: str
     ghz: str | None
-    dsn: str  # the benchmark's own scratch database
-    base_dsn: str  # the server it lives on (to drop it afterwards)
+    base_dsn: str  # the PostgreSQL server the scratch databases live on (to drop them afterwards)
     kafka: str
     redis_url: str
+    cpus: set[int]  # where the servers under test run
+
+
+@dataclass(frozen=True)
+class OmsTarget:
+    """One OMS under test: its code (None = this checkout), its own scratch database and topics, its port."""
+
+    label: str
+    pythonpath: str | None
+    dsn: str
     topic: str  # order events
     market_topic: str  # quiet market data: no price band from others' data
-    cpus: set[int]  # where the server under test runs
+    port: int
 
 
 @dataclass
@@ -229,8 +244,8 @@ async def run_python(target: str, concurrency: int, seconds: float, prefix: str)
 # --- setup --------------------------------------------------------------------------------------------------
 
 
-async def prepare_database(base_dsn: str) -> str:
-    dsn = await scratch.create_database(base_dsn, f"oms_bench_{uuid.uuid4().hex[:8]}")
+async def seed_database(dsn: str) -> None:
+    """Migrate and seed the bench account with the aipx_oms on sys.path (run in the target's own process)."""
     from aipx_oms.settings import DEFAULT_MIGRATIONS_DIR
     from aipx_oms.store.admin import (
         DEMO_INSTRUMENTS,
@@ -254,7 +269,42 @@ async def prepare_database(base_dsn: str) -> str:
         )  # fmt: skip
     finally:
         await conn.close()
+
+
+async def prepare_database(base_dsn: str, label: str, pythonpath: str | None) -> str:
+    """A scratch database migrated and seeded by the code of the OMS under test (its own migrations)."""
+    dsn = await scratch.create_database(base_dsn, f"oms_bench_{label}_{uuid.uuid4().hex[:8]}")
+    seeded = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--seed-database", dsn, env=code_env(dict(os.environ), pythonpath)
+    )
+    if await seeded.wait() != 0:
+        raise RuntimeError(f"seeding the {label} bench database failed (exit {seeded.returncode})")
     return dsn
+
+
+def code_env(environ: dict[str, str], pythonpath: str | None) -> dict[str, str]:
+    """`environ` with `pythonpath` (another revision's sources) ahead of this venv's editable installs."""
+    if pythonpath is None:
+        return environ
+    return {
+        **environ,
+        "PYTHONPATH": os.pathsep.join([pythonpath, *filter(None, [environ.get("PYTHONPATH")])]),
+    }
+
+
+def baseline_checkout(ref: str) -> tuple[str, str]:
+    """(short sha, PYTHONPATH of its OMS and shared library) of a git worktree of `ref`, created once."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    path = Path(tempfile.gettempdir()) / f"oms-base-{sha[:12]}"
+    if not (path / "services/oms/src/aipx_oms").is_dir():
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), sha], check=True,
+            capture_output=True,
+        )  # fmt: skip
+    return sha[:9], os.pathsep.join(str(path / d) for d in ("services/oms/src", "libs/aipx/src"))
 
 
 async def commit_latency(dsn: str, n: int = 200) -> tuple[float, float]:
@@ -353,22 +403,33 @@ async def main_async(args: argparse.Namespace) -> int:
     base_dsn = PostgresSettings().dsn.get_secret_value()
     kafka = KafkaSettings().bootstrap_servers
     redis_url = RedisSettings().url.get_secret_value()
-    dsn = await prepare_database(base_dsn)
-    topic = f"bench-order-events-{uuid.uuid4().hex[:8]}"
-    market_topic = f"bench-market-data-{uuid.uuid4().hex[:8]}"  # quiet: no price band from others' data
-    await scratch.create_topics(kafka, {topic: 6, market_topic: 6})
-    conn = await asyncpg.connect(dsn)
+    code: dict[str, str | None] = {"oms": None}
+    if args.baseline:
+        sha, pythonpath = baseline_checkout(args.baseline)
+        code["base"] = pythonpath
+        print(f"baseline: {args.baseline} = {sha}, its OMS from {pythonpath.split(os.pathsep)[0]}")
+    targets: list[OmsTarget] = []
+    for label, code_path in code.items():
+        dsn = await prepare_database(base_dsn, label, code_path)
+        suffix = uuid.uuid4().hex[:8]
+        target = OmsTarget(
+            label, code_path, dsn, f"bench-order-events-{suffix}", f"bench-market-data-{suffix}", free_port()
+        )
+        await scratch.create_topics(kafka, {target.topic: 6, target.market_topic: 6})
+        targets.append(target)
+    conn = await asyncpg.connect(targets[0].dsn)
     sync_commit = await conn.fetchval("SHOW synchronous_commit")
     fsync = await conn.fetchval("SHOW fsync")
     await conn.close()
     print(f"OMS SubmitOrder benchmark - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    load1, load5, load15 = os.getloadavg()
     print(
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
+        f"Python {platform.python_version()}, load average {load1:.1f} {load5:.1f} {load15:.1f}"
     )
     generator = f"ghz ({ghz})" if loadgen == "ghz" else "Python grpc.aio (in this process)"
     print(f"load generator: {generator}")
-    floor_p50, floor_p99 = await commit_latency(dsn)
+    floor_p50, floor_p99 = await commit_latency(targets[0].dsn)
     print(
         f"PostgreSQL synchronous_commit={sync_commit} fsync={fsync}; one-row commit p50 {floor_p50:.2f} ms "
         f"p99 {floor_p99:.2f} ms (an acknowledgement waits for up to two: the one in flight and its own)"
@@ -379,9 +440,9 @@ async def main_async(args: argparse.Namespace) -> int:
     servers_cpus, others_cpus = ({cpus[-1]}, set(cpus[:-1])) if pinned else (set(cpus), set(cpus))
     placed: list[tuple[int, set[int]]] = []
     if pinned:
-        # Production runs PostgreSQL, Kafka and the clients on other hosts than the OMS: here the server under
-        # test (OMS or bare, one at a time) gets a CPU of its own, and the load generator (a child of this
-        # process) and the local stack share the others.
+        # Production runs PostgreSQL, Kafka and the clients on other hosts than the OMS: here the servers
+        # under test (measured one at a time) get a CPU of their own, and the load generator (a child of
+        # this process) and the local stack share the others.
         try:
             stack_pids = [c.pid for c in open_stack().status() if c.pid]
         except StackError as exc:  # not a stack this machine runs: only this process and the servers move
@@ -390,75 +451,34 @@ async def main_async(args: argparse.Namespace) -> int:
         placed = pin([os.getpid(), *stack_pids], others_cpus)
         stack_note = "the local stack" if stack_pids else "(no local stack processes found to pin)"
         print(
-            f"placement: server under test on CPU {sorted(servers_cpus)}; load generator and {stack_note}"
+            f"placement: servers under test on CPU {sorted(servers_cpus)}; load generator and {stack_note}"
             f" on CPU {sorted(others_cpus)} (--no-pin: all share every CPU)"
         )
     else:
-        print("placement: every process on every CPU (--pin gives the server under test a CPU of its own)")
+        print("placement: every process on every CPU (--pin gives the servers under test a CPU of their own)")
     try:
-        setup = Setup(loadgen, ghz, dsn, base_dsn, kafka, redis_url, topic, market_topic, servers_cpus)
-        return await run_servers(args, setup)
+        setup = Setup(loadgen, ghz, base_dsn, kafka, redis_url, servers_cpus)
+        return await run_servers(args, setup, targets)
     finally:
         unpin(placed)
 
 
-async def run_servers(args: argparse.Namespace, setup: Setup) -> int:
-    """Start the bare server and the OMS on `setup.cpus`, measure both, check durability, clean up."""
-    dsn, kafka, topic, market_topic = setup.dsn, setup.kafka, setup.topic, setup.market_topic
-
-    def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(command, env=env)
-        pin([proc.pid], setup.cpus)  # at once: threads it creates later inherit the placement
-        return proc
-
-    oms_port, bare_port = free_port(), free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIPX_OMS_")}
-    environ.update(
-        {
-            "AIPX_POSTGRES_DSN": dsn,
-            "AIPX_REDIS_URL": setup.redis_url,
-            "AIPX_KAFKA_BOOTSTRAP_SERVERS": kafka,
-            "AIPX_METRICS_PORT": "0",
-            "AIPX_LOG_LEVEL": "WARNING",
-            "AIPX_OMS_GRPC_HOST": "127.0.0.1",
-            "AIPX_OMS_GRPC_PORT": str(oms_port),
-            "AIPX_OMS_ORDER_EVENTS_TOPIC": topic,
-            "AIPX_OMS_MARKET_DATA_TOPIC": market_topic,
-            "AIPX_OMS_RELAY_ENABLED": "true" if args.relay == "inprocess" else "false",
-            "AIPX_OMS_REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}",
-        }
-    )
-    bare = start([sys.executable, __file__, "--bare-server", str(bare_port)])
-    oms = start([sys.executable, "-m", "aipx_oms"], environ)
-    relay = start([sys.executable, "-m", "aipx_oms", "relay"], environ) if args.relay == "separate" else None
-    try:
-        await wait_serving(f"127.0.0.1:{bare_port}", bare)
-        await wait_serving(f"127.0.0.1:{oms_port}", oms)
-        relay_note = {
-            "inprocess": "relay in process",
-            "separate": "relay as its own process",
-            "off": "no relay",
-        }
-        print("bare: a bare grpc.aio SubmitOrder server (fixed answer, no work) - the ceiling")
-        print("oms:  auth + validation + risk + Redis rate limit + group commit (sync) + outbox; "
-              + relay_note[args.relay])  # fmt: skip
-        print(f"{args.rounds} alternating rounds of {args.seconds:.0f}s per concurrency; best round of each")
-        best = await measure(
-            {"bare": f"127.0.0.1:{bare_port}", "oms": f"127.0.0.1:{oms_port}"},
-            {"bare": [bare.pid], "oms": [oms.pid] + ([relay.pid] if relay is not None else [])},
-            loadgen=setup.loadgen,
-            ghz=setup.ghz,
-            seconds=args.seconds,
-            rounds=args.rounds,
+def print_table(title: str, measured: list[Result], ceiling: list[Result], against: str) -> None:
+    print(f"\n{title}")
+    print(f"concurrency  req/s  {against + ' req/s':>11}  ratio   p50 ms   p99 ms  {against + ' p99 ms':>11}"
+          f"  CPU us/req  {against}")  # fmt: skip
+    for mine, top in zip(measured, ceiling, strict=True):
+        ratio = mine.rps / top.rps if top.rps else 0.0
+        print(
+            f"{mine.concurrency:>11}  {mine.rps:5.0f}  {top.rps:11.0f}  {ratio:5.0%}  {mine.p50_ms:7.2f}  "
+            f"{mine.p99_ms:7.2f}  {top.p99_ms:11.2f}  {mine.cpu_us_per_request:10.0f}  "
+            f"{top.cpu_us_per_request:4.0f}"
         )
-        ceiling, measured = best["bare"], best["oms"]
-    finally:
-        stop(bare)
-        stop(oms)
-        if relay is not None:
-            stop(relay)
 
-    conn = await asyncpg.connect(dsn)
+
+async def durability(target: OmsTarget) -> bool:
+    """Check (and print) that every OK answer of `target` is a committed order with its first event queued."""
+    conn = await asyncpg.connect(target.dsn)
     try:
         orders = await conn.fetchval("SELECT count(*) FROM orders")
         with_event = await conn.fetchval(
@@ -472,28 +492,99 @@ async def run_servers(args: argparse.Namespace, setup: Setup) -> int:
         batch = await conn.fetchval("SELECT count(*) FROM outbox")
     finally:
         await conn.close()
-    acked = TOTAL_OK.get("oms", 0)
-    print(f"durability: {acked} OK answers in all rounds (+ warm-up); {orders} orders committed, "
-          f"{with_event} with their first event "
+    acked = TOTAL_OK.get(target.label, 0)
+    print(f"durability ({target.label}): {acked} OK answers in all rounds (+ warm-up); "
+          f"{orders} orders committed, {with_event} with their first event "
           f"in the outbox ({batch} outbox rows); statuses {statuses}")  # fmt: skip
-    print("\nconcurrency  OMS req/s  bare req/s  ratio   OMS p50 ms  OMS p99 ms  CPU us/req OMS  bare")
-    for mine, top in zip(measured, ceiling, strict=True):
-        ratio = mine.rps / top.rps if top.rps else 0.0
+    ok = bool(orders >= acked and with_event == orders)
+    if not ok:
         print(
-            f"{mine.concurrency:>11}  {mine.rps:9.0f}  {top.rps:10.0f}  {ratio:5.0%}   "
-            f"{mine.p50_ms:10.2f}  {mine.p99_ms:10.2f}  {mine.cpu_us_per_request:14.0f}  "
-            f"{top.cpu_us_per_request:4.0f}"
+            f"DURABILITY CHECK FAILED ({target.label}): an acknowledged order is missing or lacks its event"
         )
+    return ok
+
+
+async def run_servers(args: argparse.Namespace, setup: Setup, targets: list[OmsTarget]) -> int:
+    """Start the bare server and each OMS on `setup.cpus`, measure them, check durability, clean up."""
+
+    def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(command, env=env)
+        pin([proc.pid], setup.cpus)  # at once: threads it creates later inherit the placement
+        return proc
+
+    def oms_environ(target: OmsTarget) -> dict[str, str]:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("AIPX_OMS_")}
+        environ.update(
+            {
+                "AIPX_POSTGRES_DSN": target.dsn,
+                "AIPX_REDIS_URL": setup.redis_url,
+                "AIPX_KAFKA_BOOTSTRAP_SERVERS": setup.kafka,
+                "AIPX_METRICS_PORT": "0",
+                "AIPX_LOG_LEVEL": "WARNING",
+                "AIPX_OMS_GRPC_HOST": "127.0.0.1",
+                "AIPX_OMS_GRPC_PORT": str(target.port),
+                "AIPX_OMS_ORDER_EVENTS_TOPIC": target.topic,
+                "AIPX_OMS_MARKET_DATA_TOPIC": target.market_topic,
+                "AIPX_OMS_RELAY_ENABLED": "true" if args.relay == "inprocess" else "false",
+                "AIPX_OMS_REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}",
+            }
+        )
+        return code_env(environ, target.pythonpath)
+
+    bare_port = free_port()
+    procs: list[subprocess.Popen[bytes]] = [
+        start([sys.executable, __file__, "--bare-server", str(bare_port)])
+    ]
+    endpoints = {"bare": f"127.0.0.1:{bare_port}"}
+    pids = {"bare": [procs[0].pid]}
+    try:
+        for target in targets:
+            environ = oms_environ(target)
+            oms = start([sys.executable, "-m", "aipx_oms"], environ)
+            procs.append(oms)
+            pids[target.label] = [oms.pid]
+            if args.relay == "separate":
+                relay = start([sys.executable, "-m", "aipx_oms", "relay"], environ)
+                procs.append(relay)
+                pids[target.label].append(relay.pid)
+            endpoints[target.label] = f"127.0.0.1:{target.port}"
+        for label, endpoint in endpoints.items():
+            await wait_serving(endpoint, next(p for p in procs if p.pid == pids[label][0]))
+        relay_note = {
+            "inprocess": "relay in process",
+            "separate": "relay as its own process",
+            "off": "no relay",
+        }
+        print("bare: a bare grpc.aio SubmitOrder server (fixed answer, no work) - the ceiling")
+        print("oms:  auth + validation + risk + Redis rate limit + group commit (sync) + outbox; "
+              + relay_note[args.relay])  # fmt: skip
+        if args.baseline:
+            print(f"base: the OMS of {args.baseline}, same settings and load")
+        print(f"{args.rounds} alternating rounds of {args.seconds:.0f}s per concurrency; best round of each")
+        best = await measure(
+            endpoints, pids, loadgen=setup.loadgen, ghz=setup.ghz, seconds=args.seconds, rounds=args.rounds
+        )
+    finally:
+        for proc in procs:
+            stop(proc)
+
+    ok = all([await durability(target) for target in targets])
+    ceiling, measured = best["bare"], best["oms"]
+    print_table("oms against the bare server (the ceiling)", measured, ceiling, "bare")
+    if "base" in best:
+        print_table(f"base ({args.baseline}) against the bare server", best["base"], ceiling, "bare")
+        print_table(f"oms against base ({args.baseline}): A/B", measured, best["base"], "base")
+        loss = max(1 - mine.rps / base.rps for mine, base in zip(measured, best["base"], strict=True))
+        print(f"\nA/B: worst throughput change of oms against base {-loss:+.1%} "
+              f"-> {'within' if loss <= 0.10 else 'MORE THAN'} the 10% allowed")  # fmt: skip
     c64 = measured[-1].rps / ceiling[-1].rps if ceiling[-1].rps else 0.0
     c16_p99 = measured[1].p99_ms
     print(f"\ntarget c=64 >= 50% of the ceiling: {c64:.0%} -> {'MET' if c64 >= 0.5 else 'NOT MET'}")
     print(f"target c=16 p99 < 15 ms: {c16_p99:.2f} ms -> {'MET' if c16_p99 < 15 else 'NOT MET'}")
-    ok = orders >= acked and with_event == orders
-    if not ok:
-        print("DURABILITY CHECK FAILED: an acknowledged order is missing or lacks its outbox event")
     if not args.keep:
-        await scratch.drop_database(setup.base_dsn, urlsplit(dsn).path.lstrip("/"))
-        await scratch.delete_topics(kafka, [topic, market_topic])
+        for target in targets:
+            await scratch.drop_database(setup.base_dsn, urlsplit(target.dsn).path.lstrip("/"))
+            await scratch.delete_topics(setup.kafka, [target.topic, target.market_topic])
     return 0 if ok else 1
 
 
@@ -516,9 +607,19 @@ def main() -> int:
         default=None,
         help="give the server under test a CPU of its own (default: on with 2 or more CPUs)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database and topic")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        default=None,
+        help="also measure the OMS of git revision REF in the same run (A/B), e.g. 9fa7e47",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark databases and topics")
     parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--seed-database", metavar="DSN", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.seed_database is not None:
+        asyncio.run(seed_database(args.seed_database))
+        return 0
     if args.bare_server is not None:
         uvloop.run(run_bare_server(args.bare_server))  # the same event loop as the OMS
         return 0

@@ -10,6 +10,7 @@ from aipx.v1 import oms_pb2, orders_pb2
 from aipx_oms.auth import ApiKeyAuthenticator
 from aipx_oms.servicer import largest_field
 from aipx_oms.settings import OmsSettings
+from aipx_oms.store.postgres import hash_api_key
 from pydantic import ValidationError
 
 
@@ -61,6 +62,23 @@ async def test_authenticator_from_json_and_cache() -> None:
         assert await cached.account_for("good") == "a"
         assert await cached.account_for("bad") is None
     assert calls == 2, "answers (also negative ones) are cached"
+
+
+async def test_the_synchronous_fast_path_answers_only_fresh_cached_keys() -> None:
+    async def lookup(key: str) -> str | None:
+        return "a" if key == "good" else None
+
+    auth = ApiKeyAuthenticator(lookup, ttl_s=60, fallback_ttl_s=0.0)
+    assert auth.cached("good") is None, "nothing cached before the first lookup"
+    assert await auth.account_for("good") == "a"
+    assert auth.cached("good") is None, "without the invalidation feed an answer is fresh for fallback_ttl_s"
+    auth.live = True
+    assert auth.cached("good") == "a"
+    assert await auth.account_for("bad") is None and auth.cached("bad") is None, (
+        "unknown keys take the slow path"
+    )
+    auth.invalidate(hash_api_key("good"))
+    assert auth.cached("good") is None, "a revoked key is never answered from the cache"
 
 
 def test_an_oversized_request_names_its_largest_field() -> None:

@@ -130,6 +130,16 @@ class ApiKeyAuthenticator:
         self._cache.clear()
         self._unknown.clear()
 
+    def cached(self, key: str) -> str | None:
+        """The principal of `key` when a fresh answer is cached, else None (then ask `authenticate`): the
+        request path's synchronous fast path (no coroutine, no peer lookup)."""
+        cached = self._cache.get(credential_hash(key))
+        if cached is not None and time.monotonic() - cached[1] < (
+            self.ttl_s if self.live else self.fallback_ttl_s
+        ):
+            return cached[0]
+        return None
+
     async def account_for(self, key: str, source: str = "") -> str | None:
         """The principal of `key`, or None (unknown, revoked, or `source` over its failure budget)."""
         try:

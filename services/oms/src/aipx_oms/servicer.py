@@ -436,7 +436,10 @@ class RequestGuard:
         """The caller's principal (here: the account of the x-api-key), or abort UNAUTHENTICATED. The admin
         service's guard overrides this with its own credential scope."""
         key = metadata.get(API_KEY_HEADER, "")
-        account = await self.auth.account_for(key, context.peer()) if key else None
+        if not key:
+            account = None
+        else:  # the peer (a failure budget's source) is looked up only on a cache miss
+            account = self.auth.cached(key) or await self.auth.account_for(key, context.peer())
         if account is None:
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, f"missing or unknown API key (metadata {API_KEY_HEADER!r})"

@@ -321,7 +321,9 @@ class GroupCommitWriter:
             if not self._queue.empty():
                 return self._queue.get_nowait()
             try:
-                return await asyncio.wait_for(self._queue.get(), self.session.limits.heartbeat_s)
+                # asyncio.timeout, not wait_for: no task wrapped around each wait (one per batch when idle).
+                async with asyncio.timeout(self.session.limits.heartbeat_s):
+                    return await self._queue.get()
             except TimeoutError:
                 await self._keep_session()
 
