@@ -143,7 +143,7 @@ def spawn_oms(environ: dict[str, str]) -> subprocess.Popen[bytes]:
 async def one_size(orders: int, events: int, args: argparse.Namespace) -> Point:
     base_dsn = PostgresSettings().dsn.get_secret_value()
     kafka = KafkaSettings().bootstrap_servers
-    dsn = await prepare_database(base_dsn)
+    dsn = await prepare_database(base_dsn, "history", None)
     topic = f"bench-history-events-{uuid.uuid4().hex[:8]}"
     market_topic = f"bench-history-market-{uuid.uuid4().hex[:8]}"
     await scratch.create_topics(kafka, {topic: 6, market_topic: 1})

@@ -21,12 +21,13 @@ import pytest
 from aipx_stack.endpoints import Endpoints
 from aipx_stack.install import apt_install
 from aipx_stack.lifeline import PidFile, Proc, start_time
-from aipx_stack.platform import Platform, ProcessSpec
+from aipx_stack.platform import Platform, Ports, ProcessSpec, default_processes
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CHILDREN = 7  # simulator, OMS, ingestion, four runners
+# Every process `./aipx run` supervises (simulator, OMS, ingestion, four runners, console, ...).
+CHILDREN = len(default_processes(Ports()))
 START_TIMEOUT_S = 300.0  # the whole platform on a loaded 2-core machine
 STOP_TIMEOUT_S = 120.0
 
@@ -85,7 +86,7 @@ def test_ctrl_c_in_a_terminal_with_the_output_piped_stops_every_child(
         START_TIMEOUT_S,
         "the platform's summary in run.log",
     )
-    wait_until(lambda: all_started(log_dir), 30, "seven children in the pid file")
+    wait_until(lambda: all_started(log_dir), 30, "every child in the pid file")
     supervisor, children = PidFile(log_dir / "platform.pid.json").read()
     assert supervisor is not None and supervisor.alive()
     assert {c.name for c in children} >= {"exchange-sim", "oms", "ingestion", "runner-recorder"}
@@ -107,7 +108,7 @@ def test_a_killed_supervisor_takes_its_children_with_it(stack_endpoints: Endpoin
         platform_cmd(log_dir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        wait_until(lambda: all_started(log_dir), START_TIMEOUT_S, "seven children\n" + logs(log_dir))
+        wait_until(lambda: all_started(log_dir), START_TIMEOUT_S, "every child\n" + logs(log_dir))
         children = running_children(log_dir)
         supervisor.kill()  # SIGKILL: no handler runs, nothing is cleaned up by the supervisor
         supervisor.wait(30)
