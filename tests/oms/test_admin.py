@@ -453,3 +453,33 @@ async def test_admin_calls_have_their_own_metric_labels(admin: AdminEnv) -> None
     async with admin.client() as ops:
         await ops.list_accounts()
     assert REGISTRY.get_sample_value("aipx_oms_requests_total", labels) == before + 1
+
+
+async def test_account_fee_overrides_are_set_audited_and_cleared(admin: AdminEnv) -> None:
+    """SetAccountFees writes the account's rate overrides (the columns the order path charges: see
+    test_money_path's account fee test), audits them, refuses out-of-range rates and clears them with ''."""
+    async with admin.client() as ops:
+        summary = await ops.set_account_fees("acct-b", "0.0002", "0.0007")
+        assert (summary.maker_fee_rate.value, summary.taker_fee_rate.value) == ("0.0002", "0.0007")
+        rows = await admin.oms.sql(
+            "SELECT maker_fee_rate, taker_fee_rate FROM accounts WHERE account_id = 'acct-b'"
+        )
+        assert (rows[0]["maker_fee_rate"], rows[0]["taker_fee_rate"]) == (
+            Decimal("0.0002"),
+            Decimal("0.0007"),
+        )
+        for bad in ("1", "-0.001", "1e400"):
+            error = await rpc_error(ops.set_account_fees("acct-b", bad, ""))
+            assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+        cleared = await ops.set_account_fees("acct-b")
+        assert (cleared.maker_fee_rate.value, cleared.taker_fee_rate.value) == ("", "")
+        error = await rpc_error(ops.set_account_fees("no-such-account", "0.001", "0.001"))
+        assert error.code() is grpc.StatusCode.NOT_FOUND
+        records = [
+            r for r in await ops.audit_log(account_id="acct-b", limit=10) if r.action == "SetAccountFees"
+        ]
+    assert len(records) == 2  # the refused calls changed nothing and wrote nothing
+    latest, first = records
+    assert json.loads(first.before_json)["fee_rates"] == {"maker": None, "taker": None}
+    assert json.loads(first.after_json)["fee_rates"] == {"maker": "0.0002", "taker": "0.0007"}
+    assert json.loads(latest.after_json)["fee_rates"] == {"maker": None, "taker": None}

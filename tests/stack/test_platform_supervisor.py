@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,11 +36,14 @@ def platform_cmd(log_dir: Path) -> list[str]:
     return [sys.executable, "-m", "aipx_stack.platform", "--ephemeral-ports", "--log-dir", str(log_dir)]
 
 
-def wait_until(predicate: object, timeout_s: float, what: str) -> None:
+def wait_until(
+    predicate: object, timeout_s: float, what: str, details: Callable[[], str] = lambda: ""
+) -> None:
+    """Wait for `predicate`; on timeout say what was awaited and `details()` as they are then (logs)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():  # type: ignore[operator]
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{details()}")
         time.sleep(0.2)
 
 
@@ -86,7 +89,7 @@ def test_ctrl_c_in_a_terminal_with_the_output_piped_stops_every_child(
         START_TIMEOUT_S,
         "the platform's summary in run.log",
     )
-    wait_until(lambda: all_started(log_dir), 30, "every child in the pid file")
+    wait_until(lambda: all_started(log_dir), 30, "every child in the pid file", lambda: logs(log_dir))
     supervisor, children = PidFile(log_dir / "platform.pid.json").read()
     assert supervisor is not None and supervisor.alive()
     assert {c.name for c in children} >= {"exchange-sim", "oms", "ingestion", "runner-recorder"}
@@ -96,7 +99,8 @@ def test_ctrl_c_in_a_terminal_with_the_output_piped_stops_every_child(
     wait_until(
         lambda: not supervisor.alive() and not any(c.alive() for c in children),
         STOP_TIMEOUT_S,
-        "the supervisor and every child to exit\n" + logs(log_dir),
+        "the supervisor and every child to exit",
+        lambda: logs(log_dir),
     )
     assert not (log_dir / "platform.pid.json").exists()
 
@@ -104,24 +108,24 @@ def test_ctrl_c_in_a_terminal_with_the_output_piped_stops_every_child(
 @pytest.mark.timeout(900)
 def test_a_killed_supervisor_takes_its_children_with_it(stack_endpoints: Endpoints, tmp_path: Path) -> None:
     log_dir = tmp_path / "platform"
-    supervisor = subprocess.Popen(
-        platform_cmd(log_dir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    output = (tmp_path / "supervisor.out").open("wb")  # a file, not an unread pipe that could fill up
+    supervisor = subprocess.Popen(platform_cmd(log_dir), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+    details = lambda: (tmp_path / "supervisor.out").read_text(errors="replace")[-3000:] + logs(log_dir)  # noqa: E731
     try:
-        wait_until(lambda: all_started(log_dir), START_TIMEOUT_S, "every child\n" + logs(log_dir))
+        wait_until(lambda: all_started(log_dir), START_TIMEOUT_S, "every child", details)
         children = running_children(log_dir)
         supervisor.kill()  # SIGKILL: no handler runs, nothing is cleaned up by the supervisor
         supervisor.wait(30)
         wait_until(
             lambda: not any(c.alive() for c in children),
             STOP_TIMEOUT_S,
-            "every child to die with the supervisor (parent-death signal)\n" + logs(log_dir),
+            "every child to die with the supervisor (parent-death signal)",
+            details,
         )
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
-        if supervisor.stdout is not None:
-            supervisor.stdout.close()
+        output.close()
 
 
 def leftover(tmp_path: Path) -> tuple[subprocess.Popen[bytes], PidFile]:

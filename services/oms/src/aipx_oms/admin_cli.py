@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("set-limits", help="set an account's risk limits (omitted = the OMS default)")
     p.add_argument("account_id")
     _add_limits(p)
+    p = sub.add_parser(
+        "set-fees", help="an account's maker/taker fee rates (omitted = its instruments' rates)"
+    )
+    p.add_argument("account_id")
+    p.add_argument("--maker", default="", help="fraction, e.g. 0.0008")
+    p.add_argument("--taker", default="", help="fraction, e.g. 0.001")
     p = sub.add_parser("upsert-instrument", help="add or update an instrument")
     p.add_argument("symbol")
     p.add_argument("--base", required=True)
@@ -154,6 +160,8 @@ async def run(args: argparse.Namespace) -> int:
                 _print(key)
         elif c == "set-limits":
             _print(await client.set_risk_limits(args.account_id, _limits(args)))
+        elif c == "set-fees":
+            _print(await client.set_account_fees(args.account_id, args.maker, args.taker))
         elif c == "upsert-instrument":
             instrument = orders_pb2.Instrument(
                 symbol=args.symbol,

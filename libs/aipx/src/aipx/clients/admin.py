@@ -10,7 +10,7 @@ from types import TracebackType
 import grpc
 
 from aipx.money import to_pb
-from aipx.v1 import admin_pb2, admin_pb2_grpc, orders_pb2
+from aipx.v1 import admin_pb2, admin_pb2_grpc, common_pb2, orders_pb2
 
 ADMIN_TOKEN_HEADER = "x-admin-token"
 
@@ -123,6 +123,21 @@ class AdminClient:
             timeout=self.timeout_s,
         )
         return list(response.keys)
+
+    async def set_account_fees(
+        self, account_id: str, maker_fee_rate: str = "", taker_fee_rate: str = ""
+    ) -> admin_pb2.AccountSummary:
+        """Override an account's maker/taker fee rates ("" = its instruments' rates)."""
+        response = await self.stub.SetAccountFees(
+            admin_pb2.SetAccountFeesRequest(
+                account_id=account_id,
+                maker_fee_rate=common_pb2.Decimal(value=maker_fee_rate),
+                taker_fee_rate=common_pb2.Decimal(value=taker_fee_rate),
+            ),
+            metadata=self._metadata,
+            timeout=self.timeout_s,
+        )
+        return response.account
 
     async def set_risk_limits(
         self, account_id: str, risk_limits: admin_pb2.RiskLimits

@@ -112,6 +112,8 @@ class AccountSummary(_message.Message):
     RISK_LIMITS_FIELD_NUMBER: _builtins.int
     CREATED_TIME_NS_FIELD_NUMBER: _builtins.int
     ALLOW_NEGATIVE_BALANCES_FIELD_NUMBER: _builtins.int
+    MAKER_FEE_RATE_FIELD_NUMBER: _builtins.int
+    TAKER_FEE_RATE_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     name: _builtins.str
     trading_state: Global___TradingState.ValueType
@@ -120,6 +122,12 @@ class AccountSummary(_message.Message):
     allow_negative_balances: _builtins.bool
     @_builtins.property
     def risk_limits(self) -> Global___RiskLimits: ...
+    @_builtins.property
+    def maker_fee_rate(self) -> _common_pb2.Decimal:
+        """The account's fee rate overrides (fractions, e.g. "0.001"); empty = each instrument's own rate."""
+
+    @_builtins.property
+    def taker_fee_rate(self) -> _common_pb2.Decimal: ...
     def __init__(
         self,
         *,
@@ -130,10 +138,12 @@ class AccountSummary(_message.Message):
         risk_limits: Global___RiskLimits | None = ...,
         created_time_ns: _builtins.int = ...,
         allow_negative_balances: _builtins.bool = ...,
+        maker_fee_rate: _common_pb2.Decimal | None = ...,
+        taker_fee_rate: _common_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["risk_limits", b"risk_limits"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["maker_fee_rate", b"maker_fee_rate", "risk_limits", b"risk_limits", "taker_fee_rate", b"taker_fee_rate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "allow_negative_balances", b"allow_negative_balances", "created_time_ns", b"created_time_ns", "name", b"name", "risk_limits", b"risk_limits", "trading_state", b"trading_state", "trading_state_reason", b"trading_state_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "allow_negative_balances", b"allow_negative_balances", "created_time_ns", b"created_time_ns", "maker_fee_rate", b"maker_fee_rate", "name", b"name", "risk_limits", b"risk_limits", "taker_fee_rate", b"taker_fee_rate", "trading_state", b"trading_state", "trading_state_reason", b"trading_state_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -476,6 +486,55 @@ class SetRiskLimitsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetRiskLimitsResponse: _TypeAlias = SetRiskLimitsResponse  # noqa: Y015
+
+@_typing.final
+class SetAccountFeesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    MAKER_FEE_RATE_FIELD_NUMBER: _builtins.int
+    TAKER_FEE_RATE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    @_builtins.property
+    def maker_fee_rate(self) -> _common_pb2.Decimal:
+        """Fractions in [0, 1); an empty Decimal removes the override (the instrument's rate applies)."""
+
+    @_builtins.property
+    def taker_fee_rate(self) -> _common_pb2.Decimal: ...
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        maker_fee_rate: _common_pb2.Decimal | None = ...,
+        taker_fee_rate: _common_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["maker_fee_rate", b"maker_fee_rate", "taker_fee_rate", b"taker_fee_rate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "maker_fee_rate", b"maker_fee_rate", "taker_fee_rate", b"taker_fee_rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAccountFeesRequest: _TypeAlias = SetAccountFeesRequest  # noqa: Y015
+
+@_typing.final
+class SetAccountFeesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___AccountSummary: ...
+    def __init__(
+        self,
+        *,
+        account: Global___AccountSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAccountFeesResponse: _TypeAlias = SetAccountFeesResponse  # noqa: Y015
 
 @_typing.final
 class UpsertInstrumentRequest(_message.Message):

@@ -73,6 +73,11 @@ class AdminServiceStub:
                 request_serializer=aipx_dot_v1_dot_admin__pb2.SetRiskLimitsRequest.SerializeToString,
                 response_deserializer=aipx_dot_v1_dot_admin__pb2.SetRiskLimitsResponse.FromString,
                 _registered_method=True)
+        self.SetAccountFees = channel.unary_unary(
+                '/aipx.v1.AdminService/SetAccountFees',
+                request_serializer=aipx_dot_v1_dot_admin__pb2.SetAccountFeesRequest.SerializeToString,
+                response_deserializer=aipx_dot_v1_dot_admin__pb2.SetAccountFeesResponse.FromString,
+                _registered_method=True)
         self.UpsertInstrument = channel.unary_unary(
                 '/aipx.v1.AdminService/UpsertInstrument',
                 request_serializer=aipx_dot_v1_dot_admin__pb2.UpsertInstrumentRequest.SerializeToString,
@@ -157,6 +162,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAccountFees(self, request, context):
+        """An account's own maker/taker fee rates, overriding its instruments' rates (empty = the instrument's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpsertInstrument(self, request, context):
         """Add or update an instrument (tick/lot sizes, minimums, trading flag).
         """
@@ -235,6 +247,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.SetRiskLimits,
                     request_deserializer=aipx_dot_v1_dot_admin__pb2.SetRiskLimitsRequest.FromString,
                     response_serializer=aipx_dot_v1_dot_admin__pb2.SetRiskLimitsResponse.SerializeToString,
+            ),
+            'SetAccountFees': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccountFees,
+                    request_deserializer=aipx_dot_v1_dot_admin__pb2.SetAccountFeesRequest.FromString,
+                    response_serializer=aipx_dot_v1_dot_admin__pb2.SetAccountFeesResponse.SerializeToString,
             ),
             'UpsertInstrument': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertInstrument,
@@ -460,6 +477,33 @@ class AdminService:
             '/aipx.v1.AdminService/SetRiskLimits',
             aipx_dot_v1_dot_admin__pb2.SetRiskLimitsRequest.SerializeToString,
             aipx_dot_v1_dot_admin__pb2.SetRiskLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAccountFees(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aipx.v1.AdminService/SetAccountFees',
+            aipx_dot_v1_dot_admin__pb2.SetAccountFeesRequest.SerializeToString,
+            aipx_dot_v1_dot_admin__pb2.SetAccountFeesResponse.FromString,
             options,
             channel_credentials,
             insecure,

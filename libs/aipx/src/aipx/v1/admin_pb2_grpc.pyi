@@ -47,6 +47,8 @@ class AdminServiceStub:
     """Issue a new key and revoke the old one in one action."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListApiKeysRequest, _admin_pb2.ListApiKeysResponse]
     SetRiskLimits: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetRiskLimitsRequest, _admin_pb2.SetRiskLimitsResponse]
+    SetAccountFees: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetAccountFeesRequest, _admin_pb2.SetAccountFeesResponse]
+    """An account's own maker/taker fee rates, overriding its instruments' rates (empty = the instrument's)."""
     UpsertInstrument: _grpc.UnaryUnaryMultiCallable[_admin_pb2.UpsertInstrumentRequest, _admin_pb2.UpsertInstrumentResponse]
     """Add or update an instrument (tick/lot sizes, minimums, trading flag)."""
     SetTradingState: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetTradingStateRequest, _admin_pb2.SetTradingStateResponse]
@@ -78,6 +80,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Issue a new key and revoke the old one in one action."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListApiKeysRequest, _admin_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     SetRiskLimits: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetRiskLimitsRequest, _admin_pb2.SetRiskLimitsResponse]  # type: ignore[assignment]
+    SetAccountFees: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetAccountFeesRequest, _admin_pb2.SetAccountFeesResponse]  # type: ignore[assignment]
+    """An account's own maker/taker fee rates, overriding its instruments' rates (empty = the instrument's)."""
     UpsertInstrument: _aio.UnaryUnaryMultiCallable[_admin_pb2.UpsertInstrumentRequest, _admin_pb2.UpsertInstrumentResponse]  # type: ignore[assignment]
     """Add or update an instrument (tick/lot sizes, minimums, trading flag)."""
     SetTradingState: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetTradingStateRequest, _admin_pb2.SetTradingStateResponse]  # type: ignore[assignment]
@@ -148,6 +152,14 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.SetRiskLimitsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.SetRiskLimitsResponse, _abc.Awaitable[_admin_pb2.SetRiskLimitsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetAccountFees(
+        self,
+        request: _admin_pb2.SetAccountFeesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetAccountFeesResponse, _abc.Awaitable[_admin_pb2.SetAccountFeesResponse]]:
+        """An account's own maker/taker fee rates, overriding its instruments' rates (empty = the instrument's)."""
 
     @_abc_1.abstractmethod
     def UpsertInstrument(

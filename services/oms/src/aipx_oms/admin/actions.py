@@ -138,6 +138,34 @@ class AdminActions:
         await self._refresh()
         return after
 
+    async def set_account_fees(
+        self, actor: str, account_id: str, maker: Decimal | None, taker: Decimal | None
+    ) -> db.AccountRecord:
+        """Override the account's maker/taker rates (None: its instruments' rates); rates in [0, 1)."""
+        violations = [
+            FieldViolation(name, "must be >= 0 and < 1")
+            for name, rate in (("maker_fee_rate", maker), ("taker_fee_rate", taker))
+            if rate is not None and not Decimal(0) <= rate < Decimal(1)
+        ]
+        if violations:
+            raise InvalidRequestError(violations)
+        async with self._tx() as conn:
+            before = await db.account_record(conn, account_id, lock=True)
+            await db.set_account_fees(conn, account_id, maker, taker)
+            await db.notify(conn, db.NOTIFY_ACCOUNT, account_id)
+            after = await db.account_record(conn, account_id)
+            await db.append_audit(
+                conn,
+                actor=actor,
+                action="SetAccountFees",
+                account_id=account_id,
+                before=before.as_json(),
+                after=after.as_json(),
+            )
+        self._audited()
+        await self._refresh()
+        return after
+
     async def set_trading_state(
         self, actor: str, account_id: str, state: AccountState, reason: str, *, cancel_working: bool
     ) -> tuple[db.AccountRecord, list[str]]:

@@ -83,6 +83,8 @@ def account_to_pb(account: AccountRecord) -> admin_pb2.AccountSummary:
         ),
         created_time_ns=account.created_time_ns,
         allow_negative_balances=account.allow_negative_balances,
+        maker_fee_rate=dec(account.maker_fee_rate),
+        taker_fee_rate=dec(account.taker_fee_rate),
     )
 
 
@@ -189,6 +191,17 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             caller(), request.account_id, limits_from_pb(request.risk_limits)
         )
         return admin_pb2.SetRiskLimitsResponse(account=account_to_pb(account))
+
+    async def SetAccountFees(
+        self, request: admin_pb2.SetAccountFeesRequest, context: Context
+    ) -> admin_pb2.SetAccountFeesResponse:
+        violations: list[FieldViolation] = []
+        maker = _decimal(request.maker_fee_rate, "maker_fee_rate", violations)
+        taker = _decimal(request.taker_fee_rate, "taker_fee_rate", violations)
+        if violations:
+            raise InvalidRequestError(violations)
+        account = await self.actions.set_account_fees(caller(), request.account_id, maker, taker)
+        return admin_pb2.SetAccountFeesResponse(account=account_to_pb(account))
 
     async def UpsertInstrument(
         self, request: admin_pb2.UpsertInstrumentRequest, context: Context

@@ -105,6 +105,8 @@ class AccountRecord:
     allow_negative_balances: bool
     limits: dict[str, Any]
     created_time_ns: int
+    maker_fee_rate: Decimal | None = None
+    taker_fee_rate: Decimal | None = None
 
     def as_json(self) -> dict[str, Any]:
         """For the audit log (decimals as strings)."""
@@ -115,11 +117,16 @@ class AccountRecord:
             "state_reason": self.state_reason,
             "allow_negative_balances": self.allow_negative_balances,
             "risk_limits": {k: str(v) for k, v in self.limits.items()},
+            "fee_rates": {
+                "maker": None if self.maker_fee_rate is None else str(self.maker_fee_rate),
+                "taker": None if self.taker_fee_rate is None else str(self.taker_fee_rate),
+            },
         }
 
 
 _ACCOUNT_SELECT = (
     "SELECT a.account_id, a.name, a.state, a.state_reason, a.allow_negative_balances,"
+    " a.maker_fee_rate, a.taker_fee_rate,"
     " (extract(epoch FROM a.created_at) * 1e9)::bigint AS created_ns, "
     + ", ".join(f"r.{c}" for c in RISK_COLUMNS)
     + " FROM accounts a LEFT JOIN risk_limits r USING (account_id)"
@@ -135,6 +142,8 @@ def _account(row: asyncpg.Record) -> AccountRecord:
         allow_negative_balances=row["allow_negative_balances"],
         limits={c: row[c] for c in RISK_COLUMNS if row[c] is not None},
         created_time_ns=int(row["created_ns"]),
+        maker_fee_rate=row["maker_fee_rate"],
+        taker_fee_rate=row["taker_fee_rate"],
     )
 
 
@@ -206,6 +215,18 @@ async def set_risk_limits(conn: Conn, account_id: str, **limits: Any) -> None:
         account_id,
         *values,
     )  # fmt: skip
+
+
+async def set_account_fees(
+    conn: Conn, account_id: str, maker_fee_rate: Decimal | None, taker_fee_rate: Decimal | None
+) -> None:
+    """An account's fee rate overrides (None = its instruments' rates)."""
+    await conn.execute(
+        "UPDATE accounts SET maker_fee_rate = $2, taker_fee_rate = $3 WHERE account_id = $1",
+        account_id,
+        maker_fee_rate,
+        taker_fee_rate,
+    )
 
 
 async def set_position_limit(conn: Conn, account_id: str, symbol: str, max_quantity: Decimal) -> None:
