@@ -88,6 +88,7 @@ def test_ctrl_c_in_a_terminal_with_the_output_piped_stops_every_child(
         lambda: run_log.exists() and "AIPX is running locally." in run_log.read_text(errors="replace"),
         START_TIMEOUT_S,
         "the platform's summary in run.log",
+        lambda: (run_log.read_text(errors="replace")[-3000:] if run_log.exists() else "") + logs(log_dir),
     )
     wait_until(lambda: all_started(log_dir), 30, "every child in the pid file", lambda: logs(log_dir))
     supervisor, children = PidFile(log_dir / "platform.pid.json").read()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from aipx_stack import NativeStack, PortConflictError, StackConfig, check_port_free
+from aipx_stack.platform import FUNCTIONS, Ports
+from aipx_stack.ports import free_port_block
 
 
 @pytest.fixture
@@ -47,3 +49,23 @@ def test_starting_a_component_on_a_taken_port_fails_before_launching(
         stack.start("redis")
     assert not (tmp_path / "redis" / "redis.pid").exists()  # nothing was launched
     assert {s.name: s.state for s in stack.status()}["redis"] == "foreign"
+
+
+def test_a_free_port_block_is_free_as_a_whole_and_outside_the_ephemeral_range() -> None:
+    """The platform's runners number their metrics ports from one base: every port of the block must be
+    bindable, and the block must sit below the range the OS hands out to outgoing connections."""
+    base = free_port_block(4)
+    assert base >= 30000 and base + 3 < 32768
+    held = []
+    try:
+        for port in range(base, base + 4):
+            sock = socket.socket()
+            sock.bind(("0.0.0.0", port))  # all four at once: none is taken
+            held.append(sock)
+    finally:
+        for sock in held:
+            sock.close()
+    ports = Ports.ephemeral()
+    block = set(range(ports.runner_metrics, ports.runner_metrics + len(FUNCTIONS)))
+    others = {v for k, v in vars(ports).items() if k != "runner_metrics"}
+    assert not block & others

@@ -37,7 +37,7 @@ from aiohttp import web
 from aipx_stack.config import StackConfig
 from aipx_stack.endpoints import Endpoints
 from aipx_stack.lifeline import PidFile, Proc, launcher, stop_leftovers
-from aipx_stack.ports import free_port
+from aipx_stack.ports import free_port, free_port_block
 from aipx_stack.select import open_stack
 
 log = logging.getLogger("aipx.platform")
@@ -64,7 +64,10 @@ class Ports:
     @classmethod
     def ephemeral(cls) -> Ports:
         """Ports the OS reports free (tests and benchmarks that run beside `./aipx run`)."""
-        return cls(*(free_port() for _ in fields(cls)))
+        # The runners number their metrics ports from one base: that base needs a whole free block (a single
+        # free port with its neighbours taken made a runner fail to bind, and the platform stop).
+        ports = {f.name: free_port() for f in fields(cls) if f.name != "runner_metrics"}
+        return cls(**ports, runner_metrics=free_port_block(len(FUNCTIONS)))
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+# Below Linux's default ephemeral range (32768-60999): no outgoing connection takes a local port here, so a
+# block found free stays free until its process binds it.
+_BLOCK_RANGE = (30000, 32700)
+
+
+def free_port_block(count: int, host: str = "0.0.0.0") -> int:
+    """The first of `count` consecutive ports that are all free now, below the OS's ephemeral range (for a
+    process group that numbers its ports from one base, like the platform's four runners)."""
+    low, high = _BLOCK_RANGE
+    pick = random.SystemRandom()
+    for _ in range(500):
+        base = pick.randrange(low, high - count)
+        if not any(port_in_use(base + i, host) for i in range(count)):
+            return base
+    raise PortConflictError(f"no {count} consecutive free ports between {low} and {high}")
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
