@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aipx.aio import wait_event
 
 from aipx_stack.config import StackConfig
 from aipx_stack.endpoints import Endpoints
@@ -494,8 +495,7 @@ async def run(
                         say(f"[aipx] {name} exited with {crashed[name]}:\n{platform.tail(name)}")
                         code = 1
                         break
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=1.0)
+                    await wait_event(stop, 1.0)
     finally:
         say("[aipx] stopping the platform")
         await platform.stop()

@@ -51,8 +51,10 @@ async def _kafka(bootstrap: str, timeout_s: float) -> str | None:
         return f"Kafka at {bootstrap}: nothing accepts connections on {first}"
     admin = kafka_admin(bootstrap, request_timeout_ms=max(1000, int(timeout_s * 1000)))
     try:
-        await asyncio.wait_for(admin.start(), timeout_s)
-        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await admin.start()
+        async with asyncio.timeout(timeout_s):
+            cluster = await admin.describe_cluster()
     except Exception as exc:
         return f"Kafka at {bootstrap} not answering: {type(exc).__name__}: {exc}"
     finally:

@@ -241,7 +241,8 @@ class EventSourcePoller:
         future = loop.run_in_executor(self.executor, self.handler, event, context)
         try:
             # Shielded: on shutdown the in-flight invocation is finished, never abandoned.
-            response = await asyncio.wait_for(asyncio.shield(future), timeout=src.timeout_s)
+            async with asyncio.timeout(src.timeout_s):
+                response = await asyncio.shield(future)
         except TimeoutError:
             return InvocationResult.whole_failure(partitions, f"timed out after {src.timeout_s}s")
         except Exception as exc:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 
 from aiohttp import web
+from aipx.aio import cancel_and_wait
 from aipx.ops import OpsServer
 
 from aipx_console.adapters.kafka_feed import KafkaFeed
@@ -86,11 +86,7 @@ class ConsoleApp:
         return kafka is not None and kafka.up is True
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks, what="console")
         self._tasks = []
         self.hub.clients.clear()
         if self._runner is not None:

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from aiohttp import web
+from aipx.aio import cancel_and_wait
 from aipx.money import parse_decimal
 from aipx.numbers import InvalidNumberError, parse_int
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -141,16 +142,15 @@ class ExchangeSimulator:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks, what="simulator")
         self._tasks.clear()
         for client in list(self.clients):
             client.ws.transport.abort()
         if self._ws_server is not None:
             self._ws_server.close()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ws_server.wait_closed(), 5)
+                async with asyncio.timeout(5):
+                    await self._ws_server.wait_closed()
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from aipx.aio import cancel_and_wait
 from aipx.logs import SampledLogger
 from aipx.topics import MARKET_DATA_RAW, catalogue
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
@@ -148,10 +149,13 @@ class VenueFeed:
         self._stopping = True
         for connection in self.connections:
             connection.stop()
-        for task in self._tasks:
-            if task.get_name().endswith("-maintenance") or task.get_name().startswith("resync-"):
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        background = [
+            t
+            for t in self._tasks
+            if t.get_name().endswith("-maintenance") or t.get_name().startswith("resync-")
+        ]
+        await cancel_and_wait(*background, what="feed maintenance")
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # the connections end by themselves
         self._tasks.clear()
 
     @property

@@ -19,11 +19,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from aipx.aio import cancel_and_wait
 from aipx.ids import now_ns
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
@@ -80,11 +80,7 @@ class VenueSender:
             self._workers.append(asyncio.create_task(self._reconcile_loop(), name="venue-reconcile"))
 
     async def stop(self) -> None:
-        for task in [*self._workers, *self._tasks]:
-            task.cancel()
-        for task in [*self._workers, *self._tasks]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._workers, *self._tasks, what="venue sender")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from aipx.aio import cancel_and_wait
 from aipx.ops import OpsServer
 from aipx.v1 import oms_pb2, oms_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -173,7 +174,7 @@ class OmsApp:
                 (leading, self._election), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            leading.cancel()
+            await cancel_and_wait(leading, what="leadership wait")
         if self._election.done():
             self._election.result()
             raise RuntimeError("the OMS election ended")
@@ -357,10 +358,7 @@ class OmsApp:
         lock (a standby takes over), close connections."""
         s = self.settings
         grace = s.shutdown_grace_s if grace_s is None else grace_s
-        if self._election is not None:
-            self._election.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._election
+        await cancel_and_wait(self._election, what="OMS election")
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
         self.bus.close()  # live streams end (UNAVAILABLE) instead of holding the shutdown for the whole grace
@@ -394,8 +392,7 @@ class OmsApp:
             await self.store.close()
         if self.ops is not None:
             await self.ops.stop()
-        for task in self._health_updates:
-            task.cancel()
+        await cancel_and_wait(*self._health_updates, what="health updates")
 
     async def _flush_outbox(self, timeout_s: float) -> None:
         """Let this process's relay publish what was committed (bounded: Kafka may be down)."""

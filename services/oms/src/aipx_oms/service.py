@@ -13,9 +13,10 @@ composes them. Ordering guarantees:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
+
+from aipx.aio import cancel_and_wait
 
 from aipx_oms.domain.ledger import mark_price
 from aipx_oms.domain.model import Instrument, Order, OrderRequest, Position
@@ -131,10 +132,7 @@ class OrderService:
         if self.balances is not None:
             await self.balances.stop()
         await self.reports.stop()
-        if self._refresh is not None:
-            self._refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresh
+        await cancel_and_wait(self._refresh, what="account refresh")
 
     def on_report(self, report: ExecutionReport) -> None:
         """The venues' callback (see usecases.reports)."""

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aipx import serde
+from aipx.aio import cancel_and_wait
 from aipx.functions import manifest
 from aipx.kafka import client_config, create_consumer
 from aipx.settings import KafkaSettings
@@ -152,13 +153,15 @@ class KafkaFeed:
             max_partition_fetch_bytes=1024 * 1024,
         )
         try:
-            await asyncio.wait_for(consumer.start(), timeout=15)
+            async with asyncio.timeout(15):
+                await consumer.start()
         except BaseException:
             with contextlib.suppress(Exception):
                 await consumer.stop()
             raise
         self._consumer = consumer
-        existing = await asyncio.wait_for(consumer.topics(), timeout=10)
+        async with asyncio.timeout(10):
+            existing = await consumer.topics()
         missing = [t for t in [*self.routes, *self.dlq] if t not in existing]
         readable = [t for t in self.routes if t in existing]
         dlq = [t for t in self.dlq if t in existing]
@@ -223,9 +226,7 @@ class KafkaFeed:
                             continue
                         route.apply(self.state, message, now)
         finally:
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await probe
+            await cancel_and_wait(probe, what="console lag probe")
 
     async def _probe(self, consumer: AIOKafkaConsumer) -> None:
         """Every few seconds: the dead-letter counts, which also tell whether the broker still answers."""
@@ -234,14 +235,15 @@ class KafkaFeed:
             try:
                 counts: dict[str, int] = dict.fromkeys(self.dlq, 0)
                 if self._dlq_partitions:
-                    ends = await asyncio.wait_for(consumer.end_offsets(self._dlq_partitions), timeout=8)
-                    starts = await asyncio.wait_for(
-                        consumer.beginning_offsets(self._dlq_partitions), timeout=8
-                    )
+                    async with asyncio.timeout(8):
+                        ends = await consumer.end_offsets(self._dlq_partitions)
+                    async with asyncio.timeout(8):
+                        starts = await consumer.beginning_offsets(self._dlq_partitions)
                     for tp in self._dlq_partitions:
                         counts[tp.topic] += ends[tp] - starts[tp]
                 else:
-                    await asyncio.wait_for(consumer.topics(), timeout=8)
+                    async with asyncio.timeout(8):
+                        await consumer.topics()
                 self.state.set_dlq(counts)
                 for topic, count in counts.items():
                     DLQ_RECORDS.labels(topic).set(count)
@@ -263,18 +265,21 @@ class KafkaFeed:
             config = client_config(self.kafka, client_id="aipx-console-admin")
             config.pop("client_id", None)
             admin = AIOKafkaAdminClient(**config)
-            await asyncio.wait_for(admin.start(), timeout=8)
+            async with asyncio.timeout(8):
+                await admin.start()
             self._admin = admin
         readable = {tp.topic: tp for tp in consumer.assignment()}
         partitions = [tp for tp in consumer.assignment() if tp.topic in self.routes]
         if not partitions:
             return {}
-        ends = await asyncio.wait_for(consumer.end_offsets(partitions), timeout=8)
+        async with asyncio.timeout(8):
+            ends = await consumer.end_offsets(partitions)
         lag: dict[str, dict[str, int]] = {}
         for group, topic in self.groups:
             if topic not in readable:
                 continue
-            committed = await asyncio.wait_for(self._admin.list_consumer_group_offsets(group), timeout=8)
+            async with asyncio.timeout(8):
+                committed = await self._admin.list_consumer_group_offsets(group)
             behind = sum(
                 max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else end))
                 for tp, end in ends.items()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+from aipx.aio import cancel_and_wait
 from aipx.clients.admin import AdminClient
 from aipx.clients.oms import OmsClient
 from aipx.v1 import admin_pb2, orders_pb2
@@ -102,11 +103,7 @@ class OmsGateway:
                 await self.check()
                 await asyncio.sleep(interval_s)
         finally:
-            for task in follows:
-                task.cancel()
-            for task in follows:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(*follows, what="console OMS follows")
 
     async def check(self) -> None:
         try:

@@ -62,7 +62,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await response.write(hub.resync_frame())
                 continue
             try:
-                frame = await asyncio.wait_for(client.queue.get(), timeout=HEARTBEAT_S)
+                async with asyncio.timeout(HEARTBEAT_S):
+                    frame = await client.queue.get()
             except TimeoutError:
                 frame = b": keep-alive\n\n"
             await response.write(frame)

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
+from aipx.aio import cancel_and_wait
 from aipx.kafka import BatchPublisher
 from aipx.serde import encoded
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
@@ -249,21 +250,19 @@ class KafkaSink:
         self._closing = True
         deadline = time.monotonic() + timeout_s
         try:
-            await asyncio.wait_for(self._queue.join(), timeout_s)
-            await asyncio.wait_for(self.producer.flush(), max(0.01, deadline - time.monotonic()))
-            if self._pending:
-                await asyncio.wait_for(
-                    asyncio.wait([f for _, f in self._pending]), max(0.01, deadline - time.monotonic())
-                )
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+            async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
+                await self.producer.flush()
+                if self._pending:
+                    await asyncio.wait([f for _, f in self._pending])
         except TimeoutError:
             log.error(
                 "shutdown deadline reached with %d buffered, %d unacknowledged",
                 self.depth,
                 self._in_flight,
             )
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks, what="kafka sink")
         self._reap()
         # Taken from the buffer and not submitted: not yet added to a batch (_current), or in an open batch.
         left = self._queue.qsize() + len(self._current) + self._batches.discard()

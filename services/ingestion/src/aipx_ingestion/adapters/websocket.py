@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from aipx.aio import cancel_and_wait, wait_event
+
 # picows' websockets-compatible API: the same client as `websockets`, its frame reader in Cython.
 from picows.websockets import ClientConnection, ConnectionClosed, WebSocketException, connect
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
@@ -161,12 +163,10 @@ class _Session:
         if reader is not None and self.in_handler:
             await asyncio.wait({reader}, timeout=grace_s)
         current = asyncio.current_task()
-        for task in self.tasks:
-            if task is not current:
-                task.cancel()
-        await asyncio.gather(*(t for t in self.tasks if t is not current), return_exceptions=True)
+        await cancel_and_wait(*(t for t in self.tasks if t is not current), what="websocket session")
         try:
-            await asyncio.wait_for(self.ws.close(), timeout=0.5)
+            async with asyncio.timeout(0.5):
+                await self.ws.close()
         except Exception:  # the venue did not complete the closing handshake in time: drop the socket
             self.ws.transport.disconnect(graceful=False)
 
@@ -224,9 +224,7 @@ class FeedConnection:
                 await asyncio.sleep(self.policy.subscribe_interval_s)
             await ws.send(message)
         # Subscribed means acknowledged: only then may a rotated-out connection be closed without a hole.
-        try:
-            await asyncio.wait_for(session.subscribed.wait(), self.policy.open_timeout_s)
-        except TimeoutError:
+        if not await wait_event(session.subscribed, self.policy.open_timeout_s):
             log.warning("%s: %d/%d subscriptions acknowledged after %.0fs; continuing", self.name,
                         session.replies, len(messages), self.policy.open_timeout_s)  # fmt: skip
         return session
@@ -279,8 +277,7 @@ class FeedConnection:
         stop_wait = asyncio.create_task(self._stopping.wait())
         done_wait = asyncio.create_task(session.done.wait())
         await asyncio.wait({stop_wait, done_wait}, return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
-        done_wait.cancel()
+        await cancel_and_wait(stop_wait, done_wait, what="connection waits")
         if self._stopping.is_set():
             return "stopped"
         reason = session.end_reason
@@ -311,8 +308,7 @@ class FeedConnection:
         log.warning("%s: attempt %d failed; retry in %.2fs", self.name, state.attempt_number, delay)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await wait_event(self._stopping, seconds)
 
     async def send(self, message: str) -> bool:
         """Send a request on the current connection; False if there is none."""

@@ -9,10 +9,10 @@ OMS process) - coalesced to at most one update per `min_interval_ms`, and at lea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
+from aipx.aio import cancel_and_wait, wait_event
 from aipx.ids import now_ns
 from aipx.v1 import admin_pb2, oms_pb2
 
@@ -132,10 +132,9 @@ class AccountQueries:
                 changed.clear()
                 yield await self.get_account(account_id)
                 await asyncio.sleep(interval)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), max(heartbeat - interval, 0.001))
+                await wait_event(changed, max(heartbeat - interval, 0.001))
         finally:
-            forwarder.cancel()
+            await cancel_and_wait(forwarder, what="account stream forwarder")
             self.orders.bus.unsubscribe(sub)
             self._all.discard(changed)
             watchers = self._watchers.get(account_id)

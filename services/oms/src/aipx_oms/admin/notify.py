@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from aipx.aio import cancel_and_wait, wait_event
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from aipx_oms.auth import ApiKeyAuthenticator
@@ -55,14 +56,10 @@ class AdminNotifier:
     async def start(self, timeout_s: float = 10.0) -> None:
         """Start listening; waits (up to `timeout_s`) for the first connection."""
         self._task = asyncio.create_task(self._run(), name="admin-notifier")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.connected.wait(), timeout_s)
+        await wait_event(self.connected, timeout_s)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task, *self._pending, what="admin notifier")
 
     def _set_live(self, live: bool) -> None:
         for authenticator in self._authenticators:
@@ -103,9 +100,7 @@ class AdminNotifier:
             self.connected.set()
             log.info("listening for admin changes on %s", ADMIN_CHANNEL)
             while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self.ping_every_s)
-                if not lost.is_set():
+                if not await wait_event(lost, self.ping_every_s):
                     await conn.fetchval("SELECT 1", timeout=max(self.ping_every_s, 1.0))
             raise ConnectionError("admin notification connection closed")
         except BaseException as exc:
@@ -118,4 +113,5 @@ class AdminNotifier:
             raise
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2)
+                async with asyncio.timeout(2):
+                    await conn.close()

@@ -15,6 +15,7 @@ import logging
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aipx.aio import cancel_and_wait, wait_event
 from aipx.kafka import Publisher, create_producer
 from aipx.settings import KafkaSettings
 from aipx.topics import ADMIN_EVENTS, catalogue
@@ -70,10 +71,7 @@ class AdminEventRelay:
         self._task = asyncio.create_task(self._run(), name="admin-event-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task, what="admin event relay")
         if self._producer is not None:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
@@ -90,8 +88,7 @@ class AdminEventRelay:
                         )
                     while await self.publish_once():
                         pass
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+            await wait_event(self._wake, self.poll_interval_s)
             self._wake.clear()
 
     async def _publisher(self) -> Publisher:
@@ -108,16 +105,14 @@ class AdminEventRelay:
             rows = await claim_unpublished_audit(conn, self.batch_size)
             for row in rows:
                 event = admin_pb2.AdminEvent(event_id=row.event_id, record=audit_to_pb(row))
-                await asyncio.wait_for(
-                    publisher.publish(
+                async with asyncio.timeout(30):
+                    await publisher.publish(
                         self.topic,
                         self.key_for(account_id=row.account_id),
                         event,
                         event_id=row.event_id,
                         event_time_ns=row.time_ns,
-                    ),
-                    timeout=30,
-                )
+                    )
             if rows:
                 await mark_audit_published(conn, [r.audit_id for r in rows])
         self.published += len(rows)

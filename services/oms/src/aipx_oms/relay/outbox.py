@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aipx.aio import cancel_and_wait, wait_event
 from aipx.kafka import BatchPublisher, create_producer
 from aipx.serde import encoded
 from aipx.settings import KafkaSettings
@@ -101,11 +102,7 @@ class OutboxRelay:
         self._lag_task = asyncio.create_task(self._measure_lag(), name="outbox-lag")
 
     async def stop(self) -> None:
-        for task in (self._task, self._lag_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait(self._task, self._lag_task, what="outbox relay")
 
     async def _run(self) -> None:
         while True:
@@ -132,9 +129,7 @@ class OutboxRelay:
                     for task in done:
                         task.result()
                 finally:
-                    for task in (publishing, pruning):
-                        task.cancel()
-                    await asyncio.gather(publishing, pruning, return_exceptions=True)
+                    await cancel_and_wait(publishing, pruning, what="outbox relay loops")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -164,8 +159,7 @@ class OutboxRelay:
             rows = await fetch_unpublished(lock_conn, self.batch_size)
             if not rows:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                await wait_event(self._wake, self.poll_interval_s)
                 continue
             await batches.prepare()
             for row in rows:

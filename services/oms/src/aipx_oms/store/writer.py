@@ -14,7 +14,6 @@ idle_session_timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from aipx.aio import cancel_and_wait
 from aipx.ops import LATENCY_BUCKETS
 from prometheus_client import Histogram
 
@@ -239,9 +239,7 @@ class GroupCommitWriter:
         self._closing = True
         if self._task is not None:
             await self._queue.join()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task, what="order writer")
         self._conn = None
         await self.session.release()
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 
+from aipx.aio import cancel_and_wait
 from aipx.ids import now_ns
 
 from aipx_oms import metrics
@@ -55,10 +56,7 @@ class BalanceReconciler:
         self._task = asyncio.create_task(self._run(), name="balance-reconciler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task, what="balance reconciler")
 
     async def _run(self) -> None:
         while True:
@@ -72,7 +70,8 @@ class BalanceReconciler:
 
     async def _settle(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.reports.idle(), SETTLE_S)
+            async with asyncio.timeout(SETTLE_S):
+                await self.reports.idle()
 
     async def reconcile(self, snapshot: BalanceSnapshot) -> int:
         """Reconcile one snapshot now; the number of assets adjusted."""

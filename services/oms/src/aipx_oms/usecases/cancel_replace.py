@@ -7,6 +7,7 @@ import asyncio
 import logging
 from decimal import Decimal
 
+from aipx.aio import wait_event
 from aipx.ids import new_event_id, now_ns
 
 from aipx_oms import metrics
@@ -123,9 +124,7 @@ class CancelReplace:
         while current.status is OrderStatus.PENDING_CANCEL and loop.time() < until:
             event = self.books.changed.setdefault(order.order_id, asyncio.Event())
             try:
-                await asyncio.wait_for(event.wait(), until - loop.time())
-            except TimeoutError:
-                pass
+                await wait_event(event, until - loop.time())
             finally:
                 self.books.changed.pop(order.order_id, None)
             current = await self.books.current(order.order_id, account_id) or current

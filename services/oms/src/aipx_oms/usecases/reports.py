@@ -8,13 +8,13 @@ move its position one at a time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from aipx.aio import cancel_and_wait
 from aipx.ids import deterministic_id, new_event_id, now_ns
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
@@ -60,12 +60,7 @@ class ExecutionReports:
         self._loop_task = asyncio.create_task(self._report_loop(), name="venue-reports")
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *([self._loop_task] if self._loop_task else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks, self._loop_task, what="execution reports")
 
     @property
     def pending(self) -> int:

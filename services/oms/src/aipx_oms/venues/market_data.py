@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from aiokafka.errors import KafkaError
+from aipx.aio import cancel_and_wait
 from aipx.kafka import create_consumer
 from aipx.logs import SampledLogger
 from aipx.money import from_pb
@@ -156,10 +157,7 @@ class MarketDataFeed:
         self._task = asyncio.create_task(self._run(), name="market-data-feed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task, what="market data cache")
 
     async def _run(self) -> None:
         while True:

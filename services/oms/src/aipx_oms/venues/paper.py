@@ -10,13 +10,13 @@ documented in `aipx.matching.book`. DAY orders expire at the end of the UTC day 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 from aipx import matching
+from aipx.aio import cancel_and_wait
 from aipx.ids import now_ns
 from aipx.money import InvalidDecimalError, from_pb
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
@@ -119,10 +119,7 @@ class PaperVenue:
         self._expiry_task = asyncio.create_task(self._expire_loop(), name="paper-day-expiry")
 
     async def stop(self) -> None:
-        if self._expiry_task is not None:
-            self._expiry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._expiry_task
+        await cancel_and_wait(self._expiry_task, what="paper venue expiry")
 
     def _report(self, report: ExecutionReport) -> None:
         if self._on_report is not None:

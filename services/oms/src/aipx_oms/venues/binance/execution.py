@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import websockets
+from aipx.aio import cancel_and_wait
 from aipx.money import format_decimal
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
@@ -111,11 +112,7 @@ class BinanceSpotVenue:
             self._balances_task = asyncio.create_task(self._poll_balances(), name="binance-balances")
 
     async def stop(self) -> None:
-        for task in (self._task, self._balances_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait(self._task, self._balances_task, what="Binance execution")
         await self.rest.close()
 
     async def _poll_balances(self) -> None:
@@ -351,7 +348,7 @@ class BinanceSpotVenue:
                         return
                     self._handle_frame(raw)  # a frame we cannot read is counted and skipped
             finally:
-                keepalive.cancel()
+                await cancel_and_wait(keepalive, what="listen-key keepalive")
 
     async def _keepalive(self, listen_key: str) -> None:
         while True:
