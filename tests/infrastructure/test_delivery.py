@@ -6,14 +6,17 @@ strict settings class, so a misspelt or mistyped AIPX_* variable fails here, not
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import yaml
 from aipx.settings import KafkaSettings
@@ -126,7 +129,8 @@ def test_compose_seeds_and_wires_the_chain_like_aipx_run() -> None:
     )
     assert entrypoint, "the OMS image has an entrypoint"
     argv = [part.strip().strip('"') for part in entrypoint.group(1).split(",")] + seed["command"]
-    assert argv == ["python", *SEED_ARGS], "compose runs the native path's seed command"
+    # The native path's seed command, the loopback guard overridden (compose's PostgreSQL is a container).
+    assert argv == ["python", *SEED_ARGS, "--allow-non-local"], "compose runs the native path's seed command"
     assert seed["restart"] == "no" and seed["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["oms"]["depends_on"]["oms-seed"]["condition"] == "service_completed_successfully"
     expected = trading_env("oms:50051")
@@ -384,3 +388,39 @@ def test_setup_backend_script_is_valid_bash_and_explains_a_missing_cli(tmp_path:
     assert "the AWS CLI is not installed" in proc.stderr
     bad = subprocess.run(["/bin/bash", str(script), "--nope"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "unknown argument: --nope" in bad.stderr
+
+
+def test_the_compose_seed_command_seeds_a_database_the_guard_calls_non_local(
+    new_database: Callable[[], Awaitable[str]],
+) -> None:
+    """The seed as compose runs it, in a real process against a real database that the loopback guard does
+    not recognise as the local stack's (as compose's `postgres` container is not): it seeds, where the bare
+    native command refuses (exit 2, nothing written)."""
+    dsn = asyncio.run(new_database())
+    command = _compose()["services"]["oms-seed"]["command"]
+    env = {**os.environ, "AIPX_POSTGRES_DSN": dsn, "AIPX_STACK_POSTGRES_PORT": "1"}  # "not the stack's port"
+    refused = subprocess.run(
+        [sys.executable, *SEED_ARGS], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert refused.returncode == 2 and "refusing to seed" in refused.stderr, refused.stderr
+    assert _demo_accounts(dsn) == [], "the refused seed wrote nothing"
+    seeded = subprocess.run(
+        [sys.executable, "-m", "aipx_oms", *command], env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert seeded.returncode == 0, seeded.stderr
+    assert _demo_accounts(dsn) == ["demo"]
+
+
+def _demo_accounts(dsn: str) -> list[str]:
+    async def fetch() -> list[str]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if await conn.fetchval("SELECT to_regclass('accounts')") is None:
+                return []
+            rows = await conn.fetch("SELECT account_id FROM accounts WHERE account_id = 'demo'")
+            return [r[0] for r in rows]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
