@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -391,7 +391,7 @@ def test_setup_backend_script_is_valid_bash_and_explains_a_missing_cli(tmp_path:
 
 
 def test_the_compose_seed_command_seeds_a_database_the_guard_calls_non_local(
-    new_database: Callable[[], Awaitable[str]],
+    new_database: Callable[[], Coroutine[Any, Any, str]],
 ) -> None:
     """The seed as compose runs it, in a real process against a real database that the loopback guard does
     not recognise as the local stack's (as compose's `postgres` container is not): it seeds, where the bare
