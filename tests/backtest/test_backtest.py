@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from aipx_backtest import BacktestConfig, DataError, demo_dataset, load_csv, load_jsonl, run_backtest
 from aipx_backtest.config import RiskConfig
+from aipx_backtest.engine import Backtester
 from aipx_backtest.report import console_table, html_report
 
 from tests.backtest.bars import klines, write_csv
@@ -159,3 +160,27 @@ def test_protective_orders_go_through_the_fill_model_and_only_reduce() -> None:
             )
         positions[key] = after
     assert run_backtest(data, config).to_json() == result.to_json()
+
+
+def test_long_only_accounts_are_cash_accounts_checked_like_the_oms() -> None:
+    """With --long-only the strategies' accounts are cash accounts: each buy reserves its notional (at the
+    price band's worst price plus the fee) in the OMS's own ledger, so with 1,500 of cash and 1,000-notional
+    orders one position is open at a time; buys beyond it are denied INSUFFICIENT_BALANCE and the cash never
+    goes below zero. With shorts allowed (margin accounts, as in the OMS) the same run has no such
+    denial."""
+    data = demo_dataset(hours=4)
+    config = BacktestConfig(allow_short=False, balance=D(1500), notional=D(1000), taker_fee_rate=D("0.001"))
+    backtester = Backtester(config)
+    output = backtester.run(data)
+    assert output.denied.get("INSUFFICIENT_BALANCE", 0) > 0, output.denied
+    assert sum(len(account.fills) for account in backtester.accounts.values()) > 10, "and it trades"
+    for account in backtester.accounts.values():
+        assert account.cash >= 0 and not account.ledger.reservations
+        assert min(account.equity) > 0
+        cash = D(1500)
+        for fill in account.fills:  # replayed: the cash after every fill stayed >= 0
+            cash -= (1 if fill.side == "BUY" else -1) * fill.quantity * fill.price + fill.fee
+            assert cash >= 0, (account.strategy, fill)
+        assert cash == account.cash
+    margin = Backtester(config.model_copy(update={"allow_short": True}))
+    assert "INSUFFICIENT_BALANCE" not in margin.run(demo_dataset(hours=4)).denied

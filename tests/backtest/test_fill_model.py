@@ -40,6 +40,22 @@ def test_taker_fills_pay_slippage_and_the_taker_rate_makers_their_price_and_rate
     assert maker.fee == D(102) * D("0.0001") and maker.leaves == 0
 
 
+def test_slippage_never_moves_a_crossing_limit_order_past_its_own_price() -> None:
+    """A marketable limit buy at 101.05 against an ask of 101 with 10 bps of slippage would pay 101.101: it
+    pays its limit instead (it never pays more than it said, nor spends more than its cash reservation); a
+    limit with room pays the slipped price; the same holds for sells."""
+    engine = MatchingEngine(FeeSchedule(taker_rate=D("0.001"), slippage_bps=D(10)))
+    engine.on_quote("X-USDT", D(99), D(10), D(101), D(10))
+    [capped] = engine.submit(limit("buy-tight", Side.BUY, "101.05"))
+    assert isinstance(capped, Fill) and capped.price == D("101.05") and capped.liquidity is Liquidity.TAKER
+    [room] = engine.submit(limit("buy-loose", Side.BUY, "102"))
+    assert isinstance(room, Fill) and room.price == D("101.101")
+    [floor] = engine.submit(limit("sell-tight", Side.SELL, "98.95"))
+    assert isinstance(floor, Fill) and floor.price == D("98.95")  # 99 x (1 - 10 bps) = 98.901 < 98.95
+    [slipped] = engine.submit(limit("sell-loose", Side.SELL, "98"))
+    assert isinstance(slipped, Fill) and slipped.price == D("98.901")
+
+
 def test_a_replaced_order_goes_behind_orders_at_its_price() -> None:
     engine = MatchingEngine()
     engine.on_quote("X-USDT", D(90), D(1), D(110), D(1))

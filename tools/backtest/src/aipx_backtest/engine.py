@@ -10,7 +10,10 @@ Per market-data event, in order:
    function does; an approved (or, with the ensemble off, every) LONG/SHORT signal sets the strategy's target
    position in that symbol to +size / -size (0 for SHORT when shorts are off); a signal in the direction the
    strategy already holds changes nothing (the position is not resized at the new price);
-4. the order that moves the position to the target is checked by `aipx_oms.domain.risk.check_order` and sent
+4. the order that moves the position to the target is checked by `aipx_oms.domain.risk.check_order` and,
+   as in the OMS, has its funds reserved by `check_funds` in the strategy's `AccountLedger` (the OMS's own
+   ledger: a buy holds its notional at the reservation price plus the higher fee rate, a sell its base
+   quantity; INSUFFICIENT_BALANCE is counted as a denial like any other), then is sent
    to the fill model as a MARKET IOC order (what the cognitive function sends by default); fills update the
    strategy's position with the OMS's own `Position.apply_fill`;
 5. with `protective` on, the signal's stop-loss becomes a STOP order and its take-profit a LIMIT order for
@@ -20,9 +23,14 @@ Per market-data event, in order:
 The account-level rate limit is not modelled (every order is ALLOWED): it limits live order flow per second
 of wall time, which a replay does not have.
 
-Each strategy trades its own account with `balance` of starting cash, so its results are its own; the
-combined result is the sum of the strategies' accounts. Equity is sampled at every close of the first
-candle interval (mark-to-market at the last trade price). With trades only in the data (CSV, some lake
+Each strategy trades its own account with `balance` of starting cash (in USDT, the quote asset of the
+platform's instruments), so its results are its own. With shorts allowed (the default) the accounts are margin
+accounts, as an OMS account with `allow_negative_balances` (a short sells what it does not hold, and the OMS
+does not limit such an account by balance); with `--long-only` they are cash accounts, checked as the OMS
+checks them, and their cash never goes below zero through an order the check let through (a taker fill's
+slippage beyond the reservation's price band is the one exception, posted as the OMS posts a venue's
+fill). The combined result is the sum of the strategies' accounts. Equity is sampled at every close of the
+first candle interval (mark-to-market at the last trade price). With trades only in the data (CSV, some lake
 ranges), the touch an order meets is the last trade price with unlimited size (plus slippage).
 """
 
@@ -40,8 +48,18 @@ from aipx.v1.signals_pb2 import SignalDirection, TradingSignal
 from aipx_cognitive.domain.analysts import RiskRewardAnalyst, TechnicalConfluenceAnalyst
 from aipx_cognitive.domain.ensemble import ValidationPolicy, validate
 from aipx_cognitive.domain.model import SignalView
+from aipx_oms.domain.ledger import AccountLedger, fill_entries
 from aipx_oms.domain.model import AccountState, Instrument, OrderType, Position, Side
-from aipx_oms.domain.risk import Exposure, MarketSnapshot, RateVerdict, RiskCheck, RiskLimits, check_order
+from aipx_oms.domain.risk import (
+    Exposure,
+    MarketSnapshot,
+    RateVerdict,
+    RiskCheck,
+    RiskLimits,
+    check_funds,
+    check_order,
+    reservation_price,
+)
 from aipx_strategy.domain.candles import Interval
 from aipx_strategy.domain.candles import Position as StreamPosition
 from aipx_strategy.domain.engine import SymbolEngine
@@ -51,6 +69,7 @@ from aipx_backtest.data import Dataset, event_time
 
 ZERO = Decimal(0)
 UNLIMITED = Decimal("1e18")
+CASH_ASSET = "USDT"  # the asset of `balance`
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +112,11 @@ class _Open:
 
 @dataclass(slots=True)
 class Account:
-    """One strategy's account: cash, positions (the OMS's Position), round trips."""
+    """One strategy's account: its ledger (the OMS's AccountLedger: balances and reservations), positions (the
+    OMS's Position), round trips."""
 
     strategy: str
-    cash: Decimal
+    ledger: AccountLedger
     positions: dict[str, Position] = field(default_factory=dict)
     open: dict[str, _Open] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
@@ -104,24 +124,50 @@ class Account:
     equity: list[Decimal] = field(default_factory=list)
     exposed: list[bool] = field(default_factory=list)
 
+    @classmethod
+    def opened(cls, strategy: str, balance: Decimal, *, margin: bool) -> Account:
+        return cls(strategy, AccountLedger(strategy, allow_negative=margin, totals={CASH_ASSET: balance}))
+
+    @property
+    def cash(self) -> Decimal:
+        return self.ledger.total(CASH_ASSET)
+
     def position(self, symbol: str) -> Decimal:
         held = self.positions.get(symbol)
         return ZERO if held is None else held.quantity
 
     def apply_fill(
         self,
-        symbol: str,
+        instrument: Instrument,
         side: Side,
         *,
+        order_id: str,
         quantity: Decimal,
         price: Decimal,
         fee: Decimal,
         at: int,
+        final: bool,
         reason: str = "signal",
     ) -> None:
+        """A fill: the position, and the ledger's entries drawn from the order's reservation (a fill is a
+        fact: posted even when it overdraws, as the OMS posts a venue's fill)."""
+        symbol = instrument.symbol
         before = self.positions.get(symbol) or Position(self.strategy, symbol)
         self.positions[symbol] = before.apply_fill(side, quantity, price, fee, at)
-        self.cash -= side.sign * quantity * price + fee
+        entries = fill_entries(
+            account_id=self.strategy,
+            order_id=order_id,
+            fill_id=f"{order_id}:{len(self.fills)}",
+            side=side,
+            base_asset=instrument.base_asset,
+            quote_asset=instrument.quote_asset,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            fee_asset=instrument.quote_asset,
+            time_ns=at,
+        )
+        self.ledger.settle_fill(entries, final=final, check=False)
         self.fills.append(FillRecord(self.strategy, symbol, side.value, quantity, price, fee, at, reason))
         self._round_trips(symbol, side.sign, quantity=quantity, price=price, fee=fee, at=at)
 
@@ -204,7 +250,10 @@ class Backtester:
         self.fill_model = matching.MatchingEngine(
             matching.FeeSchedule(config.maker_fee_rate, config.taker_fee_rate, config.slippage_bps)
         )
-        self.accounts = {sid: Account(sid, config.balance) for sid in config.strategies}
+        self.accounts = {
+            sid: Account.opened(sid, config.balance, margin=config.allow_short) for sid in config.strategies
+        }
+        self.reservation_fee_rate = max(config.maker_fee_rate, config.taker_fee_rate)
         self.analysts = (TechnicalConfluenceAnalyst(), RiskRewardAnalyst())
         self.policy = ValidationPolicy(
             min_confidence=config.min_confidence,
@@ -351,16 +400,31 @@ class Backtester:
         delta = target - current
         side = Side.BUY if delta > 0 else Side.SELL
         quantity = abs(delta)
+        check = RiskCheck(symbol, side, OrderType.MARKET, quantity, None, reduce_only=False)
+        instrument = self._instrument(symbol)
+        market = self._snapshot(symbol)
+        order_id = self._next_order_id(sid)
         denial = check_order(
-            RiskCheck(symbol, side, OrderType.MARKET, quantity, None, reduce_only=False),
-            instrument=self._instrument(symbol),
+            check,
+            instrument=instrument,
             account_state=AccountState.ACTIVE,
             limits=self.limits,
             exposure=Exposure(position=current),
             open_orders=0,
-            market=self._snapshot(symbol),
+            market=market,
             rate=RateVerdict.ALLOWED,
         )
+        if denial is None:
+            reserve_at = reservation_price(check, market, self.limits.price_band_bps)
+            assert reserve_at is not None  # there is a last trade: the signal came from one
+            denial = check_funds(
+                account.ledger,
+                order_id,
+                check,
+                instrument=instrument,
+                price=reserve_at,
+                fee_rate=self.reservation_fee_rate,
+            )
         if denial is not None:
             self.denied[denial.reason.value] = self.denied.get(denial.reason.value, 0) + 1
             return
@@ -375,7 +439,9 @@ class Backtester:
             quantity=quantity,
             time_ns=time_ns,
             tif=matching.TimeInForce.IOC,
+            order_id=order_id,
         )
+        account.ledger.release(order_id)  # IOC: filled or done by now; what it still holds is free again
         if self.config.protective:
             self._place_guards(sid, symbol, signal, time_ns)
 
@@ -392,9 +458,9 @@ class Backtester:
         price: Decimal | None = None,
         stop_price: Decimal | None = None,
         reason: str = "",
+        order_id: str | None = None,
     ) -> str:
-        self._order_ids += 1
-        order_id = f"{sid}:{self._order_ids}"
+        order_id = order_id or self._next_order_id(sid)
         order = matching.RestingOrder(
             order_id=order_id,
             symbol=symbol,
@@ -411,6 +477,10 @@ class Backtester:
             self._guarded[symbol] = self._guarded.get(symbol, 0) + 1
         self._apply_fills(self.fill_model.submit(order), time_ns)
         return order_id
+
+    def _next_order_id(self, sid: str) -> str:
+        self._order_ids += 1
+        return f"{sid}:{self._order_ids}"
 
     def _place_guards(self, sid: str, symbol: str, signal: TradingSignal, time_ns: int) -> None:
         """The signal's stop-loss as a STOP order and take-profit as a LIMIT order (GTC) for the whole
@@ -475,12 +545,14 @@ class Backtester:
                 sid = event.order_id.rpartition(":")[0]
                 guard = self._guard_of.get(event.order_id)
                 self.accounts[sid].apply_fill(
-                    event.symbol,
+                    self._instrument(event.symbol),
                     Side(event.side.value),
+                    order_id=event.order_id,
                     quantity=event.quantity,
                     price=event.price,
                     fee=event.fee,
                     at=time_ns,
+                    final=event.leaves == ZERO,
                     reason=guard[2] if guard else "signal",
                 )
                 if guard is not None:

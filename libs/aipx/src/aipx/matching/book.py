@@ -398,7 +398,7 @@ class MatchingEngine:
             else:
                 book.bid_left -= available
             order.leaves -= available
-            events.append(self._fill(order, available, self._slipped(order.side, touch), Liquidity.TAKER))
+            events.append(self._fill(order, available, self._slipped(order, touch), Liquidity.TAKER))
         if order.leaves == ZERO:
             return
         if order.time_in_force is TimeInForce.IOC:
@@ -426,10 +426,15 @@ class MatchingEngine:
             else:
                 heapq.heappush(book.asks, (order.price, order.seq, order))
 
-    def _slipped(self, side: Side, price: Decimal) -> Decimal:
+    def _slipped(self, order: RestingOrder, price: Decimal) -> Decimal:
+        """A taker's fill price: the touch moved against it by the slippage, but never past a limit order's
+        own price (a limit buy never pays more than its limit, a limit sell never gets less)."""
         if self.fees.slippage_bps == ZERO:
             return price
-        return price * self._slip[side]
+        slipped = price * self._slip[order.side]
+        if order.price is None or order.kind in MARKET_PRICED:
+            return slipped
+        return min(slipped, order.price) if order.side is Side.BUY else max(slipped, order.price)
 
     def _fill(self, order: RestingOrder, quantity: Decimal, price: Decimal, liquidity: Liquidity) -> Fill:
         fees = order.fees or self.fees
@@ -458,7 +463,7 @@ class MatchingEngine:
         order.leaves -= quantity
         if order.leaves == ZERO:
             self._done(book, order)
-        events.append(self._fill(order, quantity, self._slipped(order.side, touch), Liquidity.TAKER))
+        events.append(self._fill(order, quantity, self._slipped(order, touch), Liquidity.TAKER))
         return quantity
 
     def _fill_resting(self, book: _Book, order: RestingOrder, size: Decimal, events: list[Event]) -> Decimal:
