@@ -93,6 +93,26 @@ async def test_reused_client_order_id_with_other_parameters_is_refused(oms: OmsE
 
 
 @pytest.mark.integration
+async def test_a_true_repeat_of_a_replaced_orders_submit_returns_the_order(oms: OmsEnv) -> None:
+    """A client whose SubmitOrder answer was lost retries it after the order was replaced: the repeat matches
+    the order as submitted, so it returns the order (now replaced); a reuse with other values is still
+    refused, naming the fields that differ from the submitted ones."""
+    async with oms.client() as client:
+        first = (await client.submit("ETH-USDT", BUY, "1", price="1000", client_order_id="kr")).order
+        replaced = await client.replace(order_id=first.order_id, quantity="2", price="1001")
+        assert (replaced.quantity.value, replaced.price.value) == ("2", "1001")
+        again = await client.submit("ETH-USDT", BUY, "1.0", price="1000.00", client_order_id="kr")
+        assert again.created is False
+        assert again.order.order_id == first.order_id
+        assert (again.order.quantity.value, again.order.price.value) == ("2", "1001"), "the order as it is"
+        with pytest.raises(grpc.aio.AioRpcError) as exc:  # neither the submitted nor the current values
+            await client.submit("ETH-USDT", BUY, "3", price="1001", client_order_id="kr")
+        assert conflict(exc.value)[1] == ["order.quantity", "order.price"]
+        rows = await oms.sql("SELECT count(*) AS n FROM orders WHERE client_order_id = 'kr'")
+        assert rows[0]["n"] == 1
+
+
+@pytest.mark.integration
 async def test_reused_cancel_and_replace_keys_are_refused(oms: OmsEnv) -> None:
     async with oms.client() as client:
         a = (await client.submit("SOL-USDT", BUY, "2", price="100", client_order_id="ka")).order

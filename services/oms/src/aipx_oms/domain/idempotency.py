@@ -18,8 +18,9 @@ def _same(a: object, b: object) -> bool:
 def order_differences(existing: Order, request: OrderRequest, default_venue: str) -> list[str]:
     """The request fields (proto names under `order.`) whose values differ from the existing order's.
 
-    Quantity and price are compared with the order as it is now: after a ReplaceOrder a repeat of the
-    original submit differs in them and is refused (the key no longer describes the order).
+    Compared with the order as it is now; when only quantity and price differ and the order has been
+    replaced since, the caller compares again with the order as submitted (`BookCache.as_submitted`), so a
+    true repeat of the original submit still returns the order.
     """
     pairs: list[tuple[str, object, object]] = [
         ("symbol", existing.symbol, request.symbol),

@@ -5,9 +5,12 @@ working order; one lock per order (striped)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from decimal import Decimal
 from typing import Any
+
+from aipx.v1 import orders_pb2
 
 from aipx_oms import metrics
 from aipx_oms.domain.book import AccountBook
@@ -150,6 +153,19 @@ class BookCache:
         event = self.changed.get(order.order_id)
         if event is not None:
             event.set()
+
+    async def as_submitted(self, order: Order) -> Order:
+        """`order` with the quantity and price of its first event (as submitted, before any ReplaceOrder);
+        `order` itself when its events cannot be read."""
+        events = await self.store.events_after(order.account_id, 0, 1, order_id=order.order_id)
+        if not events:
+            return order
+        first = orders_pb2.OrderEvent.FromString(events[0].payload).order
+        return dataclasses.replace(
+            order,
+            quantity=Decimal(first.quantity.value),
+            price=Decimal(first.price.value) if first.price.value else None,
+        )
 
     async def current(self, order_id: str, account_id: str | None = None) -> Order | None:
         """The latest version of an order: memory for working orders, else the database."""

@@ -25,6 +25,8 @@ from aipx_oms.usecases.coalescing import Coalescer
 from aipx_oms.usecases.committing import Committer
 from aipx_oms.venues.market_data import MarketDataCache
 
+REPLACEABLE = frozenset({"order.quantity", "order.price"})  # what a ReplaceOrder changes
+
 
 class SubmitOrders:
     """The SubmitOrder use case (see the module docstring)."""
@@ -60,6 +62,10 @@ class SubmitOrders:
         )
         if not (created and ran):  # a repeat: it must be the same request, not a reused client order id
             differing = order_differences(order, request, self.settings.default_venue)
+            if differing and order.sequence > 1 and set(differing) <= REPLACEABLE:
+                # Replaced since: a repeat of the original submit is compared with the order as submitted.
+                submitted = await self.books.as_submitted(order)
+                differing = order_differences(submitted, request, self.settings.default_venue)
             if differing:
                 raise IdempotencyConflictError(
                     "client_order_id", request.client_order_id, order.order_id, differing
