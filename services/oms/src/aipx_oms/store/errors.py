@@ -29,6 +29,10 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # A connection cut in the middle of an operation can leave asyncpg's protocol mid-state: the next use (or
+    # the pool's reset on release) fails with "cannot switch to state N; another operation is in progress".
+    # The connection is dead, the outcome unknown: the caller retries, as for any lost connection.
+    asyncpg.InternalClientError,
 )
 
 
