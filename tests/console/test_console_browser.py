@@ -1,20 +1,28 @@
 """The console in a real headless Chromium: page load, live trades, orders from the gRPC API, the admin
-actions (cancel, halt), many symbols, and the message shown when a component is down."""
+actions (cancel, halt), many symbols, the message shown when a component is down, dead-letter counts and the
+OMS's outbox lag."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import pytest
+from aipx.clients.oms import OmsClient
 from aipx.money import to_pb
 from aipx.v1 import common_pb2, decisions_pb2, market_data_pb2, orders_pb2, signals_pb2
+from aipx_oms.relay.outbox import RELAY_LOCK_KEY
+from grpc_health.v1 import health_pb2
 from playwright.async_api import Page, expect
 
 from tests.console.conftest import ADMIN_TOKEN, ConsoleEnv, admin_tokens_setting
+from tests.oms.conftest import KEY_A, OmsEnv, eventually
+from tests.oms.processes import Cluster
 
 pytestmark = pytest.mark.integration
 
@@ -246,3 +254,72 @@ async def test_the_oms_stopping_is_shown_and_its_return_clears_the_banner(
     await expect(banner).to_contain_text("oms is down", timeout=WAIT_MS)
     await console_oms.oms.start(grpc_port=port)  # back on the same address
     await expect(banner).to_have_count(0, timeout=WAIT_MS)
+
+
+async def test_dead_letter_counts_rise_as_records_reach_the_dlq(console_env: ConsoleEnv, page: Page) -> None:
+    await console_env.start()
+    await open_console(page, console_env)
+    dlq = console_env.topics["dlq"]
+    chip = page.locator(f'[data-dlq="{dlq}"]')
+    total = page.locator('[data-figure="DLQ records"] .value')
+    await expect(chip).to_have_text(f"DLQ {dlq}: 0", timeout=WAIT_MS)
+    await expect(total).to_have_text("0")
+    # What a function dead-letters: the record it could not process (here, signals).
+    for i in range(3):
+        await console_env.publish("dlq", "BTC-USDT", signal(f"dead-{i}", "BTC-USDT"))
+    await expect(chip).to_have_text(f"DLQ {dlq}: 3", timeout=WAIT_MS)
+    await expect(chip).to_have_class(re.compile(r"\bbad\b"))
+    await expect(total).to_have_text("3", timeout=WAIT_MS)
+    for i in range(3, 5):
+        await console_env.publish("dlq", "ETH-USDT", signal(f"dead-{i}", "ETH-USDT"))
+    await expect(chip).to_have_text(f"DLQ {dlq}: 5", timeout=WAIT_MS)
+    await expect(total).to_have_text("5", timeout=WAIT_MS)
+
+
+async def unpublished(oms: OmsEnv) -> int:
+    rows = await oms.sql("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+    return int(rows[0]["n"])
+
+
+async def test_outbox_lag_shows_while_the_relay_cannot_publish(
+    console_oms: ConsoleEnv, page: Page, tmp_path: Path
+) -> None:
+    """A real OMS process (its own /metrics page, as the console scrapes it in production) whose relay stands
+    by: another relay holds the relay lock and publishes nothing (a replica stuck on a dead Kafka link). The
+    page shows the events piling up in the outbox and their age, then the lag gone once the lock is free."""
+    oms = console_oms.oms
+    assert oms is not None
+    stuck_relay = await asyncpg.connect(oms.dsn)
+    cluster = Cluster(oms, tmp_path)
+    try:
+        await stuck_relay.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK_KEY)
+        process = cluster.spawn("oms")
+        await process.wait_health(health_pb2.HealthCheckResponse.SERVING, timeout_s=60)
+        await console_oms.start(
+            oms_target=process.target,
+            metrics_targets={"oms": f"http://127.0.0.1:{process.metrics_port}/metrics"},
+        )
+        await open_console(page, console_oms)
+        lag = page.locator('[data-figure="outbox lag"]')
+        await expect(lag.locator(".value")).to_have_text("0 ev / 0.0 s", timeout=WAIT_MS)
+        async with OmsClient(process.target, KEY_A, timeout_s=10.0) as client:
+            for symbol, price in (("BTC-USDT", "50000"), ("ETH-USDT", "2500"), ("SOL-USDT", "140")):
+                await client.submit(symbol, common_pb2.SIDE_BUY, Decimal("0.01"), price=Decimal(price))
+        assert await unpublished(oms) >= 3  # at least one event per order, none published
+        value = lag.locator(".value")
+
+        async def shows_the_outbox() -> bool:
+            return (await value.inner_text()).startswith(f"{await unpublished(oms)} ev / ")
+
+        await eventually(shows_the_outbox, WAIT_MS / 1000, "the page to show the outbox's unpublished count")
+        # the age of the oldest unpublished event grows: past 5 s the figure turns red
+        await expect(lag).to_have_class(re.compile(r"\bbad\b"), timeout=WAIT_MS)
+        assert await unpublished(oms) >= 3
+
+        await stuck_relay.close()  # the lock is free: this OMS's relay takes it and publishes the backlog
+        await expect(value).to_have_text("0 ev / 0.0 s", timeout=WAIT_MS)
+        assert await unpublished(oms) == 0
+    finally:
+        if not stuck_relay.is_closed():
+            await stuck_relay.close()
+        cluster.stop_all()

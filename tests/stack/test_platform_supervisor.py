@@ -1,27 +1,33 @@
 """`./aipx run` takes its children down whatever ends it: Ctrl-C in a real terminal with the output piped
 (`| tee run.log`, where Ctrl-C kills `tee` first), SIGKILL of the supervisor, and leftovers named in the pid
-file that `./aipx down` and the next run stop. Real processes and signals; the platform on free ports."""
+file that `./aipx down` and the next run stop. Real processes and signals; the platform on free ports.
+`./aipx run --prometheus` is checked on the same run: Debian's Prometheus scrapes every process that serves
+/metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aipx_stack.endpoints import Endpoints
-from aipx_stack.install import apt_install
+from aipx_stack.install import apt_install, require_prometheus
 from aipx_stack.lifeline import PidFile, Proc, start_time
-from aipx_stack.platform import Platform, Ports, ProcessSpec, default_processes
+from aipx_stack.platform import FUNCTIONS, Platform, Ports, ProcessSpec, default_processes
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +38,10 @@ START_TIMEOUT_S = 300.0  # the whole platform on a loaded 2-core machine
 STOP_TIMEOUT_S = 120.0
 
 
-def platform_cmd(log_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "aipx_stack.platform", "--ephemeral-ports", "--log-dir", str(log_dir)]
+def platform_cmd(log_dir: Path, *options: str) -> list[str]:
+    return [
+        sys.executable, "-m", "aipx_stack.platform", "--ephemeral-ports", "--log-dir", str(log_dir), *options,
+    ]  # fmt: skip
 
 
 def wait_until(
@@ -59,9 +67,9 @@ def logs(log_dir: Path) -> str:
     )
 
 
-def all_started(log_dir: Path) -> bool:
+def all_started(log_dir: Path, expected: int = CHILDREN) -> bool:
     children = running_children(log_dir)
-    return len(children) == CHILDREN and all(c.alive() for c in children)
+    return len(children) == expected and all(c.alive() for c in children)
 
 
 @pytest.fixture
@@ -106,15 +114,87 @@ def test_ctrl_c_in_a_terminal_with_the_output_piped_stops_every_child(
     assert not (log_dir / "platform.pid.json").exists()
 
 
+def printed_ports(summary: str) -> tuple[str, dict[tuple[str, str], str]]:
+    """Prometheus's URL and the /metrics address of each (job, function), as the platform's summary says."""
+    prometheus = re.search(r"Prometheus\s+(http://127\.0\.0\.1:\d+)/", summary)
+    metrics = re.search(
+        r"Metrics/health\s+ingestion :(\d+)\s+oms :(\d+)\s+functions :(\d+)-\d+\s+console :(\d+)", summary
+    )
+    assert prometheus and metrics, f"no Prometheus or metrics ports in the summary:\n{summary}"
+    ingestion, oms, runners, console = (int(p) for p in metrics.groups())
+    addresses = {("ingestion", ""): ingestion, ("oms", ""): oms, ("console", ""): console}
+    addresses |= {("runner", name): runners + i for i, name in enumerate(FUNCTIONS)}
+    return prometheus.group(1), {k: f"127.0.0.1:{port}" for k, port in addresses.items()}
+
+
+def prometheus_api(url: str, path: str, **params: str) -> Any:
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(f"{url}/api/v1/{path}{query}", timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def scraped(url: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(job, function) -> (instance, health) of Prometheus's active targets."""
+    return {
+        (t["labels"]["job"], t["labels"].get("function", "")): (t["labels"]["instance"], t["health"])
+        for t in prometheus_api(url, "targets", state="active")["activeTargets"]
+    }
+
+
+def up_series(url: str) -> dict[tuple[str, str], str]:
+    """(job, function) -> the value of `up` ("1" when its last scrape succeeded)."""
+    return {
+        (r["metric"]["job"], r["metric"].get("function", "")): r["value"][1]
+        for r in prometheus_api(url, "query", query="up")["result"]
+    }
+
+
+def check_prometheus_scrapes_every_process(summary: str, details: Callable[[], str]) -> None:
+    """Every platform process that serves /metrics is a target of the platform's Prometheus, at the port the
+    platform gave it, and up; an OMS metric is queryable through Prometheus."""
+    url, expected = printed_ports(summary)
+    assert set(expected) == {("ingestion", ""), ("oms", ""), ("console", "")} | {
+        ("runner", f) for f in FUNCTIONS
+    }
+    healthy = {key: (address, "up") for key, address in expected.items()}
+    wait_until(
+        lambda: scraped(url) == healthy,
+        90,
+        f"Prometheus to scrape {sorted(healthy)}",
+        lambda: f"targets: {scraped(url)}\n{details()}",
+    )
+    wait_until(lambda: up_series(url) == dict.fromkeys(expected, "1"), 60, "up == 1 for every target")
+    result = prometheus_api(url, "query", query="aipx_oms_outbox_lag_events")["result"]
+    assert [(r["metric"]["job"], r["metric"]["instance"]) for r in result] == [("oms", expected["oms", ""])]
+    assert float(result[0]["value"][1]) >= 0
+
+
 @pytest.mark.timeout(900)
 def test_a_killed_supervisor_takes_its_children_with_it(stack_endpoints: Endpoints, tmp_path: Path) -> None:
+    """Run with --prometheus: before the kill, Prometheus must scrape every process; after it, Prometheus
+    dies with the others."""
+    require_prometheus()  # installed (apt) before the start-up clock runs
     log_dir = tmp_path / "platform"
-    output = (tmp_path / "supervisor.out").open("wb")  # a file, not an unread pipe that could fill up
-    supervisor = subprocess.Popen(platform_cmd(log_dir), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-    details = lambda: (tmp_path / "supervisor.out").read_text(errors="replace")[-3000:] + logs(log_dir)  # noqa: E731
+    out_path = tmp_path / "supervisor.out"
+    output = out_path.open("wb")  # a file, not an unread pipe that could fill up
+    supervisor = subprocess.Popen(
+        platform_cmd(log_dir, "--prometheus"), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+    )
+
+    def summary() -> str:
+        return out_path.read_text(errors="replace")
+
+    def details() -> str:
+        return summary()[-3000:] + logs(log_dir)
+
     try:
-        wait_until(lambda: all_started(log_dir), START_TIMEOUT_S, "every child", details)
+        wait_until(lambda: all_started(log_dir, CHILDREN + 1), START_TIMEOUT_S, "every child", details)
+        wait_until(lambda: "scraping every /metrics" in summary(), 60, "Prometheus's URL printed", details)
+        check_prometheus_scrapes_every_process(summary(), details)
         children = running_children(log_dir)
+        assert "prometheus" in {c.name for c in children}
         supervisor.kill()  # SIGKILL: no handler runs, nothing is cleaned up by the supervisor
         supervisor.wait(30)
         wait_until(

@@ -126,3 +126,8 @@ def require_chromium() -> Path:
         if found is not None:
             return Path(found)
     return require_program("chromium", package="chromium", needed_for="the console's browser tests")
+
+
+def require_prometheus() -> Path:
+    """Prometheus from Debian's packages (`./aipx run --prometheus` and its test)."""
+    return require_program("prometheus", package="prometheus", needed_for="./aipx run --prometheus")

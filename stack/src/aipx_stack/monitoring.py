@@ -11,10 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from aipx_stack.install import require_program
+from aipx_stack.install import require_prometheus
 from aipx_stack.platform import FUNCTIONS, Ports, ProcessSpec
-
-DEFAULT_PORT = 19090
 
 
 def scrape_jobs(ports: Ports) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -47,9 +45,9 @@ def native_config(ports: Ports) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def prometheus_process(ports: Ports, state_dir: Path, port: int = DEFAULT_PORT) -> ProcessSpec:
-    """A supervised Prometheus (installed from Debian's packages when missing, as root)."""
-    binary = require_program("prometheus", package="prometheus", needed_for="./aipx run --prometheus")
+def prometheus_process(ports: Ports, state_dir: Path) -> ProcessSpec:
+    """A supervised Prometheus on `ports.prometheus` (Debian's package, installed when missing, as root)."""
+    binary = require_prometheus()
     state_dir.mkdir(parents=True, exist_ok=True)
     config = state_dir / "prometheus.yml"
     config.write_text(native_config(ports))
@@ -60,7 +58,7 @@ def prometheus_process(ports: Ports, state_dir: Path, port: int = DEFAULT_PORT) 
             f"--config.file={config}",
             f"--storage.tsdb.path={state_dir / 'data'}",
             "--storage.tsdb.retention.time=2d",
-            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.listen-address=127.0.0.1:{ports.prometheus}",
         ],
-        ready_url=f"http://127.0.0.1:{port}/-/ready",
+        ready_url=f"http://127.0.0.1:{ports.prometheus}/-/ready",
     )

@@ -61,6 +61,7 @@ class Ports:
     runner_metrics: int = 9103  # first of four consecutive ports, one per function
     console: int = 18790
     console_metrics: int = 9107
+    prometheus: int = 19090  # with --prometheus
 
     @classmethod
     def ephemeral(cls) -> Ports:
@@ -474,14 +475,15 @@ async def run(
     if prometheus:
         from aipx_stack.monitoring import prometheus_process
 
-        platform.specs.append(prometheus_process(platform.ports, platform.log_dir.parent / "prometheus"))
+        platform.specs.append(prometheus_process(platform.ports, platform.log_dir / "prometheus"))
     stop = asyncio.Event()
     code = 0
     try:
         await platform.start()
         say(platform.summary())
         if prometheus:
-            say("  Prometheus        http://127.0.0.1:19090/  (scraping every /metrics above)")
+            url = f"http://127.0.0.1:{platform.ports.prometheus}/"
+            say(f"  Prometheus        {url}  (scraping every /metrics above)")
         with _signals(stop):
             if smoke_timeout_s is not None:
                 ok = await _first_order(platform, smoke_timeout_s)
@@ -523,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prometheus",
         action="store_true",
-        help="also run Prometheus (Debian's package) scraping every service, on http://127.0.0.1:19090/",
+        help="also run Prometheus (Debian's package) scraping every service, on http://127.0.0.1:19090/ "
+        "(a free port with --ephemeral-ports)",
     )
     parser.add_argument(
         "--down",
