@@ -121,8 +121,8 @@ async def console_env(
         "signals": await new_topic(1),
         "decisions": await new_topic(1),
         "orders": await new_topic(3),
-        "dlq": await new_topic(1),
     }
+    topics["dlq"] = await new_topic(1, name=f"{topics['signals']}.dlq")  # named as the catalogue names DLQs
     env = ConsoleEnv(kafka_bootstrap, topics)
     try:
         yield env

@@ -260,11 +260,12 @@ async def test_dead_letter_counts_rise_as_records_reach_the_dlq(console_env: Con
     await console_env.start()
     await open_console(page, console_env)
     dlq = console_env.topics["dlq"]
+    assert dlq == f"{console_env.topics['signals']}.dlq"
     chip = page.locator(f'[data-dlq="{dlq}"]')
     total = page.locator('[data-figure="DLQ records"] .value')
     await expect(chip).to_have_text(f"DLQ {dlq}: 0", timeout=WAIT_MS)
     await expect(total).to_have_text("0")
-    # What a function dead-letters: the record it could not process (here, signals).
+    # What a function dead-letters: the record of its source topic it could not process (here, signals).
     for i in range(3):
         await console_env.publish("dlq", "BTC-USDT", signal(f"dead-{i}", "BTC-USDT"))
     await expect(chip).to_have_text(f"DLQ {dlq}: 3", timeout=WAIT_MS)

@@ -100,7 +100,9 @@ def s3_endpoint(stack: Stack) -> S3Endpoint:
 
 
 class TopicFactory:
-    """`await new_topic(partitions=1, *, prefix=None, config=None) -> name`: a fresh topic (replication 1).
+    """`await new_topic(partitions=1, *, prefix=None, config=None, name=None) -> name`: a fresh topic
+    (replication 1), named `<prefix>-<random>`, or `name` exactly (a DLQ beside another scratch topic:
+    `f"{topic}.dlq"`, the catalogue's naming).
 
     Deleted after the test. Sync tests call `new_topic.sync(...)`. Time-based retention is off unless `config`
     sets it: tests publish records stamped with fixed historical event times (the platform's producers use the
@@ -116,20 +118,30 @@ class TopicFactory:
         self.created: list[str] = []
 
     async def __call__(
-        self, partitions: int = 1, *, prefix: str | None = None, config: Mapping[str, str] | None = None
+        self,
+        partitions: int = 1,
+        *,
+        prefix: str | None = None,
+        config: Mapping[str, str] | None = None,
+        name: str | None = None,
     ) -> str:
         if partitions < 1:
             raise ValueError(f"a topic needs at least one partition, got {partitions}")
-        name = f"{prefix or 'test-' + self.slug}-{uuid.uuid4().hex[:10]}"
+        name = name or f"{prefix or 'test-' + self.slug}-{uuid.uuid4().hex[:10]}"
         await self._create(name, partitions, {**self.DEFAULT_CONFIG, **(config or {})})
         self.created.append(name)
         return name
 
     def sync(
-        self, partitions: int = 1, *, prefix: str | None = None, config: Mapping[str, str] | None = None
+        self,
+        partitions: int = 1,
+        *,
+        prefix: str | None = None,
+        config: Mapping[str, str] | None = None,
+        name: str | None = None,
     ) -> str:
         """The same for sync code."""
-        return run_sync(lambda: self(partitions, prefix=prefix, config=config))
+        return run_sync(lambda: self(partitions, prefix=prefix, config=config, name=name))
 
     async def _create(self, name: str, partitions: int, config: dict[str, str]) -> None:
         await scratch.create_topics(self.bootstrap, {name: partitions}, config=config)
