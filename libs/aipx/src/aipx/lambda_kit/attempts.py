@@ -7,11 +7,12 @@ or a cold start — and (b) counts attempts that never returned: a record that k
 segfault, `os._exit`) or makes the invocation time out leaves no exception to count afterwards.
 
 Store: Redis (`AIPX_REDIS_URL`: ElastiCache in AWS, reached by every function already for idempotency; the
-stack's Redis locally). Atomic INCR/SET-GET with expiry in one round trip per batch are what this needs; an
-S3 conditional-write ledger would cost tens of milliseconds and an ETag retry loop per write, and there is
-no DynamoDB table in the Terraform. Keys, all expiring after `ttl_s` (refreshed on each write):
+stack's Redis locally). Atomic HINCRBY/SET-GET with expiry in one round trip per batch are what this needs;
+an S3 conditional-write ledger would cost tens of milliseconds and an ETag retry loop per write, and there
+is no DynamoDB table in the Terraform. Keys, expiring after `ttl_s` (refreshed on each write):
 
-- `aipx:attempts:{<function>:<topic>:<partition>}:<offset>` - failed attempts of one record;
+- `aipx:attempts:{<function>:<topic>:<partition>}` - a hash of failed attempts by offset: only records that
+  failed have a field, so reading a batch's counts costs one HGETALL per partition, not one key per record;
 - `aipx:attempts:{<function>:<topic>:<partition>}:in-flight` - what an invocation is processing in that
   partition: `batch:<first>:<last>` from the start of a batch, `record:<offset>:<extra>` before each record
   once the partition is processed carefully. Deleted when the batch finishes (succeeded or failed normally).
@@ -107,8 +108,8 @@ class AttemptCounter:
         # The hash tag keeps a partition's keys in one slot (cluster mode).
         return f"aipx:attempts:{{{self.function}:{topic}:{partition}}}"
 
-    def _count_key(self, c: Coordinates) -> str:
-        return f"{self._prefix(c[0], c[1])}:{c[2]}"
+    def _counts_key(self, p: Partition) -> str:
+        return self._prefix(*p)
 
     def _flight_key(self, p: Partition) -> str:
         return f"{self._prefix(*p)}:in-flight"
@@ -150,12 +151,16 @@ class AttemptCounter:
             for p in partitions:
                 lo, hi = ranges[p]
                 pipe.set(self._flight_key(p), f"batch:{lo}:{hi}", ex=self.ttl_s, get=True)
-            if records:
-                pipe.mget([self._count_key(c) for c in records])
+                pipe.hgetall(self._counts_key(p))  # only failing records have a field: usually empty
             replies = pipe.execute()
-        previous = dict(zip(partitions, replies[: len(partitions)], strict=True))
-        counts = replies[len(partitions)] if records else []
-        prior = {c: int(n) for c, n in zip(records, counts, strict=True) if n is not None}
+        previous = dict(zip(partitions, replies[::2], strict=True))
+        wanted = set(records)
+        prior: dict[Coordinates, int] = {}
+        for p, counts in zip(partitions, replies[1::2], strict=True):
+            for offset, n in counts.items():
+                c = (p[0], p[1], int(offset))
+                if c in wanted:  # a count of a record outside this batch is left as it is
+                    prior[c] = int(n)
         crashed: dict[Coordinates, int] = {}
         for p, marker in previous.items():
             if marker is None:
@@ -170,8 +175,8 @@ class AttemptCounter:
         if crashed:
             with client.pipeline(transaction=False) as pipe:
                 for c, n in crashed.items():
-                    pipe.incrby(self._count_key(c), n)
-                    pipe.expire(self._count_key(c), self.ttl_s)
+                    pipe.hincrby(self._counts_key(c[:2]), str(c[2]), n)
+                    pipe.expire(self._counts_key(c[:2]), self.ttl_s)
                 replies = pipe.execute()
             for (c, _), total in zip(crashed.items(), replies[::2], strict=True):
                 prior[c] = int(total)
@@ -228,15 +233,20 @@ class AttemptCounter:
     ) -> dict[Coordinates, int]:
         with self._redis().pipeline(transaction=False) as pipe:
             for c in failed:
-                pipe.incr(self._count_key(c))
-                pipe.expire(self._count_key(c), self.ttl_s)
-            forget = [self._count_key(c) for c in succeeded] + [
-                self._flight_key(p) for p in self._batch.partitions
-            ]
-            if forget:
-                pipe.delete(*forget)
+                pipe.hincrby(self._counts_key(c[:2]), str(c[2]), 1)
+                pipe.expire(self._counts_key(c[:2]), self.ttl_s)
+            self._hdel(pipe, succeeded)
+            if self._batch.partitions:
+                pipe.delete(*(self._flight_key(p) for p in self._batch.partitions))
             replies = pipe.execute()
         return {c: int(n) for c, n in zip(failed, replies[: 2 * len(failed) : 2], strict=True)}
+
+    def _hdel(self, pipe: redis.client.Pipeline, records: Iterable[Coordinates]) -> None:
+        by_partition: dict[Partition, list[str]] = {}
+        for topic, partition, offset in records:
+            by_partition.setdefault((topic, partition), []).append(str(offset))
+        for partition_, offsets in by_partition.items():
+            pipe.hdel(self._counts_key(partition_), *offsets)
 
     def forget(self, records: Sequence[Coordinates]) -> None:
         """Drop the counts of records that were dead-lettered (handled: a replay starts afresh)."""
@@ -245,7 +255,9 @@ class AttemptCounter:
         if not records or self._url is None:
             return
         try:
-            self._redis().delete(*(self._count_key(c) for c in records))
+            with self._redis().pipeline(transaction=False) as pipe:
+                self._hdel(pipe, records)
+                pipe.execute()
         except (redis.RedisError, OSError) as exc:
             log.warning("attempt counter unavailable (%s): dead-lettered records' counts expire later", exc)
 
