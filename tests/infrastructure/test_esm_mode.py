@@ -46,3 +46,17 @@ def test_each_environment_tells_its_functions_a_mode_they_accept(
     assert value == expected
     monkeypatch.setenv("AIPX_LAMBDA_ESM_MODE", value)
     assert LambdaSettings().esm_mode == expected
+
+
+def test_every_function_counts_on_demand_attempts_in_the_redis_it_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = _function_environment()
+    found = re.search(r'AIPX_LAMBDA_ATTEMPT_STORE\s*=\s*"([^"]*)"', env)
+    assert found, env
+    # In the same last block as the mode: nothing before it in the merge can turn the counting off.
+    assert env.rindex("AIPX_LAMBDA_ATTEMPT_STORE") > env.rindex("function_environment")
+    monkeypatch.setenv("AIPX_LAMBDA_ATTEMPT_STORE", found.group(1))
+    assert LambdaSettings().attempt_store == "redis"
+    # ... and the store is the ElastiCache Redis the root module hands every function.
+    assert "AIPX_REDIS_URL = module.redis.url" in str(module_calls(AWS_ROOT)["lambda"]["environment"])

@@ -11,6 +11,7 @@ import pytest
 from aipx.lambda_kit import (
     ON_DEMAND,
     PROVISIONED,
+    AttemptCounter,
     BatchFailedError,
     FakeLambdaContext,
     KafkaBatch,
@@ -41,6 +42,11 @@ def esm_env() -> Iterator[None]:
     os.environ.pop("AIPX_LAMBDA_ESM_MODE", None)
     if saved is not None:
         os.environ["AIPX_LAMBDA_ESM_MODE"] = saved
+
+
+def local(function: str) -> AttemptCounter:
+    """Attempts counted in this process (the logic; durable counting is tested against Redis)."""
+    return AttemptCounter(function, url=None)
 
 
 def failing_on(offsets: set[int], calls: list[int]) -> Any:
@@ -83,7 +89,14 @@ def test_provisioned_mode_returns_the_partial_batch_response(runtime: OfflineRun
 
 def test_on_demand_mode_fails_the_whole_invocation_while_a_record_fails(runtime: OfflineRuntime) -> None:
     calls: list[int] = []
-    batch = KafkaBatch("unit", logger=Logger(service="unit"), runtime=runtime, mode=ON_DEMAND, max_retries=2)
+    batch = KafkaBatch(
+        "unit",
+        logger=Logger(service="unit"),
+        runtime=runtime,
+        mode=ON_DEMAND,
+        max_retries=2,
+        attempts=local("unit"),
+    )
     batch.route(MARKET_DATA_RAW, MarketDataEnvelope, failing_on({1}, calls))
     event = build_event([envelope_record(i) for i in range(3)])
     for attempt in (1, 2):  # the first try and the first retry fail the invocation
@@ -106,7 +119,14 @@ def test_on_demand_mode_fails_the_whole_invocation_while_a_record_fails(runtime:
 def test_on_demand_mode_forgets_a_failure_once_the_record_succeeds(runtime: OfflineRuntime) -> None:
     failing = {1}
     calls: list[int] = []
-    batch = KafkaBatch("unit", logger=Logger(service="unit"), runtime=runtime, mode=ON_DEMAND, max_retries=1)
+    batch = KafkaBatch(
+        "unit",
+        logger=Logger(service="unit"),
+        runtime=runtime,
+        mode=ON_DEMAND,
+        max_retries=1,
+        attempts=local("unit"),
+    )
     batch.route(MARKET_DATA_RAW, MarketDataEnvelope, failing_on(failing, calls))
     event = build_event([envelope_record(i) for i in range(2)])
     with pytest.raises(BatchFailedError):
@@ -126,7 +146,9 @@ def test_on_demand_retries_come_from_the_function_manifest(runtime: OfflineRunti
 
 
 def test_on_demand_mode_dead_letters_undecodable_records_at_once(runtime: OfflineRuntime) -> None:
-    batch = KafkaBatch("unit", logger=Logger(service="unit"), runtime=runtime, mode=ON_DEMAND)
+    batch = KafkaBatch(
+        "unit", logger=Logger(service="unit"), runtime=runtime, mode=ON_DEMAND, attempts=local("unit")
+    )
     done: list[int] = []
     batch.route(MARKET_DATA_RAW, MarketDataEnvelope, lambda m, r: done.append(r.offset))
     garbage = MskRecord(MARKET_DATA_RAW, 0, 1, 0, b"k", b"\xff\xff not protobuf", [])

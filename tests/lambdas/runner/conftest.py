@@ -12,7 +12,7 @@ from aipx.functions import EventSource, FunctionManifest, FunctionSpec
 from aipx.lambda_kit import EsmMode
 from aipx.settings import KafkaSettings
 from aipx_runner import Backoff, Runner, RunnerConfig
-from aipx_runner.config import Handler
+from aipx_runner.config import Handler, Isolation
 
 
 async def produce(bootstrap: str, topic: str, values: Sequence[tuple[int, bytes]]) -> None:
@@ -61,21 +61,24 @@ def one_source_config(
     topic: str,
     dlq: str,
     group: str,
-    handler: Handler,
+    handler: Handler | str,
     batch_size: int = 100,
     window_s: float = 0.05,
     max_retries: int = 2,
     bisect: bool = False,
     starting_position: Literal["LATEST", "TRIM_HORIZON"] = "TRIM_HORIZON",
     mode: EsmMode = "provisioned",
+    isolation: Isolation = "thread",
+    timeout_s: int = 30,
 ) -> RunnerConfig:
-    """A single-function manifest (as functions.yaml would hold it) on fresh topics."""
+    """A single-function manifest (as functions.yaml would hold it) on fresh topics; `handler` is a callable
+    or the import path an instance process loads (process isolation)."""
     fn = FunctionSpec(
         name="probe",
         package="tests",
-        handler="unused.handler",
+        handler=handler if isinstance(handler, str) else "unused.handler",
         memory_mb=128,
-        timeout_s=30,
+        timeout_s=timeout_s,
         event_sources=(
             EventSource(
                 topic="trading-signals",
@@ -93,9 +96,10 @@ def one_source_config(
         functions_manifest=FunctionManifest(functions=(fn,)),
         kafka=KafkaSettings(bootstrap_servers=bootstrap),
         topics={"trading-signals": topic, "trading-signals.dlq": dlq},
-        handlers={"probe": handler},
+        handlers={} if isinstance(handler, str) else {"probe": handler},
         backoff=Backoff(base_s=0.05, max_s=0.2),
         mode=mode,
+        isolation=isolation,
     )
 
 

@@ -87,3 +87,15 @@ def test_invocations_are_counted_for_prometheus() -> None:
 
     names = {metric.name for metric in REGISTRY.collect()}
     assert {"aipx_runner_invocations", "aipx_runner_records", "aipx_runner_dead_lettered"} <= names
+
+
+def test_the_command_line_chooses_where_handlers_run() -> None:
+    from aipx_runner.__main__ import build_config, parse_args
+
+    assert build_config(parse_args(["--function", "strategy"])).isolation == "thread"
+    config = build_config(parse_args(["--function", "strategy", "--isolation", "process"]))
+    assert config.isolation == "process"
+    env = config.instance_env({"PATH": "/bin"})
+    assert env["PATH"] == "/bin" and env["AIPX_LAMBDA_ESM_MODE"] == config.mode
+    assert env["AIPX_LAMBDA_ATTEMPT_STORE"] == config.attempt_store
+    assert env["AIPX_KAFKA_BOOTSTRAP_SERVERS"] == config.kafka.bootstrap_servers

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aipx.lambda_kit import ON_DEMAND, AsyncRuntime, KafkaBatch, MskRecord
+from aipx.lambda_kit import ON_DEMAND, AsyncRuntime, AttemptCounter, KafkaBatch, MskRecord
 from aipx.serde import (
     HEADER_DLQ_CONSUMER,
     HEADER_DLQ_ERROR,
@@ -79,12 +79,17 @@ async def _produce_signals(bootstrap: str, topic: str, ids: list[str]) -> None:
 
 
 async def test_on_demand_kit_handler_retries_the_whole_batch_and_dead_letters_a_poison_record(
-    kafka_bootstrap: str, new_topic: Any, lambda_runtime: AsyncRuntime
+    kafka_bootstrap: str, redis_url: str, new_topic: Any, lambda_runtime: AsyncRuntime
 ) -> None:
     topic, dlq, g = await new_topic(1), await new_topic(1), group()
     name = f"esm-{uuid.uuid4().hex[:6]}"
     batch = KafkaBatch(
-        name, logger=Logger(service=name), runtime=lambda_runtime, mode=ON_DEMAND, max_retries=2
+        name,
+        logger=Logger(service=name),
+        runtime=lambda_runtime,
+        mode=ON_DEMAND,
+        max_retries=2,
+        attempts=AttemptCounter(name, url=redis_url),
     )
     calls: list[str] = []
     attempts: dict[str, int] = {}

@@ -17,6 +17,10 @@
 #     a failed record raises (the whole invocation fails and Lambda retries it) instead of returning a
 #     partial batch response that AWS would ignore (losing the records), and a record that failed more than
 #     its max_retries times is dead-lettered to <topic>.dlq by the handler so it cannot block its partition.
+#     Those attempts are counted before each record runs, in Redis (AIPX_LAMBDA_ATTEMPT_STORE = "redis",
+#     on the AIPX_REDIS_URL the root module passes in var.environment), keyed by function, topic, partition
+#     and offset with an expiry: a record that crashes the function or times it out is counted, across
+#     instances and cold starts.
 #   - on-failure destination: AWS can send failed Kafka records to a Kafka topic (`kafka://<topic>`),
 #     but provider 5.x validates destination_arn as an ARN and rejects that form
 #     (hashicorp/terraform-provider-aws#45662). The mappings therefore send failed batches to the
@@ -198,8 +202,14 @@ resource "aws_lambda_function" "this" {
         POWERTOOLS_METRICS_NAMESPACE = "AIPX"
       },
       lookup(var.function_environment, each.key, {}),
-      # Last, so that nothing overrides it: the mappings' mode decides how handlers report failures.
-      { AIPX_LAMBDA_ESM_MODE = var.provisioned_mode ? "provisioned" : "on-demand" },
+      # Last, so that nothing overrides them: the mappings' mode decides how handlers report failures, and
+      # in on-demand mode they count each failing record's attempts in the shared Redis (AIPX_REDIS_URL,
+      # the ElastiCache every function already reaches), so crashes and timeouts count and every instance
+      # sees the same count.
+      {
+        AIPX_LAMBDA_ESM_MODE      = var.provisioned_mode ? "provisioned" : "on-demand"
+        AIPX_LAMBDA_ATTEMPT_STORE = "redis"
+      },
     )
   }
 

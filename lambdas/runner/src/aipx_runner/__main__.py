@@ -1,7 +1,8 @@
 """`python -m aipx_runner [--function NAME ...]`: run the functions' event source mappings locally.
 
 Options for local experiments and tests: --topic NAME=ACTUAL, --group-prefix, --handler FN=module.attr,
---batching-window. SIGTERM/SIGINT stop it gracefully (in-flight batches finish and are committed).
+--batching-window, --isolation process (each function in its own instance process, restarted after a crash
+or timeout). SIGTERM/SIGINT stop it gracefully (in-flight batches finish and are committed).
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run another handler for FUNCTION (repeatable)",
     )
     parser.add_argument("--batching-window", type=float, help="override every source's batching window (s)")
+    parser.add_argument(
+        "--isolation",
+        choices=("thread", "process"),
+        default="thread",
+        help="run handlers in a worker thread (default) or in an instance process per function that may "
+        "crash or be killed on timeout and is restarted, as in Lambda",
+    )
     return parser.parse_args(argv)
 
 
@@ -79,6 +87,7 @@ def build_config(args: argparse.Namespace) -> RunnerConfig:
         topics=pairs(args.topic, "topic"),
         group_ids=groups,
         handlers=handlers,
+        isolation=args.isolation,
         **overrides,
     )
 

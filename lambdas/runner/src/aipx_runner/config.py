@@ -8,13 +8,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from aipx.functions import FunctionManifest, manifest
-from aipx.lambda_kit.mode import EsmMode, esm_mode
+from aipx.lambda_kit.mode import AttemptStore, EsmMode, LambdaSettings
 from aipx.msk import MAX_EVENT_BYTES
 from aipx.settings import KafkaSettings
 
 from aipx_runner.domain import Backoff
 
 Handler = Callable[[dict[str, Any], Any], Any]
+# Where handlers run: a worker thread of the runner, or an instance process per function (`instance`).
+Isolation = Literal["thread", "process"]
 
 
 def import_handler(path: str) -> Handler:
@@ -61,7 +63,10 @@ class RunnerConfig:
     # Lambda's invocation payload limit; a batch stops growing before its event would exceed it.
     max_payload_bytes: int = MAX_EVENT_BYTES
     # The mapping mode emulated (AIPX_LAMBDA_ESM_MODE, the setting the handlers read too).
-    mode: EsmMode = field(default_factory=esm_mode)
+    mode: EsmMode = field(default_factory=lambda: LambdaSettings().esm_mode)
+    # Where on-demand handlers count attempts (AIPX_LAMBDA_ATTEMPT_STORE), passed on to instance processes.
+    attempt_store: AttemptStore = field(default_factory=lambda: LambdaSettings().attempt_store)
+    isolation: Isolation = "thread"
 
     @classmethod
     def from_manifest(
@@ -76,6 +81,7 @@ class RunnerConfig:
         handlers: Mapping[str, Handler] | None = None,
         backoff: Backoff | None = None,
         mode: EsmMode | None = None,
+        isolation: Isolation = "thread",
         **source_overrides: Any,
     ) -> RunnerConfig:
         """The manifest's event sources of `functions` (all when None).
@@ -83,8 +89,9 @@ class RunnerConfig:
         Overrides: `topics` renames topics (source and on-failure topics, catalogue name -> actual name),
         `group_ids` maps 'function:topic' (catalogue topic name) or a manifest group id to another group id,
         `handlers` replaces a function's handler, `mode` the mapping mode (default: AIPX_LAMBDA_ESM_MODE),
-        and keyword overrides (batch_size=...,
-        batching_window_s=..., max_retries=..., starting_position=...) apply to every source.
+        `isolation` where handlers run (thread, or an instance process per function), and keyword
+        overrides (batch_size=..., batching_window_s=..., max_retries=..., starting_position=...) apply to
+        every source.
         """
         spec = functions_manifest or manifest()
         names = list(functions) if functions is not None else [f.name for f in spec.functions]
@@ -112,7 +119,25 @@ class RunnerConfig:
         settings = kafka or KafkaSettings()
         if bootstrap_servers:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
-        return cls(tuple(sources), settings, backoff or Backoff(), mode=mode or esm_mode())
+        lambda_settings = LambdaSettings()
+        return cls(
+            tuple(sources),
+            settings,
+            backoff or Backoff(),
+            mode=mode or lambda_settings.esm_mode,
+            attempt_store=lambda_settings.attempt_store,
+            isolation=isolation,
+        )
+
+    def instance_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """The environment of an instance process: `base` plus the mapping contract and the broker this
+        runner emulates, as Terraform writes them into a function's environment."""
+        return {
+            **base,
+            "AIPX_LAMBDA_ESM_MODE": self.mode,
+            "AIPX_LAMBDA_ATTEMPT_STORE": self.attempt_store,
+            "AIPX_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
+        }
 
     def functions(self) -> list[str]:
         """Function names, in source order, without repeats."""

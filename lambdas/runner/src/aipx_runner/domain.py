@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from aipx.lambda_kit.mode import ON_DEMAND, EsmMode
 from aipx.msk import InvalidEventError, failed_offsets
+from tenacity import RetryCallState, Retrying, wait_exponential
 
 # On-demand mappings retry a failing batch until its records expire: no retry budget.
 UNBOUNDED_RETRIES = 2**62
@@ -46,13 +48,25 @@ class PartitionState:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential retry delay: base * 2**(attempt-1), capped."""
+    """Exponential retry delay: base * 2**(attempt-1), capped (tenacity's `wait_exponential`, the retry
+    library of the platform; the mapping schedules its retries itself, so only the wait is borrowed)."""
 
     base_s: float = 0.5
     max_s: float = 10.0
 
+    @cached_property
+    def _wait(self) -> wait_exponential:
+        return wait_exponential(multiplier=self.base_s, max=self.max_s)
+
     def delay(self, attempt: int) -> float:
-        return min(self.max_s, self.base_s * 2.0 ** max(0, attempt - 1))
+        """Seconds to wait before retry number `attempt` (1 = the first retry)."""
+        state = RetryCallState(_NO_RETRYING, None, (), {})
+        state.attempt_number = max(1, attempt)
+        return float(self._wait(state))
+
+
+# The retry state a tenacity wait reads needs a retrying object; the mapping is its own retry loop.
+_NO_RETRYING = Retrying()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 One `EventSourcePoller` per event source (its own consumer group, as an MSK mapping), one worker thread per
 function (a warm Lambda instance serves one invocation at a time, and handlers keep per-invocation state
-at module level). The handler runs in that thread with the exact MSK event and a FakeLambdaContext.
+at module level). The handler runs in that thread with the exact MSK event and a FakeLambdaContext, or, with
+`isolation="process"` (`--isolation process`), in an instance process per function that may crash or be
+killed on timeout and is started afresh, as Lambda does (`aipx_runner.instance`).
 Functions run side by side in one process share its GIL and powertools' class-level Metrics store; run
 one function per process (`--function NAME`) for isolated EMF metrics or throughput.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from prometheus_client import Counter, Histogram
 from aipx_runner.adapters.kafka import mapping_consumer, to_msk_record
 from aipx_runner.config import Handler, RunnerConfig, SourceConfig
 from aipx_runner.domain import InvocationResult, PartitionState, Settlement, contract, settle
+from aipx_runner.instance import ProcessInstance, handler_path
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +92,14 @@ class EventSourcePoller:
         source: SourceConfig,
         config: RunnerConfig,
         *,
-        handler: Handler,
+        handler: Handler | None,
         executor: ThreadPoolExecutor,
         dead_letters: DeadLetterPublisher,
         stopping: asyncio.Event,
+        instance: ProcessInstance | None = None,
     ) -> None:
         self.source = source
+        self.instance = instance
         self.config = config
         self.handler = handler
         self.executor = executor
@@ -236,6 +242,16 @@ class EventSourcePoller:
 
     async def _invoke(self, event: dict[str, Any], partitions: list[str]) -> InvocationResult:
         src = self.source
+        if self.instance is not None:
+            invocation = asyncio.ensure_future(self.instance.invoke(event, timeout_s=src.timeout_s))
+            try:
+                # Shielded: on shutdown the in-flight invocation is finished, never abandoned.
+                response = await asyncio.shield(invocation)
+            except Exception as exc:  # the instance died, timed out, or the handler raised
+                log.warning("%s: invocation failed: %s", src.function, exc)
+                return InvocationResult.whole_failure(partitions, f"{type(exc).__name__}: {exc}")
+            return InvocationResult.from_response(response, partitions)
+        assert self.handler is not None  # thread isolation
         context = FakeLambdaContext(src.function, timeout_s=src.timeout_s)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, self.handler, event, context)
@@ -367,6 +383,7 @@ class Runner:
         self.stopping = asyncio.Event()
         self.pollers: list[EventSourcePoller] = []
         self._executors: dict[str, ThreadPoolExecutor] = {}
+        self.instances: dict[str, ProcessInstance] = {}
         self._producer: AIOKafkaProducer | None = None
         self._started = asyncio.Event()
 
@@ -400,7 +417,18 @@ class Runner:
                 if executor is None:
                     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lambda-{src.function}")
                     self._executors[src.function] = executor
-                handler = handler_factory(src) if handler_factory else src.resolve_handler()
+                handler: Handler | None = None
+                instance = None
+                if self.config.isolation == "process":
+                    # The function's code is loaded by its instance process only, never by the runner.
+                    instance = self.instances.get(src.function)
+                    if instance is None:
+                        path = handler_path(handler_factory(src) if handler_factory else src.handler)
+                        env = self.config.instance_env(os.environ)
+                        instance = ProcessInstance(src.function, path, env=env)
+                        self.instances[src.function] = instance
+                else:
+                    handler = handler_factory(src) if handler_factory else src.resolve_handler()
                 self.pollers.append(
                     EventSourcePoller(
                         src,
@@ -409,6 +437,7 @@ class Runner:
                         executor=executor,
                         dead_letters=DeadLetterPublisher(self._producer, consumer=f"runner:{src.function}"),
                         stopping=self.stopping,
+                        instance=instance,
                     )
                 )
             self._started.set()
@@ -424,5 +453,7 @@ class Runner:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             await self._producer.stop()
+            for instance in self.instances.values():
+                await instance.close()
             for executor in self._executors.values():
                 executor.shutdown(wait=True)

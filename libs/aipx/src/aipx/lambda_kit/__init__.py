@@ -43,7 +43,9 @@ What `batch.process` guarantees:
   Terraform): `provisioned` returns the partial batch response above; `on-demand` (where AWS ignores partial
   responses) raises `BatchFailedError` so the whole invocation fails and is retried, and dead-letters a record
   once it has failed more than its event source's `max_retries` times, so one bad record cannot block a
-  partition. Handlers need no change: `batch.process` does both.
+  partition. The attempts are counted in Redis (`aipx.lambda_kit.attempts`, AIPX_LAMBDA_ATTEMPT_STORE),
+  shared by every instance and counted before a record runs, so a record that crashes the process or times
+  out the invocation is counted too. Handlers need no change: `batch.process` does both.
 
 Async work (publishing, Redis) from a sync handler: `default_runtime().run(coro)` executes on one
 persistent event loop per process, so clients started once are reused across warm invocations;
@@ -58,6 +60,7 @@ Tracer is optional: `Tracer(service=...)` + `@tracer.capture_lambda_handler` whe
 `aws-lambda-powertools[tracer]` extra (aws-xray-sdk), which the shared library does not pull in.
 """
 
+from aipx.lambda_kit.attempts import AttemptCounter, RecordCrashedError, attempt_counter
 from aipx.lambda_kit.batch import (
     BatchFailedError,
     DeadLettered,
@@ -80,6 +83,7 @@ __all__ = [
     "ON_DEMAND",
     "PROVISIONED",
     "AsyncRuntime",
+    "AttemptCounter",
     "BatchFailedError",
     "DeadLettered",
     "EsmMode",
@@ -89,9 +93,11 @@ __all__ = [
     "MalformedRecord",
     "MskRecord",
     "PartialBatchResponse",
+    "RecordCrashedError",
     "RecordIdempotency",
     "Route",
     "UnroutedTopicError",
+    "attempt_counter",
     "correlation_id",
     "dead_letter",
     "default_runtime",

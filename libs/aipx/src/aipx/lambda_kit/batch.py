@@ -16,13 +16,14 @@ batch responses, so a batch with failed records raises `BatchFailedError` instea
 fails and Lambda retries the batch (idempotent routes skip what already succeeded). A record that has
 failed more often than its event source's `max_retries` (function manifest) is a poison record: it is
 dead-lettered with its last error and counts as handled, so it cannot block its partition. Attempts are
-counted per warm process (a cold start begins them afresh).
+counted durably (`aipx.lambda_kit.attempts`: Redis, shared by every instance of the function, counted
+before a record runs so that one that crashes the process or times out the invocation is counted too); a
+record whose earlier attempts used up its retries is dead-lettered without running again.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -35,6 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from google.protobuf.message import Message
 
 from aipx.functions import manifest
+from aipx.lambda_kit.attempts import AttemptCounter, RecordCrashedError, attempt_counter
 from aipx.lambda_kit.idempotency import RecordIdempotency
 from aipx.lambda_kit.mode import ON_DEMAND, EsmMode, esm_mode
 from aipx.lambda_kit.runtime import AsyncRuntime, default_runtime
@@ -48,8 +50,6 @@ PartialBatchResponse = dict[str, list[dict[str, Any]]]
 RecordCallback = Callable[[M, MskRecord], object]
 
 
-# Failed records whose attempts are remembered (on-demand mode); the oldest are forgotten beyond this.
-_MAX_TRACKED_FAILURES = 10_000
 # Retries of a failing record in on-demand mode for a function the manifest does not list (tests, tools).
 DEFAULT_MAX_RETRIES = 3
 
@@ -188,12 +188,14 @@ class KafkaBatch:
         idempotency: RecordIdempotency | None = None,
         mode: EsmMode | None = None,
         max_retries: int | None = None,
+        attempts: AttemptCounter | None = None,
     ) -> None:
         self.function = function
         self._mode = mode
         self._max_retries = max_retries
-        # On-demand mode: failed attempts per (topic, partition, offset), and the last error of each.
-        self._attempts: OrderedDict[tuple[str, int, int], int] = OrderedDict()
+        # On-demand mode: failed attempts per (topic, partition, offset), and this batch's error of each.
+        self._attempts = attempts
+        self._on_demand = False  # set per batch
         self._errors: dict[tuple[str, int, int], BaseException] = {}
         self.logger = logger
         self.metrics = metrics
@@ -229,6 +231,13 @@ class KafkaBatch:
             if src.topic in wanted:
                 return src.max_retries
         return DEFAULT_MAX_RETRIES
+
+    @property
+    def attempts(self) -> AttemptCounter:
+        """On-demand mode's attempt counter (given, else AIPX_LAMBDA_ATTEMPT_STORE, made on first use)."""
+        if self._attempts is None:
+            self._attempts = attempt_counter(self.function)
+        return self._attempts
 
     @property
     def runtime(self) -> AsyncRuntime:
@@ -270,6 +279,10 @@ class KafkaBatch:
 
     def handle_record(self, record: MskRecord | MalformedRecord) -> object:
         """Decode and dispatch one record (DLQ on DecodeError); raises on processing failure."""
+        if self._on_demand:
+            poison = self._dead_letter_if_exhausted(record)
+            if poison is not None:
+                return poison
         if isinstance(record, MalformedRecord):
             self._errors[(record.topic, record.partition, record.offset)] = record.error
             raise record.error
@@ -293,6 +306,8 @@ class KafkaBatch:
             self._dead_lettered += 1
             self.logger.warning("undecodable record dead-lettered", extra={"dlq": dlq, "error": str(exc)})
             return DeadLettered(dlq, str(exc))
+        if self._on_demand:
+            self.attempts.starting(record)
         try:
             if route.idempotent and self.idempotency is not None:
                 return self.idempotency.run_record(record, lambda: route.callback(message, record))
@@ -319,6 +334,9 @@ class KafkaBatch:
         if not records:
             return {"batchItemFailures": []}
         self._errors.clear()
+        self._on_demand = self.mode == ON_DEMAND
+        if self._on_demand:
+            self.attempts.begin([(r.topic, r.partition, r.offset) for r in records])
         if self.idempotency is not None:
             self.idempotency.register_lambda_context(context)
         self._dead_lettered = 0
@@ -334,7 +352,7 @@ class KafkaBatch:
             self.logger.set_correlation_id(None)
         failures = [dict(item) for item in response.get("batchItemFailures", [])]
         total = len(records)
-        if self.mode == ON_DEMAND:
+        if self._on_demand:
             failures = self._give_up_on_poison(records, failures)
         if self.metrics is not None:
             self.metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=total)
@@ -353,52 +371,71 @@ class KafkaBatch:
                 raise BatchFailedError(self.function, failures, total)
         return {"batchItemFailures": failures}
 
+    def _dead_letter_poison(
+        self, record: MskRecord | MalformedRecord, error: BaseException, attempts: int
+    ) -> DeadLettered | None:
+        """Send a record that used up its retries to its DLQ; None (and logged) if that failed."""
+        raw = (
+            record
+            if isinstance(record, MskRecord)
+            else MskRecord(record.topic, record.partition, record.offset, 0, None, None, [])
+        )
+        route = self._routes.get(record.topic)
+        try:
+            dlq = dead_letter(
+                self.runtime, raw, error, consumer=self.function, dlq=route.dlq if route else None
+            )
+        except Exception:
+            self.logger.exception("dead-lettering a poison record failed; the batch will be retried")
+            return None
+        self._dead_lettered += 1
+        self.logger.error(
+            "record failed on every attempt: dead-lettered",
+            extra={"dlq": dlq, "attempts": attempts, "error": str(error), "kafka_record": raw.ident},
+        )
+        return DeadLettered(dlq, str(error))
+
+    def _dead_letter_if_exhausted(self, record: MskRecord | MalformedRecord) -> DeadLettered | None:
+        """On-demand mode, before a record runs: if earlier attempts (crashes and timeouts included) used up
+        its retries, dead-letter it instead of running it again (raises if the DLQ write fails)."""
+        prior = self.attempts.prior((record.topic, record.partition, record.offset))
+        if not prior or prior <= self.max_retries(record.topic):
+            return None
+        error = RecordCrashedError(
+            f"{self.function}: {prior} earlier attempts of this record failed or ended the invocation "
+            "without an answer (crash, out of memory or timeout)"
+        )
+        dead = self._dead_letter_poison(record, error, prior)
+        if dead is None:
+            raise error
+        return dead
+
     def _give_up_on_poison(
         self, records: Sequence[MskRecord | MalformedRecord], failures: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """On-demand mode: count each failed record's attempt; dead-letter those past their retries (they
         count as handled); forget the records that succeeded. Returns the failures still to retry."""
         by_item = {(f"{r.topic}-{r.partition}", r.offset): r for r in records}
-        failed_keys: set[tuple[str, int, int]] = set()
-        still: list[dict[str, Any]] = []
+        failed: list[tuple[dict[str, Any], MskRecord | MalformedRecord | None]] = []
         for item in failures:
             ident = item["itemIdentifier"]
-            record = by_item.get((str(ident["partition"]), int(ident["offset"])))
+            failed.append((item, by_item.get((str(ident["partition"]), int(ident["offset"])))))
+        totals = self.attempts.finish([(r.topic, r.partition, r.offset) for _, r in failed if r is not None])
+        still: list[dict[str, Any]] = []
+        dead: list[tuple[str, int, int]] = []
+        for item, record in failed:
             if record is None:
                 still.append(item)
                 continue
             key = (record.topic, record.partition, record.offset)
-            failed_keys.add(key)
-            attempts = self._attempts.pop(key, 0) + 1
+            attempts = totals.get(key, 1)
             if attempts <= self.max_retries(record.topic):
-                self._attempts[key] = attempts
                 still.append(item)
                 continue
             error = self._errors.get(key) or RuntimeError("record failed")
-            raw = (
-                record
-                if isinstance(record, MskRecord)
-                else MskRecord(record.topic, record.partition, record.offset, 0, None, None, [])
-            )
-            route = self._routes.get(record.topic)
-            try:
-                dlq = dead_letter(
-                    self.runtime, raw, error, consumer=self.function, dlq=route.dlq if route else None
-                )
-            except Exception:
-                self.logger.exception("dead-lettering a poison record failed; the batch will be retried")
-                self._attempts[key] = attempts
+            if self._dead_letter_poison(record, error, attempts) is None:
                 still.append(item)
                 continue
-            self._dead_lettered += 1
-            self.logger.error(
-                "record failed on every attempt: dead-lettered",
-                extra={"dlq": dlq, "attempts": attempts, "error": str(error), "kafka_record": raw.ident},
-            )
-        for record in records:
-            key = (record.topic, record.partition, record.offset)
-            if key not in failed_keys:
-                self._attempts.pop(key, None)
-        while len(self._attempts) > _MAX_TRACKED_FAILURES:
-            self._attempts.popitem(last=False)
+            dead.append(key)
+        self.attempts.forget(dead)
         return still
