@@ -20,7 +20,6 @@ Three mechanisms, each covering what the others cannot:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -30,24 +29,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("aipx.platform")
+from aipx.procs import set_parent_death_signal
 
-PR_SET_PDEATHSIG = 1
+log = logging.getLogger("aipx.platform")
 
 
 def launcher(parent: int, argv: list[str]) -> list[str]:
     """The argv that runs `argv` as a child that is killed when process `parent` dies."""
     return [sys.executable, "-m", "aipx_stack.lifeline", str(parent), "--", *argv]
-
-
-def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send `sig` to this process when its parent dies (Linux; a no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"prctl(PR_SET_PDEATHSIG): {os.strerror(errno)}")
 
 
 def start_time(pid: int) -> int | None:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aipx.lambda_kit import FakeLambdaContext
+from aipx.procs import die_with_parent
 
 from aipx_runner.config import Handler, import_handler
 
@@ -66,6 +67,7 @@ class ProcessInstance:
                 "-m",
                 "aipx_runner.instance",
                 self.handler,
+                str(os.getpid()),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 env=self.env,
@@ -150,8 +152,11 @@ class ProcessInstance:
             await proc.wait()
 
 
-def serve(path: str) -> int:
-    """The instance's loop: one invocation per request line until stdin ends."""
+def serve(path: str, parent_pid: int | None = None) -> int:
+    """The instance's loop: one invocation per request line until stdin ends. With `parent_pid`, the instance
+    dies with the runner (SIGKILL from the kernel), even when its handler hangs as the runner is killed."""
+    if parent_pid is not None and not die_with_parent(parent_pid):
+        return 1  # the runner is already gone
     answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the handler's prints and logs must never mix into the answers
     handler = import_handler(path)
@@ -170,4 +175,4 @@ def serve(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(sys.argv[1]))
+    sys.exit(serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None))
