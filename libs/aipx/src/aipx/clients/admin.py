@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from types import TracebackType
 
 import grpc
 
+from aipx.clients.base import GrpcClient
 from aipx.money import to_pb
 from aipx.v1 import admin_pb2, admin_pb2_grpc, common_pb2, orders_pb2
 
 ADMIN_TOKEN_HEADER = "x-admin-token"
 
 
-class AdminClient:
+class AdminClient(GrpcClient["admin_pb2_grpc.AdminServiceAsyncStub"]):
     """See the module docstring. The channel is opened on first use."""
+
+    credential_header = ADMIN_TOKEN_HEADER
 
     def __init__(
         self,
@@ -26,44 +28,10 @@ class AdminClient:
         timeout_s: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        self.target = target
-        self.timeout_s = timeout_s
-        self.credentials = credentials
-        self._metadata = ((ADMIN_TOKEN_HEADER, token),)
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: admin_pb2_grpc.AdminServiceAsyncStub | None = None
+        super().__init__(target, token, timeout_s=timeout_s, credentials=credentials)
 
-    @property
-    def stub(self) -> admin_pb2_grpc.AdminServiceAsyncStub:
-        if self._stub is None:
-            self._channel = (
-                grpc.aio.secure_channel(self.target, self.credentials)
-                if self.credentials is not None
-                else grpc.aio.insecure_channel(self.target)
-            )
-            self._stub = admin_pb2_grpc.AdminServiceStub(self._channel)
-        return self._stub
-
-    @property
-    def channel(self) -> grpc.aio.Channel:
-        """The channel (opened on first use)."""
-        if self._channel is None:
-            _ = self.stub
-        assert self._channel is not None
-        return self._channel
-
-    async def __aenter__(self) -> AdminClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            channel, self._channel, self._stub = self._channel, None, None
-            await channel.close()
+    def _new_stub(self, channel: grpc.aio.Channel) -> admin_pb2_grpc.AdminServiceAsyncStub:
+        return admin_pb2_grpc.AdminServiceStub(channel)
 
     async def create_account(
         self,

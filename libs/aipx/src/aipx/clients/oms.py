@@ -8,18 +8,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from decimal import Decimal
-from types import TracebackType
 
 import grpc
 
+from aipx.clients.base import GrpcClient
 from aipx.money import to_pb
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 
 API_KEY_HEADER = "x-api-key"
 
 
-class OmsClient:
+class OmsClient(GrpcClient["oms_pb2_grpc.OmsServiceAsyncStub"]):
     """Every call sends the API key; unary calls carry a default deadline (override per call)."""
+
+    credential_header = API_KEY_HEADER
+    channel_options = (("grpc.max_receive_message_length", 16 * 1024 * 1024),)
 
     def __init__(
         self,
@@ -29,49 +32,10 @@ class OmsClient:
         timeout_s: float = 10.0,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        self.target = target
-        self.timeout_s = timeout_s
-        self.credentials = credentials
-        self._metadata = ((API_KEY_HEADER, api_key),)
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: oms_pb2_grpc.OmsServiceAsyncStub | None = None
+        super().__init__(target, api_key, timeout_s=timeout_s, credentials=credentials)
 
-    @property
-    def stub(self) -> oms_pb2_grpc.OmsServiceAsyncStub:
-        """The generated stub (its channel is opened on first use)."""
-        if self._stub is None:
-            options = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
-            self._channel = (
-                grpc.aio.secure_channel(self.target, self.credentials, options=options)
-                if self.credentials is not None
-                else grpc.aio.insecure_channel(self.target, options=options)
-            )
-            self._stub = oms_pb2_grpc.OmsServiceStub(self._channel)
-        return self._stub
-
-    @property
-    def channel(self) -> grpc.aio.Channel:
-        """The channel (opened on first use), e.g. for the health service's stub."""
-        if self._channel is None:
-            _ = self.stub
-        assert self._channel is not None
-        return self._channel
-
-    async def __aenter__(self) -> OmsClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            channel, self._channel, self._stub = self._channel, None, None
-            await channel.close()
-
-    def _timeout(self, timeout_s: float | None) -> float:
-        return self.timeout_s if timeout_s is None else timeout_s
+    def _new_stub(self, channel: grpc.aio.Channel) -> oms_pb2_grpc.OmsServiceAsyncStub:
+        return oms_pb2_grpc.OmsServiceStub(channel)
 
     async def submit(
         self,
