@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -121,21 +121,12 @@ class AdminActions:
             return await db.list_accounts(conn)
 
     async def set_risk_limits(self, actor: str, account_id: str, limits: RiskLimitValues) -> db.AccountRecord:
-        async with self._tx() as conn:
-            before = await db.account_record(conn, account_id, lock=True)
-            await db.set_risk_limits(conn, account_id, **limits.columns())
-            await db.notify(conn, db.NOTIFY_ACCOUNT, account_id)
-            after = await db.account_record(conn, account_id)
-            await db.append_audit(
-                conn,
-                actor=actor,
-                action="SetRiskLimits",
-                account_id=account_id,
-                before=before.as_json(),
-                after=after.as_json(),
-            )
-        self._audited()
-        await self._refresh()
+        after, _ = await self._change_account(
+            actor,
+            account_id,
+            "SetRiskLimits",
+            lambda conn: db.set_risk_limits(conn, account_id, **limits.columns()),
+        )
         return after
 
     async def set_account_fees(
@@ -149,21 +140,12 @@ class AdminActions:
         ]
         if violations:
             raise InvalidRequestError(violations)
-        async with self._tx() as conn:
-            before = await db.account_record(conn, account_id, lock=True)
-            await db.set_account_fees(conn, account_id, maker, taker)
-            await db.notify(conn, db.NOTIFY_ACCOUNT, account_id)
-            after = await db.account_record(conn, account_id)
-            await db.append_audit(
-                conn,
-                actor=actor,
-                action="SetAccountFees",
-                account_id=account_id,
-                before=before.as_json(),
-                after=after.as_json(),
-            )
-        self._audited()
-        await self._refresh()
+        after, _ = await self._change_account(
+            actor,
+            account_id,
+            "SetAccountFees",
+            lambda conn: db.set_account_fees(conn, account_id, maker, taker),
+        )
         return after
 
     async def set_trading_state(
@@ -179,21 +161,13 @@ class AdminActions:
             )
         if violations:
             raise InvalidRequestError(violations)
-        async with self._tx() as conn:
-            before = await db.account_record(conn, account_id, lock=True)
-            await db.set_account_state(conn, account_id, state, reason)
-            after = await db.account_record(conn, account_id)
-            record = await db.append_audit(
-                conn,
-                actor=actor,
-                action="SetTradingState",
-                account_id=account_id,
-                before=before.as_json(),
-                after=after.as_json(),
-                reason=reason,
-            )
-        self._audited()
-        await self._refresh()
+        after, record = await self._change_account(
+            actor,
+            account_id,
+            "SetTradingState",
+            lambda conn: db.set_account_state(conn, account_id, state, reason),
+            reason=reason,
+        )
         cancelled: list[str] = []
         if cancel_working:
             for order in await self.orders.store.open_orders(account_id):
@@ -210,6 +184,35 @@ class AdminActions:
                 )
             self._audited()
         return after, cancelled
+
+    async def _change_account(
+        self,
+        actor: str,
+        account_id: str,
+        action: str,
+        change: Callable[[Conn], Awaitable[object]],
+        *,
+        reason: str = "",
+    ) -> tuple[db.AccountRecord, db.AuditRow]:
+        """One change of an account's row: under its row lock, announced to every OMS process (NOTIFY),
+        audited with before/after in the same transaction, then applied to this process at once."""
+        async with self._tx() as conn:
+            before = await db.account_record(conn, account_id, lock=True)
+            await change(conn)
+            await db.notify(conn, db.NOTIFY_ACCOUNT, account_id)
+            after = await db.account_record(conn, account_id)
+            record = await db.append_audit(
+                conn,
+                actor=actor,
+                action=action,
+                account_id=account_id,
+                before=before.as_json(),
+                after=after.as_json(),
+                reason=reason,
+            )
+        self._audited()
+        await self._refresh()
+        return after, record
 
     async def _cancel(self, account_id: str, order_id: str, key_prefix: str) -> Order | None:
         """Cancel through the OMS's own cancel path; None when the order is no longer open."""
