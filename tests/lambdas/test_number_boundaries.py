@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aipx.money import InvalidDecimalError, parse_decimal
+from aipx.money import parse_decimal
 from aipx.numbers import INT64_MAX, InvalidNumberError
 from aipx.serde import HEADER_DLQ_ERROR, HEADER_EVENT_TIME, encode, event_time_header
 from aipx.settings import KafkaSettings
@@ -32,11 +32,11 @@ from aipx_runner import Backoff, Runner, RunnerConfig
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.lambdas.numbers import FULLWIDTH_12, refused
 from tests.lambdas.recorder.test_recorder_lake import event_time, s3_settings
 
 pytestmark = pytest.mark.integration
 
-FULLWIDTH_12 = "\uff11\uff12"
 LISTED_DECIMALS = [
     "1e-9999999",
     "1e-999999999",
@@ -55,20 +55,12 @@ _NUMBERISH = st.from_regex(r"\A[+-]?[0-9]{0,25}(\.[0-9]{0,25})?([eE][+-]?[0-9]{1
 DECIMAL_TEXTS = st.one_of(_NUMBERISH, _TEXT, st.sampled_from(LISTED_DECIMALS))
 
 
-def _refused(text: str) -> bool:
-    try:
-        parse_decimal(text, field="x")
-    except InvalidDecimalError:
-        return True
-    return False
-
-
 @given(texts=st.lists(DECIMAL_TEXTS, min_size=1, max_size=30))
 @example(texts=LISTED_DECIMALS)
 @example(texts=["1.5", "", "1e-9999999"])
 @settings(max_examples=300, deadline=None)
 def test_decimal_column_names_exactly_the_rows_the_strict_parser_refuses(texts: list[str]) -> None:
-    bad = [i for i, t in enumerate(texts) if t and _refused(t)]
+    bad = [i for i, t in enumerate(texts) if t and refused(t)]
     try:
         column = decimals(texts)
     except ValueOutOfRangeError as exc:
@@ -161,7 +153,7 @@ async def test_bad_numbers_are_dead_lettered_and_the_recorder_keeps_consuming(
     async def batch(prices: list[str], times: list[str]) -> None:
         for price in prices:
             await send(price)
-            published["bad" if price and _refused(price) else "good"] += 1
+            published["bad" if price and refused(price) else "good"] += 1
         for time_header in times:
             await send("1.5", time_header)
             published["bad"] += 1

@@ -12,11 +12,11 @@ import uuid
 from typing import Any
 
 import pytest
-from aipx.money import InvalidDecimalError, format_decimal, parse_decimal
-from aipx.serde import HEADER_DLQ_ERROR, HEADER_DLQ_OFFSET
-from aipx.topics import ORDER_EVENTS, catalogue
+from aipx.money import format_decimal, parse_decimal
+from aipx.serde import HEADER_DLQ_ERROR
+from aipx.topics import ORDER_EVENTS
 from aipx.v1.orders_pb2 import OrderEvent
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.lambdas.notification.conftest import Recorder
@@ -27,25 +27,11 @@ from tests.lambdas.notification.test_notification_handler import (  # the autous
     invoke,
     publish,
 )
+from tests.lambdas.numbers import FULLWIDTH_12, FUZZ, TEXTS, dead_letters, refused, run_on
 
 pytestmark = pytest.mark.integration
 
-FULLWIDTH_12 = "\uff11\uff12"
-LISTED = ["1e-999999999", "1e400", "1e30", FULLWIDTH_12, "1e999999999", "1e-9999999", "NaN"]
 FIELDS = ["order.quantity", "order.price", "fill.quantity", "fill.price", "fill.fee"]
-TEXTS = st.one_of(
-    st.sampled_from(LISTED),
-    st.from_regex(r"\A[+-]?[0-9]{1,22}(\.[0-9]{0,20})?([eE][+-]?[0-9]{1,10})?\Z"),
-    st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30),
-)
-
-
-def refused(text: str) -> bool:
-    try:
-        parse_decimal(text, field="x")
-    except InvalidDecimalError:
-        return True
-    return False
 
 
 async def test_bad_decimals_in_order_events_are_dead_lettered_naming_the_field(
@@ -53,7 +39,6 @@ async def test_bad_decimals_in_order_events_are_dead_lettered_naming_the_field(
 ) -> None:
     configure(monkeypatch, recorder)
     loop = asyncio.get_running_loop()
-    dlq = catalogue().dlq_for(ORDER_EVENTS).name
 
     async def one(field: str, text: str) -> None:
         event_id = str(uuid.uuid4())
@@ -64,15 +49,15 @@ async def test_bad_decimals_in_order_events_are_dead_lettered_naming_the_field(
         record = await publish(kafka_io, builders, ORDER_EVENTS, key=key, message=event, event_id=event_id)
         assert await invoke(record) == {"batchItemFailures": []}
         if refused(text):
-            parked = [r for r in await kafka_io.read(dlq, min_count=1) if r.key == key]
-            assert [int(r.header(HEADER_DLQ_OFFSET) or -1) for r in parked] == [record.offset]
-            assert field in (parked[0].header(HEADER_DLQ_ERROR) or ""), text
+            parked = await dead_letters(kafka_io, ORDER_EVENTS, {key}, min_count=1)
+            assert list(parked) == [(record.partition, record.offset)]
+            assert field in (parked[(record.partition, record.offset)].header(HEADER_DLQ_ERROR) or ""), text
             assert not [t for t in recorder.texts("/sendMessage", event_id)]
         elif field == "fill.quantity":  # the template shows it: positional text, never an exponent
             shown = f"Filled BUY {format_decimal(parse_decimal(text))} BTC-USDT".encode()
             assert any(shown in r.body for r in recorder.received), (text, "not delivered as", shown)
 
-    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(FUZZ, max_examples=15)
     @given(field=st.sampled_from(FIELDS), text=TEXTS)
     @example(field="order.quantity", text="1e-999999999")
     @example(field="order.price", text="1e400")
@@ -81,6 +66,6 @@ async def test_bad_decimals_in_order_events_are_dead_lettered_naming_the_field(
     @example(field="fill.fee", text="1e999999999")
     @example(field="fill.quantity", text="1E-5")
     def fuzz(field: str, text: str) -> None:
-        asyncio.run_coroutine_threadsafe(one(field, text), loop).result(120)
+        run_on(loop, one(field, text), 120)
 
     await asyncio.to_thread(fuzz)

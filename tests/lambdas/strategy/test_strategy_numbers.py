@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from aipx.money import InvalidDecimalError, parse_decimal
-from aipx.serde import HEADER_DLQ_ERROR, HEADER_DLQ_OFFSET
-from aipx.topics import MARKET_DATA_RAW, catalogue
+from aipx.serde import HEADER_DLQ_ERROR
+from aipx.topics import MARKET_DATA_RAW
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.lambdas.numbers import FULLWIDTH_12, FUZZ, dead_letters, run_on
 from tests.lambdas.strategy.test_strategy_handler import (  # the autouse fixture closes the service
     _closed_service,  # noqa: F401
     configure,
@@ -29,7 +30,6 @@ from tests.lambdas.strategy.test_strategy_handler import (  # the autouse fixtur
 
 pytestmark = pytest.mark.integration
 
-FULLWIDTH_12 = "\uff11\uff12"
 LISTED = ["1e-999999999", "1e400", "1e30", FULLWIDTH_12, "1e999999999", "1e-9999999", "NaN", "-1", "0"]
 TEXTS = st.one_of(
     st.sampled_from(LISTED),
@@ -59,7 +59,6 @@ async def test_bad_trade_numbers_are_dead_lettered_and_the_batch_goes_on(
     outgoing_for = market_data(builders)
     configure(monkeypatch, await new_topic(), f"test:strategy:{uuid.uuid4().hex[:8]}")
     loop = asyncio.get_running_loop()
-    dlq = catalogue().dlq_for(MARKET_DATA_RAW).name
 
     async def one_batch(pairs: list[tuple[str, str]]) -> None:
         venue = f"num{uuid.uuid4().hex[:8]}"
@@ -74,16 +73,16 @@ async def test_bad_trade_numbers_are_dead_lettered_and_the_batch_goes_on(
         recs = await kafka_io.produce(MARKET_DATA_RAW, [outgoing_for(e) for e in envelopes])
         assert await invoke(recs) == [{"batchItemFailures": []}]
         key = f"{venue}:BTC-USDT".encode()
-        parked = [r for r in await kafka_io.read(dlq, min_count=len(expected)) if r.key == key]
-        by_offset = {int(r.header(HEADER_DLQ_OFFSET) or -1): r for r in parked}
-        assert set(by_offset) == {recs[i].offset for i in expected}, (pairs, expected)
+        parked = await dead_letters(kafka_io, MARKET_DATA_RAW, {key}, min_count=len(expected))
+        source = {index: (recs[index].partition, recs[index].offset) for index in expected}
+        assert set(parked) == set(source.values()), (pairs, expected)
         for index, reason in expected.items():
-            assert reason in (by_offset[recs[index].offset].header(HEADER_DLQ_ERROR) or ""), pairs[index - 1]
+            assert reason in (parked[source[index]].header(HEADER_DLQ_ERROR) or ""), pairs[index - 1]
 
-    @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(FUZZ, max_examples=5)
     @given(pairs=st.lists(st.tuples(TEXTS, TEXTS), min_size=1, max_size=12))
     @example(pairs=[(text, "0.01") for text in LISTED] + [("30000.5", text) for text in LISTED])
     def fuzz(pairs: list[tuple[str, str]]) -> None:
-        asyncio.run_coroutine_threadsafe(one_batch(pairs), loop).result(180)
+        run_on(loop, one_batch(pairs), 180)
 
     await asyncio.to_thread(fuzz)
