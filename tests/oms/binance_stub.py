@@ -31,7 +31,9 @@ class Fault(StrEnum):
 class BinanceStub:
     """`await start()` -> (rest base url, ws base url). Tests drive fills with `fill(...)`, and inject faults:
     `submit_faults` (one Fault per next new-order request), `query_faults` (that many next order queries
-    answer 503), `silent_fill_price` (an order accepted under a fault is filled at once, its event lost)."""
+    answer 503), `silent_fill_price` (an order accepted under a fault is filled at once, its event lost), and
+    hold new orders on their way (`hold_new_orders`: they reach the book when `release_new_orders` is called;
+    meanwhile the venue does not know them)."""
 
     def __init__(self, api_key: str, secret: str) -> None:
         self.api_key = api_key
@@ -54,6 +56,16 @@ class BinanceStub:
         # The account's balances, asset -> (free, locked): GET /api/v3/account; `push_balances` streams them.
         self.balances: dict[str, tuple[Decimal, Decimal]] = {}
         self._closed = asyncio.Event()
+        self._released: asyncio.Event | None = None
+        self.held = 0  # new-order requests waiting for release_new_orders
+
+    def hold_new_orders(self) -> None:
+        self._released = asyncio.Event()
+
+    def release_new_orders(self) -> None:
+        if self._released is not None:
+            self._released.set()
+            self._released = None
 
     async def start(self) -> tuple[str, str]:
         app = web.Application()
@@ -146,6 +158,13 @@ class BinanceStub:
 
     async def _new_order(self, request: web.Request) -> web.Response:
         params = self._check(request)
+        released = self._released
+        if released is not None:  # on its way: the matching engine has not seen it yet
+            self.held += 1
+            try:
+                await released.wait()
+            finally:
+                self.held -= 1
         for required in ("symbol", "side", "type", "quantity"):
             if required not in params:
                 return self._error(-1102, f"Mandatory parameter '{required}' was not sent.")

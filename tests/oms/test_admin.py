@@ -36,8 +36,10 @@ from aipx_oms.store.admin import (
 from aipx_oms.store.postgres import OmsStore
 from prometheus_client import REGISTRY
 
+from .binance_stub import BinanceStub
 from .conftest import KEY_A, KEY_B, OmsEnv, eventually
 from .helpers import CuttableProxy, publish_market, trade
+from .test_venue_outcome import API_KEY, SECRET, venue_settings
 
 OPERATOR = "alice"
 TOKEN = "operator-token-alice"
@@ -290,6 +292,110 @@ async def test_halted_with_cancel_all(admin: AdminEnv) -> None:
         assert again.order.status == orders_pb2.ORDER_STATUS_ACCEPTED
         bad = await rpc_error(ops.set_trading_state("acct-a", ACTIVE, "", cancel_working_orders=True))
         assert bad.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_halted_with_cancel_all_cancels_orders_still_on_their_way_to_the_venue(
+    oms_env: OmsEnv, new_topic: Callable[..., Awaitable[str]]
+) -> None:
+    """Orders the venue has not acknowledged at the halt (the first on its way, the others queued behind it)
+    are cancelled once they reach the venue, not refused there as unknown and left live afterwards."""
+    await _add_operator(oms_env.dsn)
+    stub = BinanceStub(API_KEY, SECRET)
+    await stub.start()
+    try:
+        await oms_env.start(
+            admin_events_topic=await new_topic(3),
+            **{**venue_settings(stub), "binance_request_timeout_s": 30.0},  # held, not timed out
+        )
+        await eventually(_stub_connected(stub), what="the user-data stream connected")
+        stub.hold_new_orders()
+        async with AdminEnv(oms_env, "").client() as ops, oms_env.client(KEY_A) as a:
+            placed = [
+                (await a.submit("ETH-USDT", BUY, "2", price=str(1500 + i), venue="binance")).order
+                for i in range(3)
+            ]
+            assert {p.status for p in placed} == {orders_pb2.ORDER_STATUS_ACCEPTED}
+            ids = sorted(p.order_id for p in placed)
+
+            async def held() -> bool:
+                return stub.held == 1
+
+            await eventually(held, what="the first order held on its way to the venue")
+            assert not stub.orders, "the venue knows none of them yet"
+            response = await ops.set_trading_state("acct-a", HALTED, "incident", cancel_working_orders=True)
+            assert sorted(response.cancelled_order_ids) == ids
+            stub.release_new_orders()
+
+            async def all_canceled() -> bool:
+                orders = [await a.get(order_id=i) for i in ids]
+                return all(o.status == orders_pb2.ORDER_STATUS_CANCELED for o in orders)
+
+            await eventually(all_canceled, timeout_s=30, what="every order canceled at the venue")
+            assert [stub.orders[i]["status"] for i in ids] == ["CANCELED"] * 3, "none stays live at the venue"
+            denied = await a.submit("ETH-USDT", BUY, "2", price="1500", venue="binance")
+            assert denied.order.reject_reason == orders_pb2.REJECT_REASON_ACCOUNT_HALTED
+            [halt] = [r for r in await ops.audit_log("acct-a") if r.action == "SetTradingState"]
+            assert json.loads(halt.after_json)["cancel_working_orders"] is True
+            resumed = await ops.set_trading_state("acct-a", ACTIVE, "venue back")
+            assert resumed.account.trading_state == ACTIVE
+    finally:
+        await oms_env.stop()
+        await stub.stop()
+
+
+def _stub_connected(stub: BinanceStub) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return stub.connected > 0
+
+    return check
+
+
+async def test_halted_with_cancel_all_cancels_orders_committed_while_it_is_applied(admin: AdminEnv) -> None:
+    """Orders submitted concurrently with the halt: each one is DENIED (checked after the halt) or, accepted
+    (checked before it, possibly committed after its list of working orders was read), ends CANCELED."""
+    oms = admin.oms
+    stop = asyncio.Event()
+    accepted: list[str] = []
+
+    async def submitting(n: int) -> None:
+        async with oms.client(KEY_A) as a:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                response = await a.submit("ETH-USDT", BUY, "0.1", price="1000", client_order_id=f"r{n}-{i}")
+                if response.order.status == orders_pb2.ORDER_STATUS_ACCEPTED:
+                    accepted.append(response.order.order_id)
+                elif response.order.reject_reason == orders_pb2.REJECT_REASON_ACCOUNT_HALTED:
+                    return
+
+    async with admin.client() as ops, oms.client(KEY_A) as a:
+        loops = [asyncio.create_task(submitting(n)) for n in range(4)]
+        try:
+            await eventually(_count_at_least(accepted, 20), what="orders flowing")
+            response = await ops.set_trading_state("acct-a", HALTED, "drill", cancel_working_orders=True)
+            async with asyncio.timeout(30):
+                await asyncio.gather(*loops)  # each loop ends at its first ACCOUNT_HALTED denial
+        finally:
+            stop.set()
+            await asyncio.gather(*loops, return_exceptions=True)
+        late = set(accepted) - set(response.cancelled_order_ids)
+        print(f"{len(accepted)} accepted, {len(late)} not in the halt's list (cancelled as they went live)")
+
+        async def none_working() -> bool:
+            rows = await oms.sql(
+                "SELECT status, count(*) AS n FROM orders WHERE account_id = 'acct-a' GROUP BY status"
+            )
+            return {r["status"] for r in rows} <= {"CANCELED", "DENIED"}
+
+        await eventually(none_working, timeout_s=30, what="every accepted order canceled")
+        assert len((await a.list_orders(open_only=True)).orders) == 0
+
+
+def _count_at_least(items: list[str], n: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(items) >= n
+
+    return check
 
 
 async def test_platform_halt_denies_new_orders_for_every_account(admin: AdminEnv) -> None:

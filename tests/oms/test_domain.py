@@ -213,3 +213,16 @@ def test_book_tracks_working_leaves_incrementally() -> None:
     book.release("2")
     assert book.exposure("BTC-USDT") == Exposure(D(0), D(0), D(0))
     assert book.open_order_count == 0
+
+
+def test_a_book_halted_with_cancel_all_cancels_what_goes_live() -> None:
+    book = AccountBook("a", AccountState.HALTED, LIMITS)
+    live = _order("1", Side.BUY, "2", OrderStatus.ACCEPTED)
+    assert not book.cancels(live), "halted without cancel-all: working orders stay"
+    book.cancel_working = True
+    assert book.cancels(live)
+    assert book.cancels(_order("1", Side.BUY, "2", OrderStatus.PARTIALLY_FILLED))
+    for status in (OrderStatus.PENDING_CANCEL, OrderStatus.CANCELED, OrderStatus.FILLED, OrderStatus.DENIED):
+        assert not book.cancels(_order("1", Side.BUY, "2", status)), status
+    book.state = AccountState.ACTIVE  # a later state change clears the flag in the store; memory follows
+    assert not book.cancels(live)

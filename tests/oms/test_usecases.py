@@ -417,3 +417,45 @@ async def test_the_sweep_sends_committed_orders_this_process_never_handed_over()
     assert venue.queries >= 1, "the venue is asked before the order is sent"
     assert await sender.sweep() == 0, "each event is looked at once"
     await sender.stop()
+
+
+@dataclass
+class HeldVenue:
+    """Submits wait for `release`; a cancel of an order it has not received is refused (as venues do)."""
+
+    name: str = "paper"
+    reconcile_while_running: bool = False
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    received: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    async def submit(self, order: Order) -> None:
+        self.calls.append(("submit", order.order_id))
+        await self.release.wait()
+        self.received.add(order.order_id)
+
+    async def cancel(self, order: Order) -> None:
+        known = order.order_id in self.received
+        self.calls.append(("cancel" if known else "cancel-unknown", order.order_id))
+
+
+async def test_a_cancel_never_overtakes_its_order_on_the_way_to_the_venue() -> None:
+    w = await world()
+    first, _ = await w.submits.submit("a", request("c-1"), None)
+    second, _ = await w.submits.submit("a", request("c-2"), None)
+    venue = HeldVenue()
+    reports: list[ExecutionReport] = []
+    sender = VenueSender(settings(), {"paper": cast(Any, venue)}, cast(Any, w.store), reports.append)
+    await sender.start()
+    sender.enqueue(first)  # being sent (held at the venue's door)
+    sender.enqueue(second)  # queued behind it
+    await _until(lambda: venue.calls == [("submit", first.order_id)])
+    await sender.cancel(first)
+    await sender.cancel(second)
+    assert venue.calls == [("submit", first.order_id)], "both cancels wait for their orders"
+    venue.release.set()
+    await _until(lambda: len(venue.calls) == 4)
+    await sender.stop()
+    for order in (first, second):
+        assert venue.calls.index(("cancel", order.order_id)) > venue.calls.index(("submit", order.order_id))
+    assert reports == []

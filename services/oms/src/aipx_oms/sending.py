@@ -60,7 +60,8 @@ class VenueSender:
         self._sent: dict[str, None] = {}
         self._cancels: dict[str, None] = {}
         self.resolving: set[str] = set()  # orders whose venue outcome is being resolved
-        self._in_flight: set[str] = set()  # orders queued or being sent by this process
+        # Orders queued or being sent by this process; each event is set once its send returned.
+        self._in_flight: dict[str, asyncio.Event] = {}
         self._watermark: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -92,7 +93,7 @@ class VenueSender:
     def enqueue(self, order: Order) -> None:
         """A committed ACCEPTED order: send it (in commit order per venue)."""
         self._sent[order.order_id] = None
-        self._in_flight.add(order.order_id)
+        self._in_flight.setdefault(order.order_id, asyncio.Event())
         self._queues[order.venue].put_nowait(order)
 
     async def _send_loop(self, queue: asyncio.Queue[Order]) -> None:
@@ -101,7 +102,7 @@ class VenueSender:
 
     async def send(self, order: Order) -> None:
         """Submit; when the outcome is unknown, resolve it by asking the venue (never by re-sending)."""
-        self._in_flight.add(order.order_id)
+        self._in_flight.setdefault(order.order_id, asyncio.Event())
         try:
             await self.venues[order.venue].submit(order)
         except Exception as exc:  # the venue may or may not have the order: ask it
@@ -111,7 +112,9 @@ class VenueSender:
             self.resolving.add(order.order_id)
             self._spawn(self._resolve_submit(order))
         finally:
-            self._in_flight.discard(order.order_id)
+            sent = self._in_flight.pop(order.order_id, None)
+            if sent is not None:
+                sent.set()
 
     async def _resolve_submit(self, order: Order) -> None:
         self.resolving.add(order.order_id)
@@ -147,8 +150,14 @@ class VenueSender:
     # --- cancels --------------------------------------------------------------------------------------
 
     async def cancel(self, order: Order) -> None:
-        """Ask the venue to cancel a committed PENDING_CANCEL order; an unknown outcome is retried."""
+        """Ask the venue to cancel a committed PENDING_CANCEL order; an unknown outcome is retried. An order
+        still on its way to its venue (queued or being sent) is cancelled once its send returned: a cancel
+        that overtook its order would be refused as unknown and the order would then go live."""
         self._cancels[order.order_id] = None
+        sending = self._in_flight.get(order.order_id)
+        if sending is not None:
+            self._spawn(self._cancel_after(sending, order))
+            return
         try:
             await self.venues[order.venue].cancel(order)
         except (
@@ -163,6 +172,10 @@ class VenueSender:
             self.report(
                 ExecutionReport(ReportKind.CANCEL_REJECTED, order.order_id, order.venue, message=str(exc))
             )
+
+    async def _cancel_after(self, sent: asyncio.Event, order: Order) -> None:
+        await sent.wait()
+        await self.cancel(order)
 
     async def _retry_cancel(self, order: Order) -> None:
         """Cancels are idempotent at the venue (by our order id): send until the venue answers."""

@@ -13,6 +13,7 @@ composes them. Ordering guarantees:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
@@ -21,6 +22,7 @@ from aipx.aio import cancel_and_wait
 from aipx_oms.domain.ledger import mark_price
 from aipx_oms.domain.model import Instrument, Order, OrderRequest, Position
 from aipx_oms.domain.risk import RateLimiter
+from aipx_oms.errors import RequestRejectedError
 from aipx_oms.events import EventBus
 from aipx_oms.sending import VenueSender
 from aipx_oms.settings import OmsSettings
@@ -36,6 +38,8 @@ from aipx_oms.usecases.streaming import EventStream
 from aipx_oms.usecases.submit import SubmitOrders
 from aipx_oms.venues.base import BalanceSource, ExecutionReport, ExecutionVenue, FeeCharging
 from aipx_oms.venues.market_data import MarketDataCache
+
+log = logging.getLogger(__name__)
 
 
 class OrderService:
@@ -83,6 +87,8 @@ class OrderService:
         )
         self.stream = EventStream(store, bus)
         self._refresh: asyncio.Task[None] | None = None
+        self._halt_cancels: set[asyncio.Task[None]] = set()
+        self.books.on_live_while_halted = self._cancel_while_halted
         # The ledger of settings.binance_account_id follows the venues that report balances (BalanceSource).
         self.balances: BalanceReconciler | None = None
         for venue in venues.values():
@@ -132,7 +138,26 @@ class OrderService:
         if self.balances is not None:
             await self.balances.stop()
         await self.reports.stop()
-        await cancel_and_wait(self._refresh, what="account refresh")
+        await cancel_and_wait(self._refresh, *self._halt_cancels, what="account refresh")
+
+    def _cancel_while_halted(self, order: Order) -> None:
+        """An order became live in an account HALTED with its working orders cancelled: cancel it through
+        the usual cancel path (once per version of the order: the key names its sequence)."""
+        task = asyncio.create_task(self._halt_cancel(order), name=f"halt-cancel-{order.order_id}")
+        self._halt_cancels.add(task)
+        task.add_done_callback(self._halt_cancels.discard)
+
+    async def _halt_cancel(self, order: Order) -> None:
+        key = f"halt-{order.order_id}-{order.sequence}"
+        try:
+            await self.changes.cancel(order.account_id, order.order_id, "", key, None)
+        except RequestRejectedError as exc:  # finished meanwhile
+            log.info("cancel of %s (account halted) refused: %s", order.order_id, exc)
+        except Exception:  # the store is down or a bug: the next acknowledgement or an operator tries again
+            log.exception("cancel of %s (account halted) failed", order.order_id)
+        else:
+            log.info("order %s became live in halted account %s: cancel requested", order.order_id,
+                     order.account_id)  # fmt: skip
 
     def on_report(self, report: ExecutionReport) -> None:
         """The venues' callback (see usecases.reports)."""

@@ -6,6 +6,7 @@ Effects on this process's order flow (trading state, platform halt) are applied 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -152,7 +153,10 @@ class AdminActions:
         self, actor: str, account_id: str, state: AccountState, reason: str, *, cancel_working: bool
     ) -> tuple[db.AccountRecord, list[str]]:
         """Set the state; with HALTED and `cancel_working`, cancel every working order through the OMS's
-        cancel path (each cancel is an order event as usual; the list is audited as its own record)."""
+        cancel path (each cancel is an order event as usual; the list is audited as its own record). The
+        account keeps cancelling until its next state change: an order that becomes live later (committed
+        while the halt was applied, or acknowledged by its venue afterwards) is cancelled by the order path
+        (`BookCache.became_live`), and a cancel never overtakes its order on the way to the venue."""
         violations: list[FieldViolation] = []
         _reason(reason, violations)
         if cancel_working and state is not AccountState.HALTED:
@@ -165,14 +169,17 @@ class AdminActions:
             actor,
             account_id,
             "SetTradingState",
-            lambda conn: db.set_account_state(conn, account_id, state, reason),
+            lambda conn: db.set_account_state(conn, account_id, state, reason, cancel_working=cancel_working),
             reason=reason,
         )
         cancelled: list[str] = []
         if cancel_working:
-            for order in await self.orders.store.open_orders(account_id):
-                if await self._cancel(account_id, order.order_id, f"admin-halt-{record.audit_id}"):
-                    cancelled.append(order.order_id)
+            orders = await self.orders.store.open_orders(account_id)
+            # All at once: each cancel waits up to cancel_wait_s for its venue to answer.
+            done = await asyncio.gather(
+                *(self._cancel(account_id, o.order_id, f"admin-halt-{record.audit_id}") for o in orders)
+            )
+            cancelled = [o.order_id for o, result in zip(orders, done, strict=True) if result is not None]
             async with self._tx() as conn:
                 await db.append_audit(
                     conn,

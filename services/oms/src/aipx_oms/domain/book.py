@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from aipx_oms.domain.ledger import AccountLedger
-from aipx_oms.domain.model import ZERO, AccountState, Order, Position, Side
+from aipx_oms.domain.model import ZERO, AccountState, Order, OrderStatus, Position, Side
 from aipx_oms.domain.risk import Exposure, RiskLimits
 
 
@@ -28,6 +28,8 @@ class AccountBook:
     ledger: AccountLedger = field(default_factory=lambda: AccountLedger(""))
     # (maker, taker) fee rates overriding the instruments' (None: the instrument's rate).
     fee_rates: tuple[Decimal | None, Decimal | None] = (None, None)
+    # HALTED with its working orders cancelled: an order that becomes live is cancelled too.
+    cancel_working: bool = False
     # symbol -> (working buy leaves, working sell leaves), kept incrementally by track/release.
     _working: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
@@ -87,6 +89,15 @@ class AccountBook:
         previous = self.orders.pop(order_id, None)
         if previous is not None:
             self._adjust(previous, -1)
+
+    def cancels(self, order: Order) -> bool:
+        """Whether `order`, live now, must be cancelled because the account was HALTED with its working
+        orders cancelled (it was committed, or acknowledged by its venue, after the halt's cancels began)."""
+        return (
+            self.state is AccountState.HALTED
+            and self.cancel_working
+            and order.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+        )
 
     def set_position(self, position: Position) -> None:
         self.positions[position.symbol] = position

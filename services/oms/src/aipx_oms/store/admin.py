@@ -107,6 +107,8 @@ class AccountRecord:
     created_time_ns: int
     maker_fee_rate: Decimal | None = None
     taker_fee_rate: Decimal | None = None
+    # HALTED with its working orders cancelled: orders that become live later are cancelled too.
+    cancel_working_orders: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """For the audit log (decimals as strings)."""
@@ -121,12 +123,13 @@ class AccountRecord:
                 "maker": None if self.maker_fee_rate is None else str(self.maker_fee_rate),
                 "taker": None if self.taker_fee_rate is None else str(self.taker_fee_rate),
             },
+            "cancel_working_orders": self.cancel_working_orders,
         }
 
 
 _ACCOUNT_SELECT = (
     "SELECT a.account_id, a.name, a.state, a.state_reason, a.allow_negative_balances,"
-    " a.maker_fee_rate, a.taker_fee_rate,"
+    " a.maker_fee_rate, a.taker_fee_rate, a.cancel_working_orders,"
     " (extract(epoch FROM a.created_at) * 1e9)::bigint AS created_ns, "
     + ", ".join(f"r.{c}" for c in RISK_COLUMNS)
     + " FROM accounts a LEFT JOIN risk_limits r USING (account_id)"
@@ -144,6 +147,7 @@ def _account(row: asyncpg.Record) -> AccountRecord:
         created_time_ns=int(row["created_ns"]),
         maker_fee_rate=row["maker_fee_rate"],
         taker_fee_rate=row["taker_fee_rate"],
+        cancel_working_orders=row["cancel_working_orders"],
     )
 
 
@@ -189,13 +193,18 @@ async def upsert_account(
     )
 
 
-async def set_account_state(conn: Conn, account_id: str, state: AccountState, reason: str = "") -> bool:
-    """The kill switch: HALTED stops new orders (cancels still work), REDUCING allows only reductions."""
+async def set_account_state(
+    conn: Conn, account_id: str, state: AccountState, reason: str = "", *, cancel_working: bool = False
+) -> bool:
+    """The kill switch: HALTED stops new orders (cancels still work), REDUCING allows only reductions.
+    `cancel_working` (HALTED only): every order of the account that becomes live from now on is cancelled."""
     result = await conn.execute(
-        "UPDATE accounts SET state = $2, state_reason = $3, updated_at = now() WHERE account_id = $1",
+        "UPDATE accounts SET state = $2, state_reason = $3, cancel_working_orders = $4, updated_at = now()"
+        " WHERE account_id = $1",
         account_id,
         state.value,
         reason,
+        cancel_working and state is AccountState.HALTED,
     )
     await notify(conn, NOTIFY_ACCOUNT, account_id)
     return bool(result.endswith(" 1"))

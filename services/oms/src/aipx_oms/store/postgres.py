@@ -43,6 +43,8 @@ class AccountRow:
     position_quantity: dict[str, Any]
     # The account's (maker, taker) fee rates overriding its instruments' (None: the instrument's).
     fee_rates: tuple[Decimal | None, Decimal | None] = (None, None)
+    # HALTED with its working orders cancelled (orders that become live later are cancelled too).
+    cancel_working: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +192,7 @@ class OmsStore:
     async def account(self, account_id: str) -> AccountRow | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                "SELECT a.account_id, a.state, a.maker_fee_rate, a.taker_fee_rate,"
+                "SELECT a.account_id, a.state, a.maker_fee_rate, a.taker_fee_rate, a.cancel_working_orders,"
                 " r.max_order_notional, r.max_position_notional, r.max_open_orders,"
                 " r.rate_per_s, r.rate_burst, r.price_band_bps"
                 " FROM accounts a LEFT JOIN risk_limits r USING (account_id) WHERE a.account_id = $1",
@@ -202,13 +204,15 @@ class OmsStore:
                 "SELECT symbol, max_quantity FROM position_limits WHERE account_id = $1", account_id
             )
         fees = ("maker_fee_rate", "taker_fee_rate")
-        limits = {k: v for k, v in row.items() if k not in ("account_id", "state", *fees) and v is not None}
+        own = ("account_id", "state", "cancel_working_orders", *fees)
+        limits = {k: v for k, v in row.items() if k not in own and v is not None}
         return AccountRow(
             account_id,
             AccountState(row["state"]),
             limits,
             {r["symbol"]: r["max_quantity"] for r in caps},
             fee_rates=(row["maker_fee_rate"], row["taker_fee_rate"]),
+            cancel_working=row["cancel_working_orders"],
         )
 
     async def account_ledger(self, account_id: str) -> AccountLedger:

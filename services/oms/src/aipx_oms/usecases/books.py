@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +43,8 @@ class BookCache:
         self._state_counters: dict[OrderStatus, Any] = {}
         # Order id -> set when a new version of the order is committed (a cancel waits for its venue).
         self.changed: dict[str, asyncio.Event] = {}
+        # Called with an order that became live in an account HALTED with its working orders cancelled.
+        self.on_live_while_halted: Callable[[Order], None] = lambda _: None
 
     def limits(self, row: AccountRow) -> RiskLimits:
         """The account's limits: its risk_limits row where set, the settings' defaults elsewhere."""
@@ -78,6 +81,7 @@ class BookCache:
             funds = await self.store.account_ledger(account_id)
             book = AccountBook.load(account_id, row.state, self.limits(row), orders, positions, ledger=funds)
             book.fee_rates = row.fee_rates
+            book.cancel_working = row.cancel_working
             for order in orders:
                 self._order_account[order.order_id] = account_id
             self._books[account_id] = book
@@ -98,6 +102,7 @@ class BookCache:
                 book.state = row.state
                 book.limits = self.limits(row)
                 book.fee_rates = row.fee_rates
+                book.cancel_working = row.cancel_working
 
     async def refresh_loop(self, every_s: float) -> None:
         while True:
@@ -166,6 +171,13 @@ class BookCache:
             quantity=Decimal(first.quantity.value),
             price=Decimal(first.price.value) if first.price.value else None,
         )
+
+    def became_live(self, order: Order) -> None:
+        """A committed order became live (ACCEPTED, or acknowledged by its venue): if its account is HALTED
+        with its working orders cancelled, it is cancelled too (`on_live_while_halted`)."""
+        book = self._books.get(order.account_id)
+        if book is not None and book.cancels(order):
+            self.on_live_while_halted(order)
 
     async def current(self, order_id: str, account_id: str | None = None) -> Order | None:
         """The latest version of an order: memory for working orders, else the database."""

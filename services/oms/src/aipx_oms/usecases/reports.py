@@ -260,5 +260,7 @@ class ExecutionReports:
                 book.ledger.settle_fill(entries, final=final, check=False)
             self.books.committed(account_id, new)
             self.books.update_open_gauge()
+            if new.venue_order_id and not order.venue_order_id:  # the venue acknowledged it just now
+                self.books.became_live(new)
 
         await self.committer.write(account_id, mutation, applied)

@@ -158,6 +158,7 @@ class SubmitOrders:
             else:
                 self.books.update_open_gauge()
                 self.sender.enqueue(new)  # validated: one of self.venues
+                self.books.became_live(new)  # checked before a halt, committed after its cancels began
 
         mutation = Mutation(
             new_order=new,
