@@ -31,6 +31,7 @@ from aipx_oms.settings import DEFAULT_MIGRATIONS_DIR
 from aipx_oms.store import ledger as store
 from aipx_oms.store.admin import upsert_account
 from aipx_oms.store.migrations import migrate
+from aipx_oms.store.writer import GroupCommitWriter, Mutation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -186,9 +187,14 @@ def test_valuation_marks_and_unrealized_pnl() -> None:
 
 
 @pytest.fixture
-async def conn(new_database: Callable[[], Awaitable[str]]) -> AsyncIterator[asyncpg.Connection]:
+async def dsn(new_database: Callable[[], Awaitable[str]]) -> str:
     dsn = await new_database()
     await migrate(dsn, DEFAULT_MIGRATIONS_DIR)
+    return dsn
+
+
+@pytest.fixture
+async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(dsn)
     await upsert_account(connection, "cash")
     await upsert_account(connection, "margin")
@@ -271,4 +277,33 @@ async def test_store_fill_posts_legs_and_fee_and_releases_on_last_fill(conn: asy
     assert await store.reservations(conn, "cash") == []
     fees = await conn.fetch("SELECT fill_id, amount FROM ledger_entries WHERE type = 'FEE' ORDER BY fill_id")
     assert [(r["fill_id"], r["amount"]) for r in fees] == [("f1", Decimal("-0.1")), ("f2", Decimal("-0.1"))]
+    await assert_balances_are_sums(conn, "cash")
+
+
+async def test_writer_checks_an_operator_entry_after_the_reservations_queued_before_it(
+    conn: asyncpg.Connection, dsn: str
+) -> None:
+    """One group commit: an order's reservation, then a withdrawal that its free balance no longer covers
+    (refused alone, with the ledger's error: the neighbours commit), then one that fits."""
+    await store.post_entry(conn, deposit("cash", "USDT", "100", "d1"))
+    writer = GroupCommitWriter(dsn, encode_event=lambda _event, _sequence: b"")
+    await writer.start()
+    try:
+
+        def withdrawal(amount: str, key: str) -> Mutation:
+            entry = deposit("cash", "USDT", amount, key, EntryType.WITHDRAWAL)
+            return Mutation(in_commit=lambda c: store.post_entry(c, entry))
+
+        held = writer.enqueue(Mutation(reservations=[("cash", Reservation("order-1", "USDT", Decimal(60)))]))
+        too_much = writer.enqueue(withdrawal("50", "w1"))
+        fits = writer.enqueue(withdrawal("40", "w2"))
+        assert (await held).created
+        with pytest.raises(InsufficientBalanceError, match="needs 50, free 40"):
+            await too_much
+        posted = (await fits).in_commit
+        assert posted.created and posted.balance_after == Decimal(60)
+    finally:
+        await writer.stop()
+    [usdt] = await store.balances(conn, "cash")
+    assert (usdt.total, usdt.locked, usdt.free) == (Decimal(60), Decimal(60), ZERO)
     await assert_balances_are_sums(conn, "cash")

@@ -5,6 +5,7 @@ ledger sums to the balances; unrealized P&L and equity follow the market's trade
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from decimal import Decimal
@@ -12,12 +13,14 @@ from decimal import Decimal
 import asyncpg
 import grpc
 import pytest
+from aipx.clients.admin import AdminClient
 from aipx.clients.oms import OmsClient
-from aipx.v1 import common_pb2, orders_pb2
+from aipx.v1 import admin_pb2, common_pb2, orders_pb2
 from aipx_oms.domain.ledger import Entry, EntryType
 from aipx_oms.store.admin import (
     DEMO_INSTRUMENTS,
     add_api_key,
+    add_operator_token,
     set_risk_limits,
     upsert_account,
     upsert_instrument,
@@ -35,6 +38,8 @@ MARKET = orders_pb2.ORDER_TYPE_MARKET
 S = orders_pb2
 CASH_KEY = "key-cash-account"
 FEE_RATE = Decimal("0.001")
+OPERATOR_TOKEN = "operator-token-money"
+DEPOSIT, WITHDRAWAL = admin_pb2.LEDGER_ENTRY_TYPE_DEPOSIT, admin_pb2.LEDGER_ENTRY_TYPE_WITHDRAWAL
 
 
 async def open_cash_account(dsn: str, funding: dict[str, str]) -> None:
@@ -338,3 +343,58 @@ async def test_instrument_and_account_fee_rates_and_paper_slippage(oms_env: OmsE
         [maker] = await oms_env.sql("SELECT fee, liquidity FROM fills WHERE order_id = $1", ask.order_id)
         assert (maker["liquidity"], maker["fee"]) == ("MAKER", Decimal("5050.0") * Decimal("0.0002"))
     await assert_ledger_invariants(oms_env)
+
+
+async def test_withdrawals_racing_reservations_never_take_free_below_zero(oms_env: OmsEnv) -> None:
+    """An operator's withdrawal fired among concurrent orders of a cash account: whichever wins, the funds are
+    never promised twice - no order reserves what a withdrawal took, no withdrawal takes what an order holds
+    (also while that order's commit is still in flight). Checked in the database after every round."""
+    await open_cash_account(oms_env.dsn, {})
+    conn = await asyncpg.connect(oms_env.dsn)
+    try:
+        await add_operator_token(conn, "ops", OPERATOR_TOKEN)
+    finally:
+        await conn.close()
+    await oms_env.start()
+    withdrawn = accepted = 0
+    async with AdminClient(oms_env.target, OPERATOR_TOKEN) as ops, oms_env.client(CASH_KEY) as c:
+
+        async def buy() -> bool:  # holds 100 USDT (no fee rate set)
+            response = await c.submit("ETH-USDT", BUY, "0.1", price="1000")
+            assert response.order.status in (S.ORDER_STATUS_ACCEPTED, S.ORDER_STATUS_DENIED)
+            if response.order.status == S.ORDER_STATUS_DENIED:
+                assert response.order.reject_reason == S.REJECT_REASON_INSUFFICIENT_BALANCE
+            return bool(response.order.status == S.ORDER_STATUS_ACCEPTED)
+
+        async def withdraw(amount: str) -> bool:
+            try:
+                await ops.post_ledger_entry("cash", "USDT", WITHDRAWAL, amount, "race")
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() is grpc.StatusCode.FAILED_PRECONDITION, exc
+                assert "insufficient USDT" in (exc.details() or "")
+                return False
+            return True
+
+        for round_ in range(20):
+            await ops.post_ledger_entry("cash", "USDT", DEPOSIT, "1000", "round")
+            calls = [buy() for _ in range(5)] + [withdraw("600")] + [buy() for _ in range(5)]
+            outcomes = await asyncio.gather(*calls)
+            took = outcomes.pop(5)
+            withdrawn += took
+            accepted += sum(outcomes)
+            # The round started with 1000 free: 10 x 100 held, or the withdrawal and at most 4 orders.
+            assert sum(outcomes) * 100 + (600 if took else 0) <= 1000, (round_, took, outcomes)
+            [row] = await oms_env.sql(
+                "SELECT b.total, coalesce((SELECT sum(amount) FROM balance_reservations r"
+                " WHERE r.account_id = b.account_id AND r.asset = b.asset), 0) AS locked"
+                " FROM balances b WHERE b.account_id = 'cash' AND b.asset = 'USDT'"
+            )
+            assert row["total"] - row["locked"] >= 0, (round_, row["total"], row["locked"])
+            # What is left free is taken out, so that every round starts from 1000 free.
+            left = row["total"] - row["locked"]
+            if left > 0:
+                assert await withdraw(str(left)), "the free balance can be withdrawn"
+            assert Decimal((await c.account()).balances[0].free.value) == 0
+    print(f"{withdrawn} withdrawals and {accepted} orders won their rounds")
+    assert withdrawn and accepted, "both sides won some rounds: the race was run"
+    await assert_ledger_invariants(oms_env, need_fills=False)

@@ -19,13 +19,14 @@ from decimal import Decimal
 
 from aipx.aio import cancel_and_wait
 
-from aipx_oms.domain.ledger import mark_price
+from aipx_oms.domain.ledger import Entry, mark_price
 from aipx_oms.domain.model import Instrument, Order, OrderRequest, Position
 from aipx_oms.domain.risk import RateLimiter
 from aipx_oms.errors import RequestRejectedError
 from aipx_oms.events import EventBus
 from aipx_oms.sending import VenueSender
 from aipx_oms.settings import OmsSettings
+from aipx_oms.store.ledger import PostedEntry
 from aipx_oms.store.postgres import OmsStore, OrderFilter
 from aipx_oms.store.writer import GroupCommitWriter
 from aipx_oms.usecases.balances import BalanceReconciler
@@ -33,6 +34,7 @@ from aipx_oms.usecases.books import BookCache
 from aipx_oms.usecases.cancel_replace import CancelReplace
 from aipx_oms.usecases.coalescing import Coalescer
 from aipx_oms.usecases.committing import Committer
+from aipx_oms.usecases.entries import AfterPost, OperatorEntries
 from aipx_oms.usecases.reports import ExecutionReports
 from aipx_oms.usecases.streaming import EventStream
 from aipx_oms.usecases.submit import SubmitOrders
@@ -86,6 +88,7 @@ class OrderService:
             sender=self.sender,
         )
         self.stream = EventStream(store, bus)
+        self.entries = OperatorEntries(self.books, committer)
         self._refresh: asyncio.Task[None] | None = None
         self._halt_cancels: set[asyncio.Task[None]] = set()
         self.books.on_live_while_halted = self._cancel_while_halted
@@ -209,6 +212,10 @@ class OrderService:
             price=price,
             deadline=deadline,
         )
+
+    async def post_ledger_entry(self, entry: Entry, after: AfterPost) -> PostedEntry:
+        """An operator's deposit, withdrawal or adjustment, on the order path (usecases.entries)."""
+        return await self.entries.post(entry, after)
 
     async def get(
         self, account_id: str, order_id: str, client_order_id: str, budget_s: float | None = None

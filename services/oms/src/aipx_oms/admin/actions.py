@@ -25,7 +25,7 @@ from aipx_oms.errors import InvalidRequestError, RequestRejectedError
 from aipx_oms.service import OrderService
 from aipx_oms.store import admin as db
 from aipx_oms.store.errors import StoreUnavailableError, is_unavailable
-from aipx_oms.store.ledger import Conn, PostedEntry, post_entry
+from aipx_oms.store.ledger import Conn, PostedEntry
 
 log = logging.getLogger(__name__)
 
@@ -388,7 +388,8 @@ class AdminActions:
         reason: str,
         idempotency_key: str,
     ) -> PostedEntry:
-        """A deposit, withdrawal or adjustment, once per (account, idempotency key); audited when posted."""
+        """A deposit, withdrawal or adjustment, once per (account, idempotency key); audited when posted. It
+        goes through the leading OMS's order path (usecases.entries), so a standby answers UNAVAILABLE."""
         violations: list[FieldViolation] = []
         _require(account_id, "account_id", violations)
         _require(asset, "asset", violations)
@@ -412,24 +413,29 @@ class AdminActions:
         )
         async with self._tx() as conn:
             await db.account_record(conn, account_id)
-            posted = await post_entry(conn, entry)
-            if posted.created:
-                await db.notify(conn, db.NOTIFY_LEDGER, account_id)
-                await db.append_audit(
-                    conn,
-                    actor=actor,
-                    action="PostLedgerEntry",
-                    account_id=account_id,
-                    after={
-                        "entry_id": entry.entry_id,
-                        "asset": asset,
-                        "type": entry_type.value,
-                        "amount": str(signed),
-                        "balance_after": str(posted.balance_after),
-                        "idempotency_key": idempotency_key,
-                    },
-                    reason=reason,
-                )
+
+        async def audited(conn: Conn, posted: PostedEntry) -> None:
+            if not posted.created:
+                return
+            await db.notify(conn, db.NOTIFY_LEDGER, account_id)
+            await db.append_audit(
+                conn,
+                actor=actor,
+                action="PostLedgerEntry",
+                account_id=account_id,
+                after={
+                    "entry_id": entry.entry_id,
+                    "asset": asset,
+                    "type": entry_type.value,
+                    "amount": str(signed),
+                    "balance_after": str(posted.balance_after),
+                    "idempotency_key": idempotency_key,
+                },
+                reason=reason,
+            )
+
+        # Through the order path: checked and held with the account's reservations, committed in their order.
+        posted = await self.orders.post_ledger_entry(entry, audited)
         if posted.created:
             self._audited()
         return posted

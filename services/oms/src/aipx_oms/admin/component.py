@@ -47,19 +47,15 @@ class AdminComponent:
             self.notifier.feed(api_keys)
         self.accounts = AccountQueries(store.pool, service, settings.valuation_asset)
         self.notifier.on(NOTIFY_ACCOUNT, self.accounts.changed)
+        # Ledger entries wake the account streams; the order path has them in memory already (operator
+        # entries go through it: usecases.entries; the venue reconciler re-reads the account it adjusts).
         self.notifier.on(NOTIFY_LEDGER, self.accounts.changed)
-        self.notifier.on(NOTIFY_LEDGER, self._ledger_changed)
         self.notifier.on(NOTIFY_PLATFORM, lambda _: self.load_platform())
         self.notifier.on_connect(self.load_platform)
         self.relay = AdminEventRelay(store.pool, settings.kafka, topic=settings.admin_events_topic)
         self.actions = AdminActions(
             store.pool, service, on_audit=self.relay.wake, on_platform=self._platform_set
         )
-
-    def _ledger_changed(self, account_id: str) -> None:
-        """An operator's deposit/withdrawal/adjustment: the order path re-reads the account's balances."""
-        with contextlib.suppress(StoreUnavailableError):  # a standby has no order service
-            self.service.books.mark_stale(account_id)
 
     def _platform_set(self, halted: bool) -> None:
         self.platform_halted = halted

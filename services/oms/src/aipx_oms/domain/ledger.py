@@ -226,6 +226,10 @@ class AccountLedger:
         self.totals[entry.asset] = self.total(entry.asset) + entry.amount
         return self.totals[entry.asset]
 
+    def undo(self, entry: Entry) -> None:
+        """Take back an operator entry posted here whose commit did not happen."""
+        self.totals[entry.asset] = self.total(entry.asset) - entry.amount
+
     def reserve(self, reservation: Reservation) -> None:
         """Hold funds for a working order (replacing the order's earlier reservation, e.g. on replace)."""
         if reservation.amount < ZERO:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from aipx.aio import cancel_and_wait
 from aipx.ops import LATENCY_BUCKETS
 from prometheus_client import Histogram
 
-from aipx_oms.domain.ledger import Entry, Reservation
+from aipx_oms.domain.ledger import Entry, LedgerError, Reservation
 from aipx_oms.domain.model import Fill, Order, OrderEvent, Position
 from aipx_oms.store import ledger
 from aipx_oms.store.errors import (
@@ -151,6 +151,10 @@ class Mutation:
     # A fill's ledger entries (base, quote, fee) and whether its order is now finished: posted with the fill
     # (store.ledger.post_fill, idempotent per fill). An order that becomes terminal releases its funds.
     ledger_fills: list[tuple[tuple[Entry, Entry, Entry], bool]] = field(default_factory=list)
+    # More of the same change, run in the commit's transaction after everything above (e.g. an operator's
+    # ledger entry with its audit record); what it returns is the result's `in_commit`. A LedgerError it
+    # raises fails this mutation alone, with that error.
+    in_commit: Callable[[ledger.Conn], Awaitable[Any]] | None = None
     deadline: float | None = None  # loop.time() after which the caller no longer waits
 
 
@@ -162,6 +166,7 @@ class WriteResult:
     existing_order: Order | None = None
     existing_request: RequestKeyRow | None = None
     log_sequences: tuple[int, ...] = ()
+    in_commit: Any = None  # what the mutation's in_commit returned
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,7 +410,7 @@ class GroupCommitWriter:
                 return
             if len(live) == 1:
                 live[0].future.set_exception(
-                    exc if isinstance(exc, WriteConflictError) else WriteConflictError(str(exc))
+                    exc if isinstance(exc, WriteConflictError | LedgerError) else WriteConflictError(str(exc))
                 )
                 return
             # One bad mutation must not fail its neighbours: retry each alone.
@@ -599,6 +604,8 @@ class GroupCommitWriter:
         held = [(a, r) for _, m in active for a, r in m.reservations]
         if held:
             await conn.execute(_UPSERT_RESERVATIONS, *_reservation_columns(held))
+        # After every reservation of the batch: an operator's debit is checked against all of them.
+        extra = {i: await m.in_commit(conn) for i, m in active if m.in_commit is not None}
 
         results: list[WriteResult] = []
         committed: list[CommittedEvent] = []
@@ -613,7 +620,7 @@ class GroupCommitWriter:
                 payload = self.encode_event(event, log_sequence)
                 committed.append(CommittedEvent(log_sequence, event, payload))
                 sequences.append(log_sequence)
-            results.append(WriteResult(True, log_sequences=tuple(sequences)))
+            results.append(WriteResult(True, log_sequences=tuple(sequences), in_commit=extra.get(i)))
         if committed:
             await conn.execute(_INSERT_EVENTS, *_event_columns(committed))
         return results, committed
@@ -638,6 +645,7 @@ def _is_plain_submit(mutation: Mutation) -> bool:
         and not mutation.fills
         and not mutation.positions
         and not mutation.ledger_fills
+        and mutation.in_commit is None
         and all(e.order.order_id == order.order_id for e in mutation.events)
         and all(r.order_id == order.order_id for _, r in mutation.reservations)
     )
