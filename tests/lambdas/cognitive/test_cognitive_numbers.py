@@ -1,8 +1,8 @@
 """Numbers in trading signals at the cognitive function: real broker and Redis, the real handler.
 
 A signal whose price, stop loss or take profit the strict parser refuses ('1e-999999999', '1e400', full-width
-digits, ...) is dead-lettered with the field in the error and decides nothing; a well-formed one is decided
-and its decision published.
+digits, ...), or whose reference price is not positive, is dead-lettered with the field in the error and
+decides nothing; a well-formed one is decided and its decision published.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
+from aipx.money import parse_decimal
 from aipx.msk import build_event
 from aipx.serde import HEADER_DLQ_ERROR, decode
 from aipx.topics import TRADING_SIGNALS
@@ -31,6 +32,12 @@ from tests.lambdas.numbers import FUZZ, LISTED, TEXTS, dead_letters, refused, ru
 pytestmark = pytest.mark.integration
 
 FIELDS = ["price", "stop_loss", "take_profit"]
+
+
+def dead_lettered(field: str, text: str) -> bool:
+    """The strict parser refuses the text, or it is a price the domain refuses (a signal's reference price
+    must be positive: '0' or '-3' parse but are dead-lettered too)."""
+    return refused(text) or (field == "price" and parse_decimal(text, field=field) <= 0)
 
 
 async def test_bad_decimals_in_signals_are_dead_lettered_naming_the_field(
@@ -57,7 +64,7 @@ async def test_bad_decimals_in_signals_are_dead_lettered_naming_the_field(
         bad = {
             (records[i].partition, records[i].offset): items[i][0]
             for i in range(len(items))
-            if refused(items[i][1])
+            if dead_lettered(*items[i])
         }
         by_offset = await dead_letters(
             kafka_io, TRADING_SIGNALS, {r.key for r in records}, min_count=len(bad)
@@ -65,7 +72,7 @@ async def test_bad_decimals_in_signals_are_dead_lettered_naming_the_field(
         assert set(by_offset) == set(bad), items
         for offset, field in bad.items():
             assert field in (by_offset[offset].header(HEADER_DLQ_ERROR) or ""), items
-        wanted = {s.signal_id for s, (_, text) in zip(signals, items, strict=True) if not refused(text)}
+        wanted = {s.signal_id for s, item in zip(signals, items, strict=True) if not dead_lettered(*item)}
         wanted.add(good.signal_id)
         deadline = loop.time() + 30
         while not wanted <= decided and loop.time() < deadline:
@@ -76,6 +83,7 @@ async def test_bad_decimals_in_signals_are_dead_lettered_naming_the_field(
     @settings(FUZZ, max_examples=5)
     @given(items=st.lists(st.tuples(st.sampled_from(FIELDS), TEXTS), min_size=1, max_size=8))
     @example(items=[(field, text) for field in FIELDS for text in LISTED])
+    @example(items=[("price", "0"), ("price", "-3"), ("stop_loss", "0")])
     def fuzz(items: list[tuple[str, str]]) -> None:
         run_on(loop, batch(items), 180)
 
