@@ -65,6 +65,9 @@ async def test_bad_decimals_in_order_events_are_dead_lettered_naming_the_field(
     @example(field="fill.quantity", text=FULLWIDTH_12)
     @example(field="fill.fee", text="1e999999999")
     @example(field="fill.quantity", text="1E-5")
+    @example(field="fill.quantity", text="0")
+    @example(field="fill.quantity", text="-1")
+    @example(field="fill.price", text="-0")
     def fuzz(field: str, text: str) -> None:
         run_on(loop, one(field, text), 120)
 
