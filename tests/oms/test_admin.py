@@ -589,3 +589,7 @@ async def test_account_fee_overrides_are_set_audited_and_cleared(admin: AdminEnv
     assert json.loads(first.before_json)["fee_rates"] == {"maker": None, "taker": None}
     assert json.loads(first.after_json)["fee_rates"] == {"maker": "0.0002", "taker": "0.0007"}
     assert json.loads(latest.after_json)["fee_rates"] == {"maker": None, "taker": None}
+    # Both changes are published as AdminEvents keyed by the account, each its audit record.
+    events = await read_admin_events(admin.oms.kafka, admin.events_topic, expect=2)
+    published = {e.record.audit_id: (k, e.record) for k, e in events if e.record.action == "SetAccountFees"}
+    assert published == {r.audit_id: (b"acct-b", r) for r in records}
