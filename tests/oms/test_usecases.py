@@ -14,6 +14,7 @@ import pytest
 from aipx_oms.domain.ledger import AccountLedger
 from aipx_oms.domain.model import (
     AccountState,
+    EventType,
     Order,
     OrderRequest,
     OrderStatus,
@@ -459,3 +460,51 @@ async def test_a_cancel_never_overtakes_its_order_on_the_way_to_the_venue() -> N
     for order in (first, second):
         assert venue.calls.index(("cancel", order.order_id)) > venue.calls.index(("submit", order.order_id))
     assert reports == []
+
+
+@dataclass
+class CountingStore(FakeStore):
+    """Counts the event-log reads of the send sweep."""
+
+    log_reads: int = 0
+
+    async def recent_events(self, after: int, limit: int) -> list[EventHead]:
+        self.log_reads += 1
+        return await super().recent_events(after, limit)
+
+
+async def test_the_sweep_follows_the_commits_in_memory_and_reads_the_log_only_for_what_it_missed() -> None:
+    w = await world()
+    store = CountingStore(orders=w.store.orders)  # the orders the submits commit
+    orders = [(await w.submits.submit("a", request(f"m{i}"), None))[0] for i in range(4)]
+    accepted = [CommittedEvent(i + 1, m.events[0], b"") for i, m in enumerate(w.writer.mutations)]
+    assert all(c.event.type is EventType.ACCEPTED for c in accepted)
+    venue = FlakyVenue(knows=False)
+    sender, _ = await _sender(venue, store)
+    await sender.begin_sweep()  # the log is empty: its watermark is 0
+    sender.enqueue(orders[0])  # handed over by the fast path (the send loop is not started here)
+    sender.committed(accepted[:2])
+    assert await sender.sweep() == 1, "the committed order that was never handed over"
+    assert store.log_reads == 0, "memory knew every commit since the watermark: the log is not read"
+    await _until(lambda: venue.submits == 1)
+    assert venue.queries >= 1, "the venue is asked before the order is sent"
+    assert await sender.sweep() == 0, "each event is looked at once"
+
+    # A commit whose outcome the writer never learned (log sequence 3 on): read from the log up to the next
+    # commit seen in memory (sequence 4), which memory judges itself.
+    sender.outcome_unknown(3)
+    store.heads = [EventHead(3, "ACCEPTED", orders[2].order_id, 0)]
+    sender.committed(accepted[3:])
+    assert await sender.sweep() == 2
+    assert store.log_reads == 1
+    await _until(lambda: venue.submits == 3)
+    assert await sender.sweep() == 0
+    assert store.log_reads == 1, "the range memory missed is read once"
+
+    # A gap memory notices by itself: the next commit does not start where the last one ended.
+    event = w.writer.mutations[0].events[0]
+    store.heads.append(EventHead(6, "PENDING_CANCEL", "gone", 0))
+    sender.committed([CommittedEvent(7, event, b"")])
+    await sender.sweep()
+    assert store.log_reads == 2, "sequences 5-6 read from the log"
+    await sender.stop()

@@ -7,11 +7,15 @@
   answers: the venue's own state is reported (acknowledgement, fills, final state). The order is REJECTED
   only when the venue answers that it never received it. The order id is the venue's client order id, so
   nothing is ever sent twice as two live orders; the resolution never re-sends.
-- Durable send path: what must reach a venue is derived from the database. Every `send_sweep_interval_s`
-  the events committed since the previous sweep (in commit order, by log sequence) are read; an ACCEPTED
-  order without a venue acknowledgement, or a PENDING_CANCEL, that this process has not handed to its venue
-  (a commit whose outcome the caller never learned, a request cut short) is sent now: the venue is asked
-  first, and only an order the venue does not know is submitted.
+- Durable send path: what must reach a venue is derived from what was committed. Every
+  `send_sweep_interval_s` the events committed since the previous sweep (in commit order, by log sequence)
+  are looked at; an ACCEPTED order without a venue acknowledgement, or a PENDING_CANCEL, that this process
+  has not handed to its venue (a request cut short between its commit and its hand-over) is sent now: the
+  venue is asked first, and only an order the venue does not know is submitted. The events come from the
+  writer's commits in memory (`committed`, a CommitWatcher); the event log in PostgreSQL is read only for
+  what memory cannot know: the events committed before this term's first commit (after a takeover or a
+  restart, from the watermark `begin_sweep` sets) and those of a commit whose outcome the writer never
+  learned (`outcome_unknown`: the connection broke during the COMMIT), up to the next commit it saw.
 - Reconciliation: at startup and every `reconcile_interval_s`, the open orders of the database are compared
   with each venue (missed fills and final states are reported; orders the venue never got are sent).
 """
@@ -20,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from aipx.aio import cancel_and_wait
@@ -28,10 +33,11 @@ from aipx.ids import now_ns
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from aipx_oms import metrics
-from aipx_oms.domain.model import Order, OrderStatus, RejectReason
+from aipx_oms.domain.model import EventType, Order, OrderStatus, RejectReason
 from aipx_oms.settings import OmsSettings
 from aipx_oms.store.errors import StoreUnavailableError
 from aipx_oms.store.postgres import OmsStore
+from aipx_oms.store.writer import CommittedEvent
 from aipx_oms.venues.base import ExecutionReport, ExecutionVenue, ReportHandler, ReportKind
 
 log = logging.getLogger(__name__)
@@ -62,7 +68,14 @@ class VenueSender:
         self.resolving: set[str] = set()  # orders whose venue outcome is being resolved
         # Orders queued or being sent by this process; each event is set once its send returned.
         self._in_flight: dict[str, asyncio.Event] = {}
-        self._watermark: int | None = None
+        self._watermark: int | None = None  # set by begin_sweep (or the first sweep)
+        # The durable send path's events from memory: (commit time, order id, ACCEPTED?) of each committed
+        # ACCEPTED / PENDING_CANCEL event, in commit order, until the sweep has judged it.
+        self._committed: deque[tuple[int, str, bool]] = deque()
+        self._next_committed: int | None = None  # the log sequence the next commit should start at
+        # Log-sequence ranges [first, last] memory does not know (last None: up to the next commit seen):
+        # the sweep reads them from the event log.
+        self._unknown: list[list[int | None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
 
@@ -71,7 +84,44 @@ class VenueSender:
     async def begin_sweep(self) -> None:
         """The sweep starts after the log as it is now; call before the startup reconciliation reads the open
         orders, so that every order is covered by one or the other."""
-        self._watermark = await self.store.last_log_sequence()
+        self._start_sweep(await self.store.last_log_sequence())
+
+    def _start_sweep(self, watermark: int) -> None:
+        self._watermark = watermark
+        # Until the first commit seen here, memory knows nothing after the watermark: the log is read.
+        self._unknown = [[watermark + 1, None]]
+        self._next_committed = None
+        self._committed.clear()
+
+    # --- the writer's commits (CommitWatcher) ---------------------------------------------------------
+
+    def committed(self, events: Sequence[CommittedEvent]) -> None:
+        """Events the writer committed (consecutive log sequences, in commit order)."""
+        first = events[0].log_sequence
+        expected = self._next_committed
+        for gap in self._unknown:
+            if gap[1] is None:  # the log up to this commit is what memory does not know
+                assert gap[0] is not None
+                if gap[0] < first:
+                    gap[1] = first - 1
+                else:
+                    self._unknown.remove(gap)  # nothing in between
+                break
+        else:
+            if expected is not None and first > expected:  # a commit memory missed (never learned of)
+                self._unknown.append([expected, first - 1])
+        self._next_committed = events[-1].log_sequence + 1
+        now = now_ns()
+        for c in events:
+            kind = c.event.type
+            if kind is EventType.ACCEPTED or kind is EventType.PENDING_CANCEL:
+                self._committed.append((now, c.event.order.order_id, kind is EventType.ACCEPTED))
+
+    def outcome_unknown(self, first_log_sequence: int) -> None:
+        """A commit from `first_log_sequence` may have happened unseen: read the log from there until the
+        next commit seen here."""
+        if not any(gap[1] is None for gap in self._unknown):
+            self._unknown.append([first_log_sequence, None])
 
     async def start(self) -> None:
         for name, queue in self._queues.items():
@@ -225,31 +275,58 @@ class VenueSender:
     async def sweep(self) -> int:
         """One pass over the events committed since the last one; returns how many orders it sent."""
         if self._watermark is None:  # earlier orders are covered by the startup reconciliation
-            self._watermark = await self.store.last_log_sequence()
+            self._start_sweep(await self.store.last_log_sequence())
             return 0
         cutoff = now_ns() - int(self.settings.send_sweep_grace_s * 1e9)
         handled = 0
-        while True:  # page by page up to the events too recent to judge
-            heads = await self.store.recent_events(self._watermark, _SWEEP_PAGE)
+        for gap in list(self._unknown):
+            handled += await self._sweep_log(gap, cutoff)
+        candidates: dict[str, str] = {}
+        committed = self._committed
+        while committed and committed[0][0] < cutoff:  # the fast path has had its time to hand them over
+            _, order_id, accepted = committed.popleft()
+            handed = self._sent if accepted else self._cancels
+            if order_id in handed:
+                del handed[order_id]  # this process handed it over: the sweep is done with it
+            else:
+                candidates[order_id] = "ACCEPTED" if accepted else "PENDING_CANCEL"
+        if candidates:
+            handled += await self._hand_over(candidates)
+        return handled
+
+    async def _sweep_log(self, gap: list[int | None], cutoff: int) -> int:
+        """The events of a range memory does not know, read from the log page by page (up to those too
+        recent to judge); the range goes once it is read to its end."""
+        handled = 0
+        while True:
+            first = gap[0]
+            assert first is not None
+            heads = await self.store.recent_events(first - 1, _SWEEP_PAGE)
             candidates: dict[str, str] = {}
-            watermark, recent = self._watermark, False
+            done = recent = False
             for head in heads:
+                last = gap[1]  # (a commit seen meanwhile may have closed the range)
+                if last is not None and head.log_sequence > last:
+                    done = True
+                    break
                 if head.event_time_ns >= cutoff:
                     recent = True  # the fast path may still be handing this one over: next pass
                     break
-                watermark = head.log_sequence
+                gap[0] = head.log_sequence + 1
                 handed = self._sent if head.type == "ACCEPTED" else self._cancels
                 if head.type not in ("ACCEPTED", "PENDING_CANCEL"):
                     continue
                 if head.order_id in handed:
-                    del handed[head.order_id]  # this process handed it over: the sweep is done with it
+                    del handed[head.order_id]
                 else:
                     candidates[head.order_id] = head.type
             if candidates:
                 handled += await self._hand_over(candidates)
-            self._watermark = watermark
-            if recent or len(heads) < _SWEEP_PAGE:
-                return handled
+            if not done and not recent and len(heads) == _SWEEP_PAGE:
+                continue
+            if done or (gap[1] is not None and not recent):  # read to the range's end, or the log's
+                self._unknown.remove(gap)
+            return handled
 
     async def _hand_over(self, candidates: dict[str, str]) -> int:
         """Send the candidates that still need their venue (per the database); how many."""

@@ -34,7 +34,7 @@ from aipx_oms.events import EventBus
 from aipx_oms.ratelimit.redis_bucket import RedisTokenBucket
 from aipx_oms.relay.outbox import OutboxRelay
 from aipx_oms.service import OrderService
-from aipx_oms.servicer import OmsServicer, RequestGuard
+from aipx_oms.servicer import GenericOnly, OmsServicer, RequestGuard
 from aipx_oms.settings import OmsSettings
 from aipx_oms.store.errors import StoreUnavailableError
 from aipx_oms.store.leadership import LeaderSession, SessionLimits, SessionState
@@ -327,7 +327,7 @@ class OmsApp:
         await self.admin.start()
         servicer = OmsServicer(self.gate, self.admin.accounts)  # type: ignore[arg-type]
         guard.register(oms_pb2_grpc.add_OmsServiceServicer_to_server, servicer, server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, GenericOnly(server))  # type: ignore[arg-type]
         server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(

@@ -67,6 +67,7 @@ class OrderService:
         committer = Committer(writer, self.books)
         self.reports = ExecutionReports(settings, store=store, books=self.books, committer=committer)
         self.sender = VenueSender(settings, venues, store, self.reports.on_report)
+        writer.watch(self.sender)  # the durable send path follows the commits in memory
         self.submits = SubmitOrders(
             settings,
             books=self.books,

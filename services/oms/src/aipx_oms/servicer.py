@@ -10,7 +10,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
@@ -61,6 +61,8 @@ MAX_PAGE_SIZE = 500
 # Request ids: a per-process random prefix and a counter (cheaper than a UUID per call, still unique).
 _REQUEST_PREFIX = uuid.uuid4().hex[:12]
 _request_numbers = itertools.count(1)
+
+OMS_SERVICE = oms_pb2.DESCRIPTOR.services_by_name["OmsService"].full_name
 
 _caller: contextvars.ContextVar[str] = contextvars.ContextVar("aipx_oms_caller")
 
@@ -389,9 +391,18 @@ class RequestGuard:
     whole per-call cost, bench/oms_bench.py). Health and reflection are registered unwrapped (public).
     """
 
-    def __init__(self, auth: ApiKeyAuthenticator, *, max_request_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        auth: ApiKeyAuthenticator,
+        *,
+        max_request_bytes: int | None = None,
+        registered_services: Collection[str] = (OMS_SERVICE,),
+    ) -> None:
         self.auth = auth
         self.max_request_bytes = max_request_bytes
+        # The services on grpc's registered-method fast path (see _GuardedRegistration); others are served
+        # through their generic handler.
+        self.registered_services = frozenset(registered_services)
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def register(
@@ -528,7 +539,13 @@ class RequestGuard:
 
 class _GuardedRegistration:
     """Stands in for the server while generated code registers a service: the method handlers it hands over
-    are registered wrapped by the guard, both as a generic handler and for registered-method dispatch."""
+    are registered wrapped by the guard as a generic handler and, for the guard's `registered_services` (the
+    order path), also for registered-method dispatch.
+
+    Registered methods cost every call: grpc.aio's server keeps one pending request-call future per
+    registered method (and one for all generic methods) and waits on all of them (`asyncio.wait`, which adds
+    and removes a callback on each) for every call it accepts. The admin service's 14 methods and health are
+    rare calls: served through their generic handlers, they no longer cost each order."""
 
     def __init__(self, guard: RequestGuard, server: grpc.aio.Server) -> None:
         self.guard = guard
@@ -543,5 +560,23 @@ class _GuardedRegistration:
     ) -> None:
         wrapped = {name: self.guard._wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
-        self.server.add_registered_method_handlers(service, wrapped)
+        if service in self.guard.registered_services:
+            self.server.add_registered_method_handlers(service, wrapped)
         self.registered = True
+
+
+class GenericOnly:
+    """Stands in for the server while generated code registers a public service (health): it is served
+    through its generic handler only (see _GuardedRegistration: a registered method costs every
+    call)."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self.server = server
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self.server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        """Ignored: the same handlers arrive as a generic handler."""

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aipx.aio import cancel_and_wait
@@ -177,6 +177,19 @@ class CommittedEvent:
 
 
 CommitListener = Callable[[Sequence[CommittedEvent]], None]
+
+
+class CommitWatcher(Protocol):
+    """Follows what the writer commits, in log-sequence order (e.g. the durable send path, in memory)."""
+
+    def committed(self, events: Sequence[CommittedEvent]) -> None:
+        """`events` were committed (consecutive log sequences)."""
+
+    def outcome_unknown(self, first_log_sequence: int) -> None:
+        """A commit's outcome was never learned (the connection broke during it): its events, from
+        `first_log_sequence` on, may be in the log although `committed` never names them."""
+
+
 # The stored (and published) bytes of an event at its log sequence. The wire format is the caller's: the
 # store does not know protobuf (the server passes aipx_oms.wire.event_payload).
 EventEncoder = Callable[[OrderEvent, int], bytes]
@@ -232,6 +245,11 @@ class GroupCommitWriter:
         self._last_batch = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._watchers: list[CommitWatcher] = []
+
+    def watch(self, watcher: CommitWatcher) -> None:
+        """Tell `watcher` about every commit from now on (and every commit whose outcome is unknown)."""
+        self._watchers.append(watcher)
 
     async def start(self) -> None:
         """Connect and take the leader lock (LeaderLockHeldError when another process leads,
@@ -398,6 +416,7 @@ class GroupCommitWriter:
             for pending in live:
                 pending.future.set_exception(exc)
             return
+        first_log_sequence = self._next_log_sequence
         try:
             results, committed = await self._commit(conn, [p.mutation for p in live])
         except Exception as exc:
@@ -407,6 +426,8 @@ class GroupCommitWriter:
                 error = StoreUnavailableError(f"PostgreSQL unavailable during commit: {exc}")
                 for pending in live:
                     pending.future.set_exception(error)
+                for watcher in self._watchers:
+                    self._tell(watcher.outcome_unknown, first_log_sequence)
                 return
             if len(live) == 1:
                 live[0].future.set_exception(
@@ -421,8 +442,18 @@ class GroupCommitWriter:
         for pending, result in zip(live, results, strict=True):
             if not pending.future.done():
                 pending.future.set_result(result)
-        if committed and self.on_commit is not None:
-            self.on_commit(committed)
+        if committed:
+            if self.on_commit is not None:
+                self.on_commit(committed)
+            for watcher in self._watchers:
+                self._tell(watcher.committed, committed)
+
+    @staticmethod
+    def _tell(call: Callable[[Any], None], what: object) -> None:
+        try:
+            call(what)
+        except Exception:  # a watcher's failure must not stop the writer (every caller has its answer)
+            log.exception("commit watcher failed")
 
     async def _commit(
         self, conn: asyncpg.Connection, mutations: list[Mutation]

@@ -16,7 +16,15 @@ from aipx.v1 import orders_pb2
 from aipx_oms import metrics
 from aipx_oms.domain.book import AccountBook
 from aipx_oms.domain.model import Instrument, Order, OrderStatus
-from aipx_oms.domain.risk import RiskLimits
+from aipx_oms.domain.risk import (
+    Denial,
+    Exposure,
+    MarketSnapshot,
+    RateVerdict,
+    RiskCheck,
+    RiskLimits,
+    check_order,
+)
 from aipx_oms.errors import OrderNotFoundError, UnknownAccountError
 from aipx_oms.settings import OmsSettings
 from aipx_oms.store.errors import StoreUnavailableError
@@ -58,6 +66,37 @@ class BookCache:
             price_band_bps=lim.get("price_band_bps", s.risk_price_band_bps),
             max_position_quantity=dict(row.position_quantity),
         )
+
+    def check_risk(
+        self,
+        book: AccountBook,
+        order: Order,
+        instrument: Instrument,
+        market: MarketSnapshot,
+        *,
+        quantity: Decimal,
+        price: Decimal | None,
+        exposure: Exposure,
+        open_orders: int,
+        rate: RateVerdict,
+    ) -> tuple[RiskCheck, Denial | None]:
+        """`order` with this quantity (to be worked) and price under its account's risk rules: the check (what
+        its funds are reserved for) and the first rule it breaks (None: it may go to its venue)."""
+        check = RiskCheck(
+            order.symbol, order.side, order.type, quantity, price, order.reduce_only, order.stop_price
+        )
+        denial = check_order(
+            check,
+            instrument=instrument,
+            account_state=book.state,
+            limits=book.limits,
+            exposure=exposure,
+            open_orders=open_orders,
+            market=market,
+            rate=rate,
+            platform_halted=self.platform_halted,
+        )
+        return check, denial
 
     def loaded(self, account_id: str) -> AccountBook | None:
         """The account's book if it is in memory (without loading it)."""

@@ -16,9 +16,7 @@ from aipx_oms.domain.model import AccountState, Order, OrderEvent, OrderStatus, 
 from aipx_oms.domain.risk import (
     Exposure,
     RateVerdict,
-    RiskCheck,
     check_funds,
-    check_order,
     reservation_price,
 )
 from aipx_oms.domain.state_machine import OrderStateMachine as OSM
@@ -221,26 +219,17 @@ class CancelReplace:
                 exposure.open_sell - (leaves if order.side.sign < 0 else 0),
             )
             assert instrument is not None
-            check = RiskCheck(
-                order.symbol,
-                order.side,
-                order.type,
-                new_quantity - order.filled_quantity,
-                new_price,
-                order.reduce_only,
-                order.stop_price,
-            )
             market = self.market.snapshot(order.symbol)
-            denial = check_order(
-                check,
-                instrument=instrument,
-                account_state=book.state,
-                limits=book.limits,
+            check, denial = self.books.check_risk(
+                book,
+                order,
+                instrument,
+                market,
+                quantity=new_quantity - order.filled_quantity,
+                price=new_price,
                 exposure=exposure,
                 open_orders=book.open_order_count - 1,
-                market=market,
                 rate=RateVerdict.ALLOWED,
-                platform_halted=self.books.platform_halted,
             )
             if (
                 denial is not None

@@ -13,24 +13,29 @@ class Coalescer:
     """Runs `work` once per key among concurrent callers."""
 
     def __init__(self) -> None:
-        self._inflight: dict[tuple[str, str], asyncio.Future[object]] = {}
+        # Key -> the running work's outcome, created only when a second caller comes (None until then): the
+        # usual request, alone with its key, costs no future.
+        self._inflight: dict[tuple[str, str], asyncio.Future[object] | None] = {}
 
     async def run(self, key: tuple[str, str], work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Run `work` once for concurrent identical requests; (result, True) for the one that ran it."""
-        running = self._inflight.get(key)
-        if running is not None:
+        inflight = self._inflight
+        if key in inflight:
+            running = inflight[key]
+            if running is None:
+                running = inflight[key] = asyncio.get_running_loop().create_future()
             result = await asyncio.shield(running)
             return cast(T, result), False
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        inflight[key] = None
         try:
             value = await work()
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: only concurrent duplicates care
+            waiting = inflight.pop(key)
+            if waiting is not None:
+                waiting.set_exception(exc)
+                waiting.exception()  # retrieved: only concurrent duplicates care
             raise
-        else:
-            future.set_result(value)
-            return value, True
-        finally:
-            del self._inflight[key]
+        waiting = inflight.pop(key)
+        if waiting is not None:
+            waiting.set_result(value)
+        return value, True

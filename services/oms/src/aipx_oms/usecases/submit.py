@@ -13,7 +13,7 @@ from aipx.ids import new_event_id, now_ns
 from aipx_oms import metrics
 from aipx_oms.domain.idempotency import order_differences
 from aipx_oms.domain.model import Order, OrderEvent, OrderRequest, OrderStatus
-from aipx_oms.domain.risk import RateLimiter, RiskCheck, check_funds, check_order, reservation_price
+from aipx_oms.domain.risk import RateLimiter, check_funds, reservation_price
 from aipx_oms.domain.state_machine import OrderStateMachine as OSM
 from aipx_oms.domain.validation import validate_order
 from aipx_oms.errors import IdempotencyConflictError, InvalidRequestError
@@ -104,26 +104,17 @@ class SubmitOrders:
             updated_time_ns=now,
             tags=dict(request.tags),
         )
-        check = RiskCheck(
-            order.symbol,
-            order.side,
-            order.type,
-            order.quantity,
-            order.price,
-            order.reduce_only,
-            order.stop_price,
-        )
         market = self.market.snapshot(order.symbol)
-        denial = check_order(
-            check,
-            instrument=instrument,
-            account_state=book.state,
-            limits=book.limits,
+        check, denial = self.books.check_risk(
+            book,
+            order,
+            instrument,
+            market,
+            quantity=order.quantity,
+            price=order.price,
             exposure=book.exposure(order.symbol),
             open_orders=book.open_order_count,
-            market=market,
             rate=verdict,
-            platform_halted=self.books.platform_halted,
         )
         if denial is None:
             price = reservation_price(check, market, book.limits.price_band_bps)
