@@ -31,7 +31,8 @@ class Fault(StrEnum):
 class BinanceStub:
     """`await start()` -> (rest base url, ws base url). Tests drive fills with `fill(...)`, and inject faults:
     `submit_faults` (one Fault per next new-order request), `query_faults` (that many next order queries
-    answer 503), `silent_fill_price` (an order accepted under a fault is filled at once, its event lost)."""
+    answer 503), `silent_fill_price` (an order accepted under a fault is filled at once, its event lost).
+    Each fill is a trade (GET /api/v3/myTrades) with its fee and liquidity."""
 
     def __init__(self, api_key: str, secret: str) -> None:
         self.api_key = api_key
@@ -51,6 +52,7 @@ class BinanceStub:
         ] = []  # *_THEN_5XX only; a cancel applied under a fault pushes no event
         self.query_faults = 0
         self.silent_fill_price: Decimal | None = None
+        self.trades: dict[int, list[dict[str, Any]]] = {}  # venue order id -> its trades
         # The account's balances, asset -> (free, locked): GET /api/v3/account; `push_balances` streams them.
         self.balances: dict[str, tuple[Decimal, Decimal]] = {}
         self._closed = asyncio.Event()
@@ -61,6 +63,7 @@ class BinanceStub:
         app.router.add_delete("/api/v3/order", self._cancel)
         app.router.add_get("/api/v3/order", self._query)
         app.router.add_get("/api/v3/openOrders", self._open_orders)
+        app.router.add_get("/api/v3/myTrades", self._my_trades)
         app.router.add_get("/api/v3/account", self._account)
         app.router.add_post("/api/v3/order/cancelReplace", self._cancel_replace)
         app.router.add_post("/api/v3/userDataStream", self._listen_key)
@@ -174,6 +177,10 @@ class BinanceStub:
              "transactTime": int(time.time() * 1000)}
         )  # fmt: skip
 
+    async def _my_trades(self, request: web.Request) -> web.Response:
+        params = self._check(request)
+        return web.json_response(self.trades.get(int(params.get("orderId", "0")), []))
+
     async def _cancel(self, request: web.Request) -> web.Response:
         params = self._check(request)
         fault = self.cancel_faults.pop(0) if self.cancel_faults else None
@@ -251,15 +258,32 @@ class BinanceStub:
     # --- test controls ---------------------------------------------------------------------------------
 
     async def fill(
-        self, client_order_id: str, quantity: Decimal, price: Decimal, *, push: bool = True
+        self,
+        client_order_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        *,
+        push: bool = True,
+        maker: bool = False,
+        fee: tuple[Decimal, str] | None = None,
     ) -> None:
-        """Execute part of an order; pushes the TRADE executionReport unless push=False (a missed event)."""
+        """Execute part of an order: one trade (fee: 0.1% of the quote in USDT unless given as (amount,
+        asset)); pushes the TRADE executionReport unless push=False (a missed event)."""
         order = self.orders[client_order_id]
         order["executedQty"] += quantity
         order["cummulativeQuoteQty"] += quantity * price
         order["status"] = "FILLED" if order["executedQty"] == order["origQty"] else "PARTIALLY_FILLED"
+        commission, asset = fee if fee is not None else (quantity * price * Decimal("0.001"), "USDT")
+        now = int(time.time() * 1000)
+        trade = {
+            "symbol": order["symbol"], "id": next(self._trades), "orderId": order["orderId"],
+            "price": str(price), "qty": str(quantity), "quoteQty": str(quantity * price),
+            "commission": str(commission), "commissionAsset": asset, "time": now,
+            "isBuyer": order["side"] == "BUY", "isMaker": maker, "isBestMatch": True,
+        }  # fmt: skip
+        self.trades.setdefault(order["orderId"], []).append(trade)
         if push:
-            await self._push(order, "TRADE", last_qty=quantity, last_price=price)
+            await self._push(order, "TRADE", trade=trade)
 
     async def push_balances(self, changed: dict[str, tuple[Decimal, Decimal]]) -> None:
         """Set some balances and push the outboundAccountPosition event Binance sends for them."""
@@ -287,11 +311,13 @@ class BinanceStub:
         order: dict[str, Any],
         execution: str,
         *,
-        last_qty: Decimal = Decimal(0),
-        last_price: Decimal = Decimal(0),
+        trade: dict[str, Any] | None = None,
         cancel_id: str = "",
     ) -> None:
         canceled = execution == "CANCELED"
+        now = int(time.time() * 1000)
+        t = trade or {"qty": "0", "price": "0", "commission": "0", "commissionAsset": "USDT", "time": now,
+                      "id": -1, "isMaker": False}  # fmt: skip
         event = {
             "e": "executionReport", "E": int(time.time() * 1000), "s": order["symbol"],
             "c": (cancel_id or f"web_{uuid.uuid4().hex[:10]}") if canceled else order["clientOrderId"],
@@ -299,10 +325,9 @@ class BinanceStub:
             "S": order["side"], "o": order["type"], "f": order["timeInForce"], "q": str(order["origQty"]),
             "p": str(order["price"]), "x": execution, "X": order["status"], "r": "NONE",
             "i": order["orderId"],
-            "l": str(last_qty), "z": str(order["executedQty"]), "L": str(last_price),
-            "n": str(last_qty * last_price * Decimal("0.001")), "N": "USDT",
-            "T": int(time.time() * 1000), "t": next(self._trades) if execution == "TRADE" else -1,
-            "m": False, "Z": str(order["cummulativeQuoteQty"]),
+            "l": t["qty"], "z": str(order["executedQty"]), "L": t["price"],
+            "n": t["commission"], "N": t["commissionAsset"], "T": t["time"], "t": t["id"],
+            "m": t["isMaker"], "Z": str(order["cummulativeQuoteQty"]),
         }  # fmt: skip
         for ws in list(self._sockets):
             await ws.send_str(json.dumps(event))

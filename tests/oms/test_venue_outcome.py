@@ -82,8 +82,10 @@ async def test_accepted_then_timeout_resolves_to_the_venues_fills(
         assert Decimal(position.quantity.value) == Decimal(2)
     assert venue.requests_for(*NEW_ORDER, order.order_id) == 1, "resolved by asking, never by re-sending"
     assert venue.requests_for(*QUERY, order.order_id) >= 1
-    fills = await oms_env.sql("SELECT quantity, price FROM fills WHERE order_id = $1", order.order_id)
-    assert [(r["quantity"], r["price"]) for r in fills] == [(Decimal(2), Decimal(1499))]
+    [trade] = venue.trades[venue.orders[order.order_id]["orderId"]]
+    assert await _fills(oms_env, order.order_id) == [
+        (Decimal(2), Decimal(1499), Decimal("2.998"), "USDT", "TAKER", str(trade["id"]))
+    ], "the venue's trade: its fee, fee asset, liquidity and id"
 
 
 async def test_accepted_then_5xx_stays_open_through_failed_queries_then_resolves(
@@ -218,13 +220,45 @@ async def test_periodic_reconciliation_finds_a_fill_the_stream_missed_while_runn
     async with oms_env.client() as c:
         order = await _submit(c, "m1")
         await _wait(c, order.order_id, "acknowledged")
-        await venue.fill(order.order_id, Decimal("0.5"), Decimal("1499"), push=False)  # the event is lost
-        partial = await wait_status(
-            c, order.order_id, S.ORDER_STATUS_PARTIALLY_FILLED, "the fill found by reconciliation"
-        )
-        assert (partial.filled_quantity.value, partial.average_fill_price.value) == ("0.5", "1499")
-        await venue.fill(order.order_id, Decimal("1.5"), Decimal("1498"))  # on the stream, cumulative 2
+        # On the stream (a maker fill, its fee in BNB), then two trades whose events are lost.
+        await venue.fill(order.order_id, Decimal("0.25"), Decimal("1500"), maker=True,
+                         fee=(Decimal("0.0003"), "BNB"))  # fmt: skip
+        await wait_status(c, order.order_id, S.ORDER_STATUS_PARTIALLY_FILLED, "the stream's fill")
+        await venue.fill(order.order_id, Decimal("0.5"), Decimal("1499"), push=False, maker=True,
+                         fee=(Decimal("0.0006"), "BNB"))  # fmt: skip
+        await venue.fill(order.order_id, Decimal("0.25"), Decimal("1501"), push=False)
+
+        async def reconciled() -> bool:
+            return Decimal((await c.get(order_id=order.order_id)).filled_quantity.value) == 1
+
+        await eventually(reconciled, what="the lost trades found by reconciliation")
+        partial = await c.get(order_id=order.order_id)
+        assert Decimal(partial.average_fill_price.value) == Decimal("1499.75")
+        await venue.fill(order.order_id, Decimal("1"), Decimal("1498"))  # on the stream, cumulative 2
         done = await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "the next fill")
         assert Decimal(done.filled_quantity.value) == Decimal(2)
-    fills = await oms_env.sql("SELECT quantity FROM fills WHERE order_id = $1", order.order_id)
-    assert sorted(r["quantity"] for r in fills) == [Decimal("0.5"), Decimal("1.5")], "each fill once"
+    ids = [str(t["id"]) for t in venue.trades[venue.orders[order.order_id]["orderId"]]]
+    assert sorted(await _fills(oms_env, order.order_id), key=lambda f: int(f[5])) == [
+        (Decimal("0.25"), Decimal(1500), Decimal("0.0003"), "BNB", "MAKER", ids[0]),
+        (Decimal("0.5"), Decimal(1499), Decimal("0.0006"), "BNB", "MAKER", ids[1]),
+        (Decimal("0.25"), Decimal(1501), Decimal("0.37525"), "USDT", "TAKER", ids[2]),
+        (Decimal(1), Decimal(1498), Decimal("1.498"), "USDT", "TAKER", ids[3]),
+    ], "each trade once, with its own price, fee, fee asset and liquidity"
+    fees = await oms_env.sql(
+        "SELECT asset, sum(amount) AS total FROM ledger_entries WHERE order_id = $1 AND type = 'FEE'"
+        " GROUP BY asset ORDER BY asset",
+        order.order_id,
+    )
+    assert [(r["asset"], r["total"]) for r in fees] == [
+        ("BNB", Decimal("-0.0009")),
+        ("USDT", Decimal("-1.87325")),
+    ]
+
+
+async def _fills(oms_env: OmsEnv, order_id: str) -> list[tuple[Any, ...]]:
+    rows = await oms_env.sql(
+        "SELECT quantity, price, fee, fee_currency, liquidity, venue_fill_id FROM fills WHERE order_id = $1"
+        " ORDER BY fill_time_ns, venue_fill_id",
+        order_id,
+    )
+    return [tuple(r.values()) for r in rows]

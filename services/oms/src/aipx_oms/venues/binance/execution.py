@@ -12,11 +12,11 @@ from typing import Any
 
 import websockets
 from aipx.aio import cancel_and_wait
-from aipx.money import format_decimal
+from aipx.money import format_decimal, parse_decimal
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from aipx_oms import metrics
-from aipx_oms.domain.model import Liquidity, Order, OrderType, RejectReason, TimeInForce
+from aipx_oms.domain.model import Order, OrderType, RejectReason, TimeInForce
 from aipx_oms.settings import OmsSettings
 from aipx_oms.venues.base import (
     BalanceHandler,
@@ -41,6 +41,7 @@ from aipx_oms.venues.binance.user_stream import (
     parse_account,
     parse_account_position,
     parse_execution_report,
+    parse_trades,
 )
 from aipx_oms.venues.market_data import MarketDataCache
 
@@ -195,7 +196,7 @@ class BinanceSpotVenue:
             remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
             if remote is not None and str(remote.get("status")) not in ("NEW", "PARTIALLY_FILLED"):
                 self._working.pop(order.order_id, None)
-                self._known(order, remote)
+                await self._known(order, remote)
                 return
             self._report(
                 ExecutionReport(
@@ -227,10 +228,10 @@ class BinanceSpotVenue:
         remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
         if remote is None:
             return False
-        self._known(order, remote)
+        await self._known(order, remote)
         return True
 
-    def _known(self, order: Order, remote: dict[str, Any]) -> None:
+    async def _known(self, order: Order, remote: dict[str, Any]) -> None:
         venue_order_id = str(remote["orderId"])
         if str(remote.get("status")) in ("NEW", "PARTIALLY_FILLED"):
             self._working[order.order_id] = order
@@ -241,7 +242,7 @@ class BinanceSpotVenue:
                     ReportKind.ACKNOWLEDGED, order.order_id, self.name, venue_order_id=venue_order_id
                 )
             )
-        self._catch_up(order, remote)
+        await self._catch_up(order.order_id, venue_symbol(order.symbol), order.filled_quantity, remote)
 
     async def reconcile(self, open_orders: Sequence[Order]) -> list[Order]:
         """Compare the OMS's open orders with the venue: report missed acknowledgements, fills and terminal
@@ -255,7 +256,7 @@ class BinanceSpotVenue:
             if remote is None:
                 unknown.append(order)
                 continue
-            self._known(order, remote)
+            await self._known(order, remote)
         for orphan in remote_open.values():
             metrics.VENUE_ERRORS.labels(self.name, "orphan_order").inc()
             log.warning(
@@ -265,45 +266,35 @@ class BinanceSpotVenue:
             )
         return unknown
 
-    def _catch_up(self, order: Order, remote: dict[str, Any]) -> None:
-        executed = Decimal(str(remote.get("executedQty", "0")))
-        missing = executed - order.filled_quantity
-        if missing > 0:
-            # Cumulative: the OMS stores only what it has not stored by the time it applies this report
-            # (a stream fill may still be on its way), at the average price of that missing part (a division
-            # in the default decimal context: 28 significant digits, ROUND_HALF_EVEN).
-            quote = Decimal(str(remote.get("cummulativeQuoteQty", "0")))
-            filled_value = quote - (order.average_fill_price or Decimal(0)) * order.filled_quantity
-            self._report(
-                ExecutionReport(
-                    ReportKind.FILL,
-                    order.order_id,
-                    self.name,
-                    venue_order_id=str(remote["orderId"]),
-                    quantity=missing,
-                    price=filled_value / missing,
-                    liquidity=Liquidity.TAKER,
-                    venue_fill_id=f"reconciled-{remote['orderId']}-{executed}",
-                    cumulative_quantity=executed,
-                    cumulative_quote=quote,
-                )
-            )
+    async def _catch_up(self, order_id: str, symbol: str, filled: Decimal, remote: dict[str, Any]) -> None:
+        """Report the venue order's trades (`symbol`: Binance's) when it has executed more than `filled`
+        (each trade as its own fill, its id the stream's: the OMS stores each once), then its final state."""
+        venue_order_id = str(remote["orderId"])
+        executed = parse_decimal(remote.get("executedQty", "0"), field="order.executedQty")
+        if executed > filled:
+            fills = parse_trades(order_id, venue_order_id, await self.rest.my_trades(symbol, venue_order_id))
+            traded = fills[-1].cumulative_quantity if fills else Decimal(0)
+            if traded != executed:  # the trades endpoint lags the order: the next query finds the rest
+                metrics.VENUE_ERRORS.labels(self.name, "trades_lag").inc()
+                log.warning("Binance order %s: executedQty %s, its trades sum to %s", venue_order_id,
+                            executed, traded)  # fmt: skip
+            for fill in fills:
+                self._report(fill)
         kind = _TERMINAL.get(str(remote.get("status")))
         if kind is not None:
-            self._report(
-                ExecutionReport(kind, order.order_id, self.name, venue_order_id=str(remote["orderId"]))
-            )
+            self._report(ExecutionReport(kind, order_id, self.name, venue_order_id=venue_order_id))
 
     async def _resync(self) -> None:
         """After a stream gap: ask the venue about every order we have working there."""
         for order in list(self._working.values()):
             try:
                 remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
-            except (BinanceApiError, VenueUnavailableError) as exc:
+                if remote is not None and str(remote["orderId"]) == self._venue_ids.get(order.order_id):
+                    await self._catch_up(
+                        order.order_id, venue_symbol(order.symbol), order.filled_quantity, remote
+                    )
+            except (BinanceApiError, VenueUnavailableError, ValueError, KeyError, TypeError) as exc:
                 log.warning("resync of %s failed: %s", order.order_id, exc)
-                continue
-            if remote is not None and str(remote["orderId"]) == self._venue_ids.get(order.order_id):
-                self._catch_up(order, remote)
 
     async def _stream(self) -> None:
         """Follow the user-data stream forever: (re)connect with jittered exponential backoff (1 s .. 30 s,

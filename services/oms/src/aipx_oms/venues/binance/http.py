@@ -129,6 +129,14 @@ class BinanceRestClient:
             raise
         return result
 
+    async def my_trades(self, symbol: str, order_id: str) -> list[dict[str, Any]]:
+        """GET /api/v3/myTrades of one venue order: each trade's id, price, qty, commission, commissionAsset,
+        isMaker and time."""
+        result: list[dict[str, Any]] = await self._call(
+            "GET", "/api/v3/myTrades", {"symbol": symbol, "orderId": order_id}
+        )
+        return result
+
     async def open_orders(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._call("GET", "/api/v3/openOrders", {})
         return result
