@@ -26,13 +26,17 @@ class Fault(StrEnum):
     ACCEPT_THEN_5XX = "accept-then-5xx"  # the order is live; the answer is a 503
     DROP_THEN_TIMEOUT = "drop-then-timeout"  # the request never reached the matching engine; no answer
     DROP_THEN_5XX = "drop-then-5xx"  # never reached it; the answer is a 503
+    # The request reaches the matching engine `late_accept_s` after it was sent (no answer before the client
+    # gives up): accepted then if within its timestamp + recvWindow (or `ignore_recv_window`), else refused.
+    LATE = "late"
 
 
 class BinanceStub:
     """`await start()` -> (rest base url, ws base url). Tests drive fills with `fill(...)`, and inject faults:
     `submit_faults` (one Fault per next new-order request), `query_faults` (that many next order queries
     answer 503), `silent_fill_price` (an order accepted under a fault is filled at once, its event lost).
-    Each fill is a trade (GET /api/v3/myTrades) with its fee and liquidity."""
+    Signed requests past their timestamp + recvWindow are refused (-1021) like Binance does. Each fill is a
+    trade (GET /api/v3/myTrades) with its fee and liquidity."""
 
     def __init__(self, api_key: str, secret: str) -> None:
         self.api_key = api_key
@@ -52,7 +56,13 @@ class BinanceStub:
         ] = []  # *_THEN_5XX only; a cancel applied under a fault pushes no event
         self.query_faults = 0
         self.silent_fill_price: Decimal | None = None
+        self.late_accept_s = 2.0
+        self.ignore_recv_window = False  # a venue clock far behind ours: late requests are still accepted
+        self.late_fill: tuple[Decimal, Decimal] | None = None  # (quantity, price) filled at a late accept
+        self.late_fill_push = True
+        self.not_found_answers = 0  # order queries answered -2013
         self.trades: dict[int, list[dict[str, Any]]] = {}  # venue order id -> its trades
+        self._background: set[asyncio.Task[None]] = set()
         # The account's balances, asset -> (free, locked): GET /api/v3/account; `push_balances` streams them.
         self.balances: dict[str, tuple[Decimal, Decimal]] = {}
         self._closed = asyncio.Event()
@@ -78,6 +88,8 @@ class BinanceStub:
 
     async def stop(self) -> None:
         self._closed.set()
+        for task in list(self._background):
+            task.cancel()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -114,7 +126,18 @@ class BinanceStub:
                     text=json.dumps({"code": -1022, "msg": "Signature for this request is not valid."}),
                     content_type="application/json",
                 )
+            if not self._in_window(params):
+                raise web.HTTPBadRequest(
+                    text=json.dumps(
+                        {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
+                    ),
+                    content_type="application/json",
+                )
         return params
+
+    def _in_window(self, params: dict[str, str]) -> bool:
+        deadline = int(params["timestamp"]) + int(params.get("recvWindow", "5000"))
+        return self.ignore_recv_window or int(time.time() * 1000) <= deadline
 
     @staticmethod
     def _error(code: int, msg: str, status: int = 400) -> web.Response:
@@ -162,6 +185,11 @@ class BinanceStub:
         ):
             return self._error(-2010, "Order would immediately match and take.")
         fault = self.submit_faults.pop(0) if self.submit_faults else None
+        if fault is Fault.LATE:
+            task = asyncio.create_task(self._accept_late(params))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return await self._fail(Fault.DROP_THEN_TIMEOUT)
         if fault in (Fault.DROP_THEN_TIMEOUT, Fault.DROP_THEN_5XX):
             return await self._fail(fault)
         order = self.add_order(params)
@@ -176,6 +204,16 @@ class BinanceStub:
             {"symbol": order["symbol"], "orderId": order["orderId"], "clientOrderId": order["clientOrderId"],
              "transactTime": int(time.time() * 1000)}
         )  # fmt: skip
+
+    async def _accept_late(self, params: dict[str, str]) -> None:
+        await asyncio.sleep(self.late_accept_s)
+        if not self._in_window(params):
+            return  # Binance's matching engine refuses it too: it never exists
+        order = self.add_order(params)
+        await self._push(order, "NEW")
+        if self.late_fill is not None:
+            quantity, price = self.late_fill
+            await self.fill(order["clientOrderId"], quantity, price, push=self.late_fill_push)
 
     async def _my_trades(self, request: web.Request) -> web.Response:
         params = self._check(request)
@@ -209,6 +247,7 @@ class BinanceStub:
             return self._error(-1001, "Internal error; unable to process your request.", 503)
         order = self.orders.get(params.get("origClientOrderId", ""))
         if order is None:
+            self.not_found_answers += 1
             return self._error(-2013, "Order does not exist.")
         return web.json_response(self._view(order))
 

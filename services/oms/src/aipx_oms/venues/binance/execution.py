@@ -22,6 +22,7 @@ from aipx_oms.venues.base import (
     BalanceHandler,
     BalanceSnapshot,
     ExecutionReport,
+    NotYetKnownError,
     ReportHandler,
     ReportKind,
     RoomWaiter,
@@ -85,10 +86,21 @@ class BinanceSpotVenue:
     name = VENUE
     reconcile_while_running = True
 
-    def __init__(self, rest: BinanceRestClient, ws_url: str, *, keepalive_s: float = 1800.0) -> None:
+    def __init__(
+        self,
+        rest: BinanceRestClient,
+        ws_url: str,
+        *,
+        keepalive_s: float = 1800.0,
+        clock_skew_margin_ms: int = 1000,
+    ) -> None:
         self.rest = rest
         self.ws_url = ws_url.rstrip("/")
         self.keepalive_s = keepalive_s
+        self.clock_skew_margin_ms = clock_skew_margin_ms
+        # Orders whose new-order request went unanswered: until this local time (ms) it may still reach
+        # Binance, so "order does not exist" is not yet an answer.
+        self._undecided_until_ms: dict[str, int] = {}
         self.connected = asyncio.Event()
         self._on_report: ReportHandler | None = None
         self._room: RoomWaiter = always_room
@@ -169,9 +181,15 @@ class BinanceSpotVenue:
             )
             return
         self._working[order.order_id] = order
+        sent_ms = self.rest.now_ms()
+        self._undecided_until_ms[order.order_id] = (
+            sent_ms + self.rest.recv_window_ms + self.clock_skew_margin_ms
+        )
+        params = order_params(order, order.quantity - order.filled_quantity)
         try:
-            answer = await self.rest.new_order(order_params(order, order.quantity - order.filled_quantity))
+            answer = await self.rest.new_order(params, timestamp_ms=sent_ms)
         except BinanceApiError as exc:
+            self._undecided_until_ms.pop(order.order_id, None)  # answered: the venue has decided
             # "Duplicate order": the venue already has this client order id (an earlier send whose answer was
             # lost): it is that order, not a refusal.
             duplicate = exc.code == ORDER_REJECTED and "duplicate" in str(exc).lower()
@@ -179,6 +197,7 @@ class BinanceSpotVenue:
                 return
             self._rejected(order, exc)
             return
+        self._undecided_until_ms.pop(order.order_id, None)
         venue_order_id = str(answer.get("orderId", ""))
         self._venue_ids[order.order_id] = venue_order_id
         self._report(
@@ -224,14 +243,28 @@ class BinanceSpotVenue:
             )
 
     async def query(self, order: Order) -> bool:
-        """GET /api/v3/order by origClientOrderId (our order id): report what the OMS missed."""
+        """GET /api/v3/order by origClientOrderId (our order id): report what the OMS missed. "Order does
+        not exist" answers only once an unanswered new-order request can no longer reach Binance (its
+        timestamp + recvWindow + the clock-skew margin); before that it raises NotYetKnownError."""
         remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
         if remote is None:
+            if self._undecided(order.order_id):
+                raise NotYetKnownError(
+                    f"Binance does not know order {order.order_id} yet; its new-order request may still "
+                    f"arrive until {self._undecided_until_ms[order.order_id]} ms"
+                )
+            self._undecided_until_ms.pop(order.order_id, None)
             return False
         await self._known(order, remote)
         return True
 
+    def _undecided(self, order_id: str) -> bool:
+        """An unanswered new-order request for this order may still reach Binance."""
+        until = self._undecided_until_ms.get(order_id)
+        return until is not None and self.rest.now_ms() <= until
+
     async def _known(self, order: Order, remote: dict[str, Any]) -> None:
+        self._undecided_until_ms.pop(order.order_id, None)
         venue_order_id = str(remote["orderId"])
         if str(remote.get("status")) in ("NEW", "PARTIALLY_FILLED"):
             self._working[order.order_id] = order
@@ -246,7 +279,9 @@ class BinanceSpotVenue:
 
     async def reconcile(self, open_orders: Sequence[Order]) -> list[Order]:
         """Compare the OMS's open orders with the venue: report missed acknowledgements, fills and terminal
-        states, return the orders it never got, and flag venue orders the OMS does not know."""
+        states, return the orders it never got. An open venue order the OMS does not count as open is
+        reported too (acknowledgement and trades): when it is one of ours that the OMS rejected, the OMS
+        records its fills and cancels it (usecases/reports.py)."""
         remote_open = {str(o["clientOrderId"]): o for o in await self.rest.open_orders()}
         unknown: list[Order] = []
         for order in open_orders:
@@ -254,16 +289,24 @@ class BinanceSpotVenue:
             if remote is None:
                 remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
             if remote is None:
-                unknown.append(order)
+                if not self._undecided(order.order_id):  # else its request may still arrive: not lost
+                    unknown.append(order)
                 continue
             await self._known(order, remote)
         for orphan in remote_open.values():
             metrics.VENUE_ERRORS.labels(self.name, "orphan_order").inc()
-            log.warning(
-                "Binance has open order %s (%s) the OMS does not know",
+            log.error(
+                "Binance has open order %s (client id %s) the OMS does not count as open: reporting it",
                 orphan["orderId"],
                 orphan["clientOrderId"],
             )
+            client_order_id, venue_order_id = str(orphan["clientOrderId"]), str(orphan["orderId"])
+            self._report(
+                ExecutionReport(
+                    ReportKind.ACKNOWLEDGED, client_order_id, self.name, venue_order_id=venue_order_id
+                )
+            )
+            await self._catch_up(client_order_id, str(orphan["symbol"]), Decimal(0), orphan)
         return unknown
 
     async def _catch_up(self, order_id: str, symbol: str, filled: Decimal, remote: dict[str, Any]) -> None:
@@ -393,7 +436,9 @@ def _build(settings: OmsSettings, market: MarketDataCache) -> BinanceSpotVenue:
         recv_window_ms=settings.binance_recv_window_ms,
         timeout_s=settings.binance_request_timeout_s,
     )
-    return BinanceSpotVenue(rest, settings.binance_ws_url)
+    return BinanceSpotVenue(
+        rest, settings.binance_ws_url, clock_skew_margin_ms=settings.binance_clock_skew_margin_ms
+    )
 
 
 PLUGIN = VenuePlugin(VENUE, _build, _check)
