@@ -62,6 +62,7 @@ class BinanceStub:
         self.late_fill_push = True
         self.not_found_answers = 0  # order queries answered -2013
         self.trades: dict[int, list[dict[str, Any]]] = {}  # venue order id -> its trades
+        self.balances_time_ms = 0  # the account's last change (0: never): the account endpoint's updateTime
         self._background: set[asyncio.Task[None]] = set()
         # The account's balances, asset -> (free, locked): GET /api/v3/account; `push_balances` streams them.
         self.balances: dict[str, tuple[Decimal, Decimal]] = {}
@@ -275,7 +276,10 @@ class BinanceStub:
     async def _account(self, request: web.Request) -> web.Response:
         self._check(request)
         rows = [{"asset": a, "free": str(f), "locked": str(lk)} for a, (f, lk) in self.balances.items()]
-        return web.json_response({"accountType": "SPOT", "canTrade": True, "balances": rows})
+        body: dict[str, Any] = {"accountType": "SPOT", "canTrade": True, "balances": rows}
+        if self.balances_time_ms:
+            body["updateTime"] = self.balances_time_ms
+        return web.json_response(body)
 
     async def _listen_key(self, request: web.Request) -> web.Response:
         self._check(request, signed=False)
@@ -305,9 +309,13 @@ class BinanceStub:
         push: bool = True,
         maker: bool = False,
         fee: tuple[Decimal, str] | None = None,
+        balances_first: dict[str, tuple[Decimal, Decimal]] | None = None,
+        report_delay_s: float = 0.0,
     ) -> None:
         """Execute part of an order: one trade (fee: 0.1% of the quote in USDT unless given as (amount,
-        asset)); pushes the TRADE executionReport unless push=False (a missed event)."""
+        asset)); pushes the TRADE executionReport unless push=False (a missed event). `balances_first`: the
+        balances the trade leaves, pushed (outboundAccountPosition, its "u" the trade's time) before the
+        executionReport (`report_delay_s` earlier), as Binance may."""
         order = self.orders[client_order_id]
         order["executedQty"] += quantity
         order["cummulativeQuoteQty"] += quantity * price
@@ -321,15 +329,22 @@ class BinanceStub:
             "isBuyer": order["side"] == "BUY", "isMaker": maker, "isBestMatch": True,
         }  # fmt: skip
         self.trades.setdefault(order["orderId"], []).append(trade)
+        if balances_first is not None:
+            await self.push_balances(balances_first, at_ms=now)
+            await asyncio.sleep(report_delay_s)
         if push:
             await self._push(order, "TRADE", trade=trade)
 
-    async def push_balances(self, changed: dict[str, tuple[Decimal, Decimal]]) -> None:
-        """Set some balances and push the outboundAccountPosition event Binance sends for them."""
+    async def push_balances(
+        self, changed: dict[str, tuple[Decimal, Decimal]], *, at_ms: int | None = None
+    ) -> None:
+        """Set some balances and push the outboundAccountPosition event Binance sends for them (its "u", the
+        account's last change, `at_ms` or now)."""
         self.balances.update(changed)
         now = int(time.time() * 1000)
+        self.balances_time_ms = at_ms or now
         event = {
-            "e": "outboundAccountPosition", "E": now, "u": now,
+            "e": "outboundAccountPosition", "E": now, "u": self.balances_time_ms,
             "B": [{"a": a, "f": str(f), "l": str(lk)} for a, (f, lk) in changed.items()],
         }  # fmt: skip
         for ws in list(self._sockets):

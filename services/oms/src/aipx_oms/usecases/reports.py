@@ -58,6 +58,9 @@ class ExecutionReports:
         self._idle = asyncio.Event()  # set while no report waits to be stored
         self._idle.set()
         self._position_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Per venue, the latest venue time (ns) of the fills received: balance snapshots are compared with it.
+        self.last_fill_ns: dict[str, int] = {}
+        self.fill_received = asyncio.Event()  # set on each fill report (cleared by whoever waits for one)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -80,6 +83,9 @@ class ExecutionReports:
     def on_report(self, report: ExecutionReport) -> None:
         """The venues' callback: reports are applied in arrival order (per order)."""
         metrics.VENUE_REPORTS.labels(report.venue, report.kind.value).inc()
+        if report.kind is ReportKind.FILL and report.time_ns > self.last_fill_ns.get(report.venue, 0):
+            self.last_fill_ns[report.venue] = report.time_ns
+            self.fill_received.set()
         self._pending_reports += 1
         self._idle.clear()
         if self._pending_reports >= self.settings.report_queue_max:

@@ -76,6 +76,10 @@ class BalanceSnapshot:
     totals: Mapping[str, Decimal]
     complete: bool
     source: str
+    # The venue's time of the last account change the snapshot reflects (epoch ns; None: unknown). Compared
+    # with the fills' venue times: a snapshot is reconciled only once the fills it may reflect are received,
+    # and not when a fill received since is newer than it (see usecases/balances.py).
+    as_of_ns: int | None = None
 
 
 BalanceHandler = Callable[[BalanceSnapshot], None]

@@ -39,6 +39,8 @@ from aipx_oms.venues.binance.http import (
 )
 from aipx_oms.venues.binance.user_stream import (
     VENUE,
+    account_position_time_ns,
+    account_time_ns,
     parse_account,
     parse_account_position,
     parse_execution_report,
@@ -133,7 +135,8 @@ class BinanceSpotVenue:
         the next turn)."""
         while True:
             try:
-                totals = parse_account(await self.rest.account())
+                body = await self.rest.account()
+                totals, as_of_ns = parse_account(body), account_time_ns(body)
             except (
                 BinanceApiError,
                 VenueUnavailableError,
@@ -146,7 +149,9 @@ class BinanceSpotVenue:
                 log.warning("Binance account query failed: %s", exc)
             else:
                 self._balances(
-                    BalanceSnapshot(self.name, totals, complete=True, source="GET /api/v3/account")
+                    BalanceSnapshot(
+                        self.name, totals, complete=True, source="GET /api/v3/account", as_of_ns=as_of_ns
+                    )
                 )
             await asyncio.sleep(self._balances_every_s)
 
@@ -396,6 +401,7 @@ class BinanceSpotVenue:
         try:
             message = json.loads(raw)
             changed = parse_account_position(message) if isinstance(message, dict) else None
+            as_of_ns = account_position_time_ns(message) if changed is not None else None
             report = (
                 parse_execution_report(message) if isinstance(message, dict) and changed is None else None
             )
@@ -405,7 +411,9 @@ class BinanceSpotVenue:
             return
         if changed is not None:
             self._balances(
-                BalanceSnapshot(self.name, changed, complete=False, source="outboundAccountPosition")
+                BalanceSnapshot(
+                    self.name, changed, complete=False, source="outboundAccountPosition", as_of_ns=as_of_ns
+                )
             )
         if report is not None:
             self._handle(report)

@@ -37,6 +37,17 @@ def parse_account(body: dict[str, Any]) -> dict[str, Decimal]:
     return _totals(body.get("balances"), "asset", "free", "locked")
 
 
+def account_position_time_ns(message: dict[str, Any]) -> int | None:
+    """An outboundAccountPosition's time of the last account update ("u"), epoch ns; None when absent."""
+    return epoch_ms_to_ns(message["u"], field="outboundAccountPosition.u") if "u" in message else None
+
+
+def account_time_ns(body: dict[str, Any]) -> int | None:
+    """GET /api/v3/account's time of its last change ("updateTime"), epoch ns; None when absent or 0."""
+    stamp = epoch_ms_to_ns(body.get("updateTime", 0), field="account.updateTime")
+    return stamp or None
+
+
 def parse_trades(order_id: str, venue_order_id: str, trades: Any) -> list[ExecutionReport]:
     """GET /api/v3/myTrades of one venue order -> one FILL per trade, in trade id order, each with its own
     price, fee, fee asset and liquidity, and the trade id as venue fill id (as on the stream: a trade seen on
