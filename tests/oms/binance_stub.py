@@ -26,6 +26,9 @@ class Fault(StrEnum):
     ACCEPT_THEN_5XX = "accept-then-5xx"  # the order is live; the answer is a 503
     DROP_THEN_TIMEOUT = "drop-then-timeout"  # the request never reached the matching engine; no answer
     DROP_THEN_5XX = "drop-then-5xx"  # never reached it; the answer is a 503
+    # The request reaches the matching engine `late_accept_s` after it was sent (no answer before the client
+    # gives up): accepted then if within its timestamp + recvWindow (or `ignore_recv_window`), else refused.
+    LATE = "late"
 
 
 class BinanceStub:
@@ -33,7 +36,8 @@ class BinanceStub:
     `submit_faults` (one Fault per next new-order request), `query_faults` (that many next order queries
     answer 503), `silent_fill_price` (an order accepted under a fault is filled at once, its event lost), and
     hold new orders on their way (`hold_new_orders`: they reach the book when `release_new_orders` is called;
-    meanwhile the venue does not know them)."""
+    meanwhile the venue does not know them). Signed requests past their timestamp + recvWindow are refused
+    (-1021) like Binance does. Each fill is a trade (GET /api/v3/myTrades) with its fee and liquidity."""
 
     def __init__(self, api_key: str, secret: str) -> None:
         self.api_key = api_key
@@ -53,6 +57,14 @@ class BinanceStub:
         ] = []  # *_THEN_5XX only; a cancel applied under a fault pushes no event
         self.query_faults = 0
         self.silent_fill_price: Decimal | None = None
+        self.late_accept_s = 2.0
+        self.ignore_recv_window = False  # a venue clock far behind ours: late requests are still accepted
+        self.late_fill: tuple[Decimal, Decimal] | None = None  # (quantity, price) filled at a late accept
+        self.late_fill_push = True
+        self.not_found_answers = 0  # order queries answered -2013
+        self.trades: dict[int, list[dict[str, Any]]] = {}  # venue order id -> its trades
+        self.balances_time_ms = 0  # the account's last change (0: never): the account endpoint's updateTime
+        self._background: set[asyncio.Task[None]] = set()
         # The account's balances, asset -> (free, locked): GET /api/v3/account; `push_balances` streams them.
         self.balances: dict[str, tuple[Decimal, Decimal]] = {}
         self._closed = asyncio.Event()
@@ -73,6 +85,7 @@ class BinanceStub:
         app.router.add_delete("/api/v3/order", self._cancel)
         app.router.add_get("/api/v3/order", self._query)
         app.router.add_get("/api/v3/openOrders", self._open_orders)
+        app.router.add_get("/api/v3/myTrades", self._my_trades)
         app.router.add_get("/api/v3/account", self._account)
         app.router.add_post("/api/v3/order/cancelReplace", self._cancel_replace)
         app.router.add_post("/api/v3/userDataStream", self._listen_key)
@@ -87,6 +100,8 @@ class BinanceStub:
 
     async def stop(self) -> None:
         self._closed.set()
+        for task in list(self._background):
+            task.cancel()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -123,7 +138,18 @@ class BinanceStub:
                     text=json.dumps({"code": -1022, "msg": "Signature for this request is not valid."}),
                     content_type="application/json",
                 )
+            if not self._in_window(params):
+                raise web.HTTPBadRequest(
+                    text=json.dumps(
+                        {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
+                    ),
+                    content_type="application/json",
+                )
         return params
+
+    def _in_window(self, params: dict[str, str]) -> bool:
+        deadline = int(params["timestamp"]) + int(params.get("recvWindow", "5000"))
+        return self.ignore_recv_window or int(time.time() * 1000) <= deadline
 
     @staticmethod
     def _error(code: int, msg: str, status: int = 400) -> web.Response:
@@ -178,6 +204,11 @@ class BinanceStub:
         ):
             return self._error(-2010, "Order would immediately match and take.")
         fault = self.submit_faults.pop(0) if self.submit_faults else None
+        if fault is Fault.LATE:
+            task = asyncio.create_task(self._accept_late(params))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return await self._fail(Fault.DROP_THEN_TIMEOUT)
         if fault in (Fault.DROP_THEN_TIMEOUT, Fault.DROP_THEN_5XX):
             return await self._fail(fault)
         order = self.add_order(params)
@@ -192,6 +223,20 @@ class BinanceStub:
             {"symbol": order["symbol"], "orderId": order["orderId"], "clientOrderId": order["clientOrderId"],
              "transactTime": int(time.time() * 1000)}
         )  # fmt: skip
+
+    async def _accept_late(self, params: dict[str, str]) -> None:
+        await asyncio.sleep(self.late_accept_s)
+        if not self._in_window(params):
+            return  # Binance's matching engine refuses it too: it never exists
+        order = self.add_order(params)
+        await self._push(order, "NEW")
+        if self.late_fill is not None:
+            quantity, price = self.late_fill
+            await self.fill(order["clientOrderId"], quantity, price, push=self.late_fill_push)
+
+    async def _my_trades(self, request: web.Request) -> web.Response:
+        params = self._check(request)
+        return web.json_response(self.trades.get(int(params.get("orderId", "0")), []))
 
     async def _cancel(self, request: web.Request) -> web.Response:
         params = self._check(request)
@@ -221,6 +266,7 @@ class BinanceStub:
             return self._error(-1001, "Internal error; unable to process your request.", 503)
         order = self.orders.get(params.get("origClientOrderId", ""))
         if order is None:
+            self.not_found_answers += 1
             return self._error(-2013, "Order does not exist.")
         return web.json_response(self._view(order))
 
@@ -248,7 +294,10 @@ class BinanceStub:
     async def _account(self, request: web.Request) -> web.Response:
         self._check(request)
         rows = [{"asset": a, "free": str(f), "locked": str(lk)} for a, (f, lk) in self.balances.items()]
-        return web.json_response({"accountType": "SPOT", "canTrade": True, "balances": rows})
+        body: dict[str, Any] = {"accountType": "SPOT", "canTrade": True, "balances": rows}
+        if self.balances_time_ms:
+            body["updateTime"] = self.balances_time_ms
+        return web.json_response(body)
 
     async def _listen_key(self, request: web.Request) -> web.Response:
         self._check(request, signed=False)
@@ -270,22 +319,50 @@ class BinanceStub:
     # --- test controls ---------------------------------------------------------------------------------
 
     async def fill(
-        self, client_order_id: str, quantity: Decimal, price: Decimal, *, push: bool = True
+        self,
+        client_order_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        *,
+        push: bool = True,
+        maker: bool = False,
+        fee: tuple[Decimal, str] | None = None,
+        balances_first: dict[str, tuple[Decimal, Decimal]] | None = None,
+        report_delay_s: float = 0.0,
     ) -> None:
-        """Execute part of an order; pushes the TRADE executionReport unless push=False (a missed event)."""
+        """Execute part of an order: one trade (fee: 0.1% of the quote in USDT unless given as (amount,
+        asset)); pushes the TRADE executionReport unless push=False (a missed event). `balances_first`: the
+        balances the trade leaves, pushed (outboundAccountPosition, its "u" the trade's time) before the
+        executionReport (`report_delay_s` earlier), as Binance may."""
         order = self.orders[client_order_id]
         order["executedQty"] += quantity
         order["cummulativeQuoteQty"] += quantity * price
         order["status"] = "FILLED" if order["executedQty"] == order["origQty"] else "PARTIALLY_FILLED"
+        commission, asset = fee if fee is not None else (quantity * price * Decimal("0.001"), "USDT")
+        now = int(time.time() * 1000)
+        trade = {
+            "symbol": order["symbol"], "id": next(self._trades), "orderId": order["orderId"],
+            "price": str(price), "qty": str(quantity), "quoteQty": str(quantity * price),
+            "commission": str(commission), "commissionAsset": asset, "time": now,
+            "isBuyer": order["side"] == "BUY", "isMaker": maker, "isBestMatch": True,
+        }  # fmt: skip
+        self.trades.setdefault(order["orderId"], []).append(trade)
+        if balances_first is not None:
+            await self.push_balances(balances_first, at_ms=now)
+            await asyncio.sleep(report_delay_s)
         if push:
-            await self._push(order, "TRADE", last_qty=quantity, last_price=price)
+            await self._push(order, "TRADE", trade=trade)
 
-    async def push_balances(self, changed: dict[str, tuple[Decimal, Decimal]]) -> None:
-        """Set some balances and push the outboundAccountPosition event Binance sends for them."""
+    async def push_balances(
+        self, changed: dict[str, tuple[Decimal, Decimal]], *, at_ms: int | None = None
+    ) -> None:
+        """Set some balances and push the outboundAccountPosition event Binance sends for them (its "u", the
+        account's last change, `at_ms` or now)."""
         self.balances.update(changed)
         now = int(time.time() * 1000)
+        self.balances_time_ms = at_ms or now
         event = {
-            "e": "outboundAccountPosition", "E": now, "u": now,
+            "e": "outboundAccountPosition", "E": now, "u": self.balances_time_ms,
             "B": [{"a": a, "f": str(f), "l": str(lk)} for a, (f, lk) in changed.items()],
         }  # fmt: skip
         for ws in list(self._sockets):
@@ -306,11 +383,13 @@ class BinanceStub:
         order: dict[str, Any],
         execution: str,
         *,
-        last_qty: Decimal = Decimal(0),
-        last_price: Decimal = Decimal(0),
+        trade: dict[str, Any] | None = None,
         cancel_id: str = "",
     ) -> None:
         canceled = execution == "CANCELED"
+        now = int(time.time() * 1000)
+        t = trade or {"qty": "0", "price": "0", "commission": "0", "commissionAsset": "USDT", "time": now,
+                      "id": -1, "isMaker": False}  # fmt: skip
         event = {
             "e": "executionReport", "E": int(time.time() * 1000), "s": order["symbol"],
             "c": (cancel_id or f"web_{uuid.uuid4().hex[:10]}") if canceled else order["clientOrderId"],
@@ -318,10 +397,9 @@ class BinanceStub:
             "S": order["side"], "o": order["type"], "f": order["timeInForce"], "q": str(order["origQty"]),
             "p": str(order["price"]), "x": execution, "X": order["status"], "r": "NONE",
             "i": order["orderId"],
-            "l": str(last_qty), "z": str(order["executedQty"]), "L": str(last_price),
-            "n": str(last_qty * last_price * Decimal("0.001")), "N": "USDT",
-            "T": int(time.time() * 1000), "t": next(self._trades) if execution == "TRADE" else -1,
-            "m": False, "Z": str(order["cummulativeQuoteQty"]),
+            "l": t["qty"], "z": str(order["executedQty"]), "L": t["price"],
+            "n": t["commission"], "N": t["commissionAsset"], "T": t["time"], "t": t["id"],
+            "m": t["isMaker"], "Z": str(order["cummulativeQuoteQty"]),
         }  # fmt: skip
         for ws in list(self._sockets):
             await ws.send_str(json.dumps(event))

@@ -5,9 +5,10 @@ counted and adjusted (actor `reconciler`); balances that agree after a fill adju
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aipx.v1 import common_pb2, orders_pb2
@@ -120,7 +121,7 @@ async def test_binance_balances_reconciled_into_the_ledger(
     await server.push_balances(
         {"ETH": (Decimal("3"), Decimal("0")), "USDT": (Decimal("8498.5"), Decimal("0"))}
     )  # 10000 - 1500 - fee 1.5 (the stub charges 0.1% in USDT)
-    await eventually(lambda: has("USDT", "8498.5"), what="the fill's quote leg and fee")
+    await eventually(lambda: has("USDT", "8498.5"), timeout_s=30, what="the fill's quote leg and fee")
     assert await total("ETH") == Decimal("3")
     await server.push_balances({"USDT": (Decimal("8400"), Decimal("0"))})  # a withdrawal outside the OMS
     await eventually(lambda: has("USDT", "8400"), timeout_s=30, what="the divergence reconciled")
@@ -134,3 +135,71 @@ async def _connected(server: BinanceStub) -> bool:
 
 async def _venue_has(server: BinanceStub, order_id: str) -> bool:
     return order_id in server.orders
+
+
+@pytest.mark.integration
+async def test_a_balance_push_before_its_fills_report_adjusts_nothing(
+    oms_env: OmsEnv, stub: tuple[BinanceStub, tuple[str, str]]
+) -> None:
+    server, (rest_url, ws_url) = stub
+    server.balances = {"USDT": (Decimal("10000"), Decimal("0"))}
+    await oms_env.start(
+        venues=("paper", "binance"),
+        binance_base_url=rest_url,
+        binance_ws_url=ws_url,
+        binance_api_key=API_KEY,
+        binance_api_secret=SECRET,
+        binance_account_id="acct-a",
+        binance_balance_reconcile_s=3600,
+    )
+
+    async def total(asset: str) -> Decimal | None:
+        rows = await oms_env.sql(
+            "SELECT total FROM balances WHERE account_id = 'acct-a' AND asset = $1", asset
+        )
+        return rows[0]["total"] if rows else None
+
+    async def usdt_funded() -> bool:
+        return await total("USDT") == Decimal("10000")
+
+    async def adjustments() -> list[tuple[str, Decimal]]:
+        rows = await oms_env.sql(
+            "SELECT asset, amount FROM ledger_entries WHERE account_id = 'acct-a' AND type = 'ADJUSTMENT'"
+            " ORDER BY time_ns"
+        )
+        return [(r["asset"], r["amount"]) for r in rows]
+
+    await eventually(usdt_funded, timeout_s=30, what="USDT from the account endpoint")
+    await eventually(lambda: _connected(server), what="the user stream")
+    assert await adjustments() == [("USDT", Decimal("10000"))]
+    async with oms_env.client() as c:
+        for n, price in enumerate(("1500", "1400")):
+            order = (await c.submit("ETH-USDT", common_pb2.SIDE_BUY, "1", price=price, venue="binance")).order
+            await eventually(_at_venue(server, order.order_id), what="the order at the stub")
+            usdt = Decimal(10000) - Decimal("1501.5") - (Decimal("1401.4") if n else 0)
+            # Binance pushes the balances the trade leaves a second before the trade's executionReport.
+            await server.fill(
+                order.order_id,
+                Decimal("1"),
+                Decimal(price),
+                balances_first={"ETH": (Decimal(n + 1), Decimal(0)), "USDT": (usdt, Decimal(0))},
+                report_delay_s=1.0,
+            )
+            await wait_status(c, order.order_id, orders_pb2.ORDER_STATUS_FILLED, "the fill")
+
+            async def settled(eth: Decimal = Decimal(n + 1), usdt: Decimal = usdt) -> bool:
+                return await total("ETH") == eth and await total("USDT") == usdt
+
+            await eventually(settled, what="the ledger after the fill")
+    await server.push_balances({"USDT": (Decimal("8000"), Decimal(0))})  # a deposit: reconciled
+    await eventually(lambda: _usdt_is(total, "8000"), timeout_s=30, what="the deposit reconciled")
+    assert await adjustments() == [("USDT", Decimal("10000")), ("USDT", Decimal("8000") - Decimal("7097.1"))]
+    assert await total("ETH") == Decimal(2)
+
+
+async def _usdt_is(total: Any, amount: str) -> bool:
+    return bool(await total("USDT") == Decimal(amount))
+
+
+def _at_venue(server: BinanceStub, order_id: str) -> Callable[[], Awaitable[bool]]:
+    return lambda: _venue_has(server, order_id)

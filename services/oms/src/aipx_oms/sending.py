@@ -347,9 +347,12 @@ class VenueSender:
 
     # --- reconciliation -------------------------------------------------------------------------------
 
-    async def reconcile(self, orders: list[Order], *, startup: bool = False) -> None:
-        """Compare open orders with their venues; send what a venue never got; re-send pending cancels."""
-        by_venue: dict[str, list[Order]] = {}
+    async def reconcile(
+        self, orders: list[Order], *, startup: bool = False, venues: Sequence[str] = ()
+    ) -> None:
+        """Compare open orders with their venues (and `venues` even without open orders: the venue may have
+        orders the OMS does not count as open); send what a venue never got; re-send pending cancels."""
+        by_venue: dict[str, list[Order]] = {name: [] for name in venues}
         for order in orders:
             by_venue.setdefault(order.venue, []).append(order)
         for name, venue_orders in by_venue.items():
@@ -395,4 +398,4 @@ class VenueSender:
             # Every open order is compared (so none of them looks like an orphan at the venue); reports for
             # orders that just changed are harmless (fills carry cumulative quantities, acknowledgements and
             # final states repeat nothing), and recent or in-hand orders are never re-sent.
-            await self.reconcile(orders)
+            await self.reconcile(orders, venues=remote)

@@ -88,7 +88,12 @@ class OmsSettings(ComponentSettings):
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_api_key: SecretStr | None = None
     binance_api_secret: SecretStr | None = None
+    # Every signed request carries recvWindow: Binance refuses one that reaches it later than timestamp +
+    # recvWindow. An order the venue does not know is taken as never received only once that deadline plus
+    # binance_clock_skew_margin_ms (Binance's clock may be behind ours) has passed; until then it is asked
+    # again.
     binance_recv_window_ms: int = Field(5000, ge=1, le=60000)
+    binance_clock_skew_margin_ms: int = Field(1000, ge=0, le=60000)
     # The OMS account whose ledger mirrors the Binance account's balances (None: balances not reconciled);
     # the account endpoint is read every binance_balance_reconcile_s (and the user stream's updates followed).
     binance_account_id: str | None = None

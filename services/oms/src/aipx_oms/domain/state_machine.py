@@ -89,6 +89,23 @@ class OrderStateMachine:
         return cls._move(order, to, now_ns, filled_quantity=filled, average_fill_price=average), event
 
     @classmethod
+    def reopen_rejected(cls, order: Order, now_ns: int) -> tuple[Order, EventType]:
+        """The venue has an order the OMS rejected as never received (its request arrived after all): the one
+        move out of a terminal status. It is working there, so it becomes PENDING_CANCEL (the send path
+        cancels it at the venue) and its fills are recorded on it."""
+        if order.status is not S.REJECTED:
+            raise IllegalTransitionError(order, S.PENDING_CANCEL, "only a rejected order is reopened")
+        moved = replace(
+            order,
+            status=S.PENDING_CANCEL,
+            sequence=order.sequence + 1,
+            updated_time_ns=now_ns,
+            reject_reason=None,
+            reject_message="",
+        )
+        return moved, EventType.PENDING_CANCEL
+
+    @classmethod
     def request_cancel(cls, order: Order, now_ns: int) -> tuple[Order, EventType]:
         if order.status is S.PENDING_CANCEL:
             raise IllegalTransitionError(order, S.PENDING_CANCEL, "a cancel is already pending")

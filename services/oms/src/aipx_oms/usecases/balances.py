@@ -1,9 +1,18 @@
 """BalanceReconciler: the ledger of the account that mirrors a venue account (Binance) follows the venue's
 balances. Each snapshot a venue reports (account endpoint, stream update) is compared with the ledger once
-the execution reports received so far are stored (a balance that already includes a fill the OMS has not
-posted yet would look like a divergence); each diverging asset is logged, counted
-(`aipx_oms_balance_divergences_total{venue,asset}`) and reconciled with an ADJUSTMENT entry (actor
-`reconciler`, the reason names both amounts). Snapshots are applied one at a time, in arrival order."""
+the fills it may reflect are posted: a balance that already includes a fill the OMS has not posted yet, or
+lacks one the OMS has posted, would look like a divergence and be adjusted back at the next snapshot.
+
+- A snapshot with the venue's time of its last account change (`as_of_ns`) waits (up to SETTLE_S) until a
+  fill of that venue with a venue time at or after it has been received (the venue may push the balance
+  before the fill's report), then until the reports received are stored.
+- A snapshot older than the latest fill received from its venue (that fill is not in it) is skipped, counted
+  (`op="balance_snapshot_stale"`): the next one covers it.
+- A snapshot without a time waits only for the reports received so far to be stored.
+
+Each diverging asset is logged, counted (`aipx_oms_balance_divergences_total{venue,asset}`) and reconciled
+with an ADJUSTMENT entry (actor `reconciler`, the reason names both amounts). Snapshots are applied one at a
+time, in arrival order."""
 
 from __future__ import annotations
 
@@ -24,7 +33,8 @@ from aipx_oms.venues.base import BalanceSnapshot
 
 log = logging.getLogger(__name__)
 ACTOR = "reconciler"
-# How long a snapshot waits for the execution reports received before it to be stored.
+# How long a snapshot waits for the fill it may reflect and for the execution reports received to be stored;
+# a snapshot still waiting then (a change that was no fill: a deposit, a withdrawal) is reconciled.
 SETTLE_S = 5.0
 
 
@@ -45,12 +55,13 @@ class BalanceReconciler:
         self.store = store
         self.books = books
         self.reports = reports
-        self._snapshots: asyncio.Queue[BalanceSnapshot] = asyncio.Queue()
+        # (snapshot, loop time it arrived)
+        self._snapshots: asyncio.Queue[tuple[BalanceSnapshot, float]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     def on_balances(self, snapshot: BalanceSnapshot) -> None:
         """The venues' callback (BalanceSource)."""
-        self._snapshots.put_nowait(snapshot)
+        self._snapshots.put_nowait((snapshot, asyncio.get_running_loop().time()))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="balance-reconciler")
@@ -60,15 +71,29 @@ class BalanceReconciler:
 
     async def _run(self) -> None:
         while True:
-            snapshot = await self._snapshots.get()
+            snapshot, arrived = await self._snapshots.get()
             try:
-                await self._settle()
+                await self._settle(snapshot, arrived)
+                last_fill = self.reports.last_fill_ns.get(snapshot.venue, 0)
+                if snapshot.as_of_ns is not None and snapshot.as_of_ns < last_fill:
+                    metrics.VENUE_ERRORS.labels(snapshot.venue, "balance_snapshot_stale").inc()
+                    log.info("balances from %s (%s) at %d predate a fill at %d: skipped", snapshot.venue,
+                             snapshot.source, snapshot.as_of_ns, last_fill)  # fmt: skip
+                    continue
                 await self.reconcile(snapshot)
             except Exception:  # a store outage or a bug: the next snapshot tries again
                 metrics.VENUE_ERRORS.labels(snapshot.venue, "balance_reconcile").inc()
                 log.exception("balances from %s (%s) not reconciled", snapshot.venue, snapshot.source)
 
-    async def _settle(self) -> None:
+    async def _settle(self, snapshot: BalanceSnapshot, arrived: float) -> None:
+        """Wait for the fill the snapshot may reflect (until SETTLE_S after it arrived: snapshots waiting in
+        turn do not add up), then (up to SETTLE_S) for the reports received to be stored."""
+        as_of = snapshot.as_of_ns
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(arrived + SETTLE_S):
+                while as_of is not None and self.reports.last_fill_ns.get(snapshot.venue, 0) < as_of:
+                    self.reports.fill_received.clear()
+                    await self.reports.fill_received.wait()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SETTLE_S):
                 await self.reports.idle()

@@ -3,6 +3,11 @@ with a bound on how many wait (venues pause their streams meanwhile: backpressur
 
 Reports of one order are applied in arrival order under the order's lock; fills of one account and symbol
 move its position one at a time.
+
+An acknowledgement or a fill for an order the OMS REJECTED (it concluded the venue never got it, and the
+request arrived after all) reopens it: the order goes to PENDING_CANCEL (the send path's sweep cancels it at
+the venue), its fills are recorded (position and ledger follow the venue), and it is logged and counted
+(`op="rejected_order_live"`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class ExecutionReports:
         self._idle = asyncio.Event()  # set while no report waits to be stored
         self._idle.set()
         self._position_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Per venue, the latest venue time (ns) of the fills received: balance snapshots are compared with it.
+        self.last_fill_ns: dict[str, int] = {}
+        self.fill_received = asyncio.Event()  # set on each fill report (cleared by whoever waits for one)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -75,6 +83,9 @@ class ExecutionReports:
     def on_report(self, report: ExecutionReport) -> None:
         """The venues' callback: reports are applied in arrival order (per order)."""
         metrics.VENUE_REPORTS.labels(report.venue, report.kind.value).inc()
+        if report.kind is ReportKind.FILL and report.time_ns > self.last_fill_ns.get(report.venue, 0):
+            self.last_fill_ns[report.venue] = report.time_ns
+            self.fill_received.set()
         self._pending_reports += 1
         self._idle.clear()
         if self._pending_reports >= self.settings.report_queue_max:
@@ -140,6 +151,8 @@ class ExecutionReports:
             metrics.VENUE_ERRORS.labels(report.venue, "unknown_order").inc()
             log.warning("%s report for unknown order %s", report.kind, report.order_id)
             return
+        if order.status is OrderStatus.REJECTED and report.kind in (ReportKind.ACKNOWLEDGED, ReportKind.FILL):
+            order = await self._reopen(order, report)
         if order.status.is_terminal and report.kind is not ReportKind.FILL:
             return  # a repeated or late terminal report: the order is already finished
         if report.kind is not ReportKind.FILL:
@@ -154,6 +167,31 @@ class ExecutionReports:
                     return
                 order = await self.books.current(report.order_id) or order
             await self._apply_order_report(order, report)
+
+    async def _reopen(self, order: Order, report: ExecutionReport) -> Order:
+        """The venue has an order the OMS rejected: reopen it to be canceled (see the module docstring)."""
+        metrics.VENUE_ERRORS.labels(report.venue, "rejected_order_live").inc()
+        log.error(
+            "venue %s has order %s (venue id %s) that the OMS rejected (%s): recording its fills and "
+            "canceling it at the venue", report.venue, order.order_id, report.venue_order_id or "?",
+            order.reject_message,
+        )  # fmt: skip
+        await self.books.book(order.account_id)  # loaded: the reopened order is tracked as working
+        new, event_type = OSM.reopen_rejected(order, now_ns())
+        if report.venue_order_id:
+            new = replace(new, venue_order_id=report.venue_order_id)
+        mutation = Mutation()
+        mutation.updates.append((new, order.sequence))
+        mutation.events.append(
+            OrderEvent(new_event_id(), event_type, new, new.updated_time_ns, message="live at the venue")
+        )
+
+        def applied(_: WriteResult) -> None:
+            self.books.committed(order.account_id, new)
+            self.books.update_open_gauge()
+
+        await self.committer.write(order.account_id, mutation, applied)
+        return new
 
     async def _apply_order_report(self, order: Order, report: ExecutionReport) -> None:
         account_id = order.account_id

@@ -7,7 +7,9 @@ this Protocol in its own module and is registered in `venues.registry` (`venues/
 Failure contract: the OMS order id is the venue's client order id, so sending an order twice can never make
 two live orders. A venue reports REJECTED only when the venue itself refused the order. When a call's outcome
 is unknown (timeout, connection error, HTTP 5xx) it raises `VenueUnavailableError`; the OMS then asks the
-venue (`query`) with backoff until it answers.
+venue (`query`) with backoff until it answers. While a request the venue has not seen may still reach it
+(Binance: until its timestamp + recvWindow), "unknown order" is no answer: `query` raises
+`NotYetKnownError` and is asked again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from aipx_oms.venues.market_data import MarketDataCache
 
 class VenueUnavailableError(ConnectionError):
     """The venue did not answer (timeout, connection error, 5xx): the outcome of the call is unknown."""
+
+
+class NotYetKnownError(VenueUnavailableError):
+    """The venue does not know the order yet, but a request sent for it may still reach it: ask again."""
 
 
 class ReportKind(StrEnum):
@@ -70,6 +76,10 @@ class BalanceSnapshot:
     totals: Mapping[str, Decimal]
     complete: bool
     source: str
+    # The venue's time of the last account change the snapshot reflects (epoch ns; None: unknown). Compared
+    # with the fills' venue times: a snapshot is reconciled only once the fills it may reflect are received,
+    # and not when a fill received since is newer than it (see usecases/balances.py).
+    as_of_ns: int | None = None
 
 
 BalanceHandler = Callable[[BalanceSnapshot], None]

@@ -12,16 +12,17 @@ from typing import Any
 
 import websockets
 from aipx.aio import cancel_and_wait
-from aipx.money import format_decimal
+from aipx.money import format_decimal, parse_decimal
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from aipx_oms import metrics
-from aipx_oms.domain.model import Liquidity, Order, OrderType, RejectReason, TimeInForce
+from aipx_oms.domain.model import Order, OrderType, RejectReason, TimeInForce
 from aipx_oms.settings import OmsSettings
 from aipx_oms.venues.base import (
     BalanceHandler,
     BalanceSnapshot,
     ExecutionReport,
+    NotYetKnownError,
     ReportHandler,
     ReportKind,
     RoomWaiter,
@@ -38,9 +39,12 @@ from aipx_oms.venues.binance.http import (
 )
 from aipx_oms.venues.binance.user_stream import (
     VENUE,
+    account_position_time_ns,
+    account_time_ns,
     parse_account,
     parse_account_position,
     parse_execution_report,
+    parse_trades,
 )
 from aipx_oms.venues.market_data import MarketDataCache
 
@@ -84,10 +88,21 @@ class BinanceSpotVenue:
     name = VENUE
     reconcile_while_running = True
 
-    def __init__(self, rest: BinanceRestClient, ws_url: str, *, keepalive_s: float = 1800.0) -> None:
+    def __init__(
+        self,
+        rest: BinanceRestClient,
+        ws_url: str,
+        *,
+        keepalive_s: float = 1800.0,
+        clock_skew_margin_ms: int = 1000,
+    ) -> None:
         self.rest = rest
         self.ws_url = ws_url.rstrip("/")
         self.keepalive_s = keepalive_s
+        self.clock_skew_margin_ms = clock_skew_margin_ms
+        # Orders whose new-order request went unanswered: until this local time (ms) it may still reach
+        # Binance, so "order does not exist" is not yet an answer.
+        self._undecided_until_ms: dict[str, int] = {}
         self.connected = asyncio.Event()
         self._on_report: ReportHandler | None = None
         self._room: RoomWaiter = always_room
@@ -120,7 +135,8 @@ class BinanceSpotVenue:
         the next turn)."""
         while True:
             try:
-                totals = parse_account(await self.rest.account())
+                body = await self.rest.account()
+                totals, as_of_ns = parse_account(body), account_time_ns(body)
             except (
                 BinanceApiError,
                 VenueUnavailableError,
@@ -133,7 +149,9 @@ class BinanceSpotVenue:
                 log.warning("Binance account query failed: %s", exc)
             else:
                 self._balances(
-                    BalanceSnapshot(self.name, totals, complete=True, source="GET /api/v3/account")
+                    BalanceSnapshot(
+                        self.name, totals, complete=True, source="GET /api/v3/account", as_of_ns=as_of_ns
+                    )
                 )
             await asyncio.sleep(self._balances_every_s)
 
@@ -168,9 +186,15 @@ class BinanceSpotVenue:
             )
             return
         self._working[order.order_id] = order
+        sent_ms = self.rest.now_ms()
+        self._undecided_until_ms[order.order_id] = (
+            sent_ms + self.rest.recv_window_ms + self.clock_skew_margin_ms
+        )
+        params = order_params(order, order.quantity - order.filled_quantity)
         try:
-            answer = await self.rest.new_order(order_params(order, order.quantity - order.filled_quantity))
+            answer = await self.rest.new_order(params, timestamp_ms=sent_ms)
         except BinanceApiError as exc:
+            self._undecided_until_ms.pop(order.order_id, None)  # answered: the venue has decided
             # "Duplicate order": the venue already has this client order id (an earlier send whose answer was
             # lost): it is that order, not a refusal.
             duplicate = exc.code == ORDER_REJECTED and "duplicate" in str(exc).lower()
@@ -178,6 +202,7 @@ class BinanceSpotVenue:
                 return
             self._rejected(order, exc)
             return
+        self._undecided_until_ms.pop(order.order_id, None)
         venue_order_id = str(answer.get("orderId", ""))
         self._venue_ids[order.order_id] = venue_order_id
         self._report(
@@ -195,7 +220,7 @@ class BinanceSpotVenue:
             remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
             if remote is not None and str(remote.get("status")) not in ("NEW", "PARTIALLY_FILLED"):
                 self._working.pop(order.order_id, None)
-                self._known(order, remote)
+                await self._known(order, remote)
                 return
             self._report(
                 ExecutionReport(
@@ -223,14 +248,28 @@ class BinanceSpotVenue:
             )
 
     async def query(self, order: Order) -> bool:
-        """GET /api/v3/order by origClientOrderId (our order id): report what the OMS missed."""
+        """GET /api/v3/order by origClientOrderId (our order id): report what the OMS missed. "Order does
+        not exist" answers only once an unanswered new-order request can no longer reach Binance (its
+        timestamp + recvWindow + the clock-skew margin); before that it raises NotYetKnownError."""
         remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
         if remote is None:
+            if self._undecided(order.order_id):
+                raise NotYetKnownError(
+                    f"Binance does not know order {order.order_id} yet; its new-order request may still "
+                    f"arrive until {self._undecided_until_ms[order.order_id]} ms"
+                )
+            self._undecided_until_ms.pop(order.order_id, None)
             return False
-        self._known(order, remote)
+        await self._known(order, remote)
         return True
 
-    def _known(self, order: Order, remote: dict[str, Any]) -> None:
+    def _undecided(self, order_id: str) -> bool:
+        """An unanswered new-order request for this order may still reach Binance."""
+        until = self._undecided_until_ms.get(order_id)
+        return until is not None and self.rest.now_ms() <= until
+
+    async def _known(self, order: Order, remote: dict[str, Any]) -> None:
+        self._undecided_until_ms.pop(order.order_id, None)
         venue_order_id = str(remote["orderId"])
         if str(remote.get("status")) in ("NEW", "PARTIALLY_FILLED"):
             self._working[order.order_id] = order
@@ -241,11 +280,13 @@ class BinanceSpotVenue:
                     ReportKind.ACKNOWLEDGED, order.order_id, self.name, venue_order_id=venue_order_id
                 )
             )
-        self._catch_up(order, remote)
+        await self._catch_up(order.order_id, venue_symbol(order.symbol), order.filled_quantity, remote)
 
     async def reconcile(self, open_orders: Sequence[Order]) -> list[Order]:
         """Compare the OMS's open orders with the venue: report missed acknowledgements, fills and terminal
-        states, return the orders it never got, and flag venue orders the OMS does not know."""
+        states, return the orders it never got. An open venue order the OMS does not count as open is
+        reported too (acknowledgement and trades): when it is one of ours that the OMS rejected, the OMS
+        records its fills and cancels it (usecases/reports.py)."""
         remote_open = {str(o["clientOrderId"]): o for o in await self.rest.open_orders()}
         unknown: list[Order] = []
         for order in open_orders:
@@ -253,57 +294,55 @@ class BinanceSpotVenue:
             if remote is None:
                 remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
             if remote is None:
-                unknown.append(order)
+                if not self._undecided(order.order_id):  # else its request may still arrive: not lost
+                    unknown.append(order)
                 continue
-            self._known(order, remote)
+            await self._known(order, remote)
         for orphan in remote_open.values():
             metrics.VENUE_ERRORS.labels(self.name, "orphan_order").inc()
-            log.warning(
-                "Binance has open order %s (%s) the OMS does not know",
+            log.error(
+                "Binance has open order %s (client id %s) the OMS does not count as open: reporting it",
                 orphan["orderId"],
                 orphan["clientOrderId"],
             )
-        return unknown
-
-    def _catch_up(self, order: Order, remote: dict[str, Any]) -> None:
-        executed = Decimal(str(remote.get("executedQty", "0")))
-        missing = executed - order.filled_quantity
-        if missing > 0:
-            # Cumulative: the OMS stores only what it has not stored by the time it applies this report
-            # (a stream fill may still be on its way), at the average price of that missing part (a division
-            # in the default decimal context: 28 significant digits, ROUND_HALF_EVEN).
-            quote = Decimal(str(remote.get("cummulativeQuoteQty", "0")))
-            filled_value = quote - (order.average_fill_price or Decimal(0)) * order.filled_quantity
+            client_order_id, venue_order_id = str(orphan["clientOrderId"]), str(orphan["orderId"])
             self._report(
                 ExecutionReport(
-                    ReportKind.FILL,
-                    order.order_id,
-                    self.name,
-                    venue_order_id=str(remote["orderId"]),
-                    quantity=missing,
-                    price=filled_value / missing,
-                    liquidity=Liquidity.TAKER,
-                    venue_fill_id=f"reconciled-{remote['orderId']}-{executed}",
-                    cumulative_quantity=executed,
-                    cumulative_quote=quote,
+                    ReportKind.ACKNOWLEDGED, client_order_id, self.name, venue_order_id=venue_order_id
                 )
             )
+            await self._catch_up(client_order_id, str(orphan["symbol"]), Decimal(0), orphan)
+        return unknown
+
+    async def _catch_up(self, order_id: str, symbol: str, filled: Decimal, remote: dict[str, Any]) -> None:
+        """Report the venue order's trades (`symbol`: Binance's) when it has executed more than `filled`
+        (each trade as its own fill, its id the stream's: the OMS stores each once), then its final state."""
+        venue_order_id = str(remote["orderId"])
+        executed = parse_decimal(remote.get("executedQty", "0"), field="order.executedQty")
+        if executed > filled:
+            fills = parse_trades(order_id, venue_order_id, await self.rest.my_trades(symbol, venue_order_id))
+            traded = fills[-1].cumulative_quantity if fills else Decimal(0)
+            if traded != executed:  # the trades endpoint lags the order: the next query finds the rest
+                metrics.VENUE_ERRORS.labels(self.name, "trades_lag").inc()
+                log.warning("Binance order %s: executedQty %s, its trades sum to %s", venue_order_id,
+                            executed, traded)  # fmt: skip
+            for fill in fills:
+                self._report(fill)
         kind = _TERMINAL.get(str(remote.get("status")))
         if kind is not None:
-            self._report(
-                ExecutionReport(kind, order.order_id, self.name, venue_order_id=str(remote["orderId"]))
-            )
+            self._report(ExecutionReport(kind, order_id, self.name, venue_order_id=venue_order_id))
 
     async def _resync(self) -> None:
         """After a stream gap: ask the venue about every order we have working there."""
         for order in list(self._working.values()):
             try:
                 remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
-            except (BinanceApiError, VenueUnavailableError) as exc:
+                if remote is not None and str(remote["orderId"]) == self._venue_ids.get(order.order_id):
+                    await self._catch_up(
+                        order.order_id, venue_symbol(order.symbol), order.filled_quantity, remote
+                    )
+            except (BinanceApiError, VenueUnavailableError, ValueError, KeyError, TypeError) as exc:
                 log.warning("resync of %s failed: %s", order.order_id, exc)
-                continue
-            if remote is not None and str(remote["orderId"]) == self._venue_ids.get(order.order_id):
-                self._catch_up(order, remote)
 
     async def _stream(self) -> None:
         """Follow the user-data stream forever: (re)connect with jittered exponential backoff (1 s .. 30 s,
@@ -362,6 +401,7 @@ class BinanceSpotVenue:
         try:
             message = json.loads(raw)
             changed = parse_account_position(message) if isinstance(message, dict) else None
+            as_of_ns = account_position_time_ns(message) if changed is not None else None
             report = (
                 parse_execution_report(message) if isinstance(message, dict) and changed is None else None
             )
@@ -371,7 +411,9 @@ class BinanceSpotVenue:
             return
         if changed is not None:
             self._balances(
-                BalanceSnapshot(self.name, changed, complete=False, source="outboundAccountPosition")
+                BalanceSnapshot(
+                    self.name, changed, complete=False, source="outboundAccountPosition", as_of_ns=as_of_ns
+                )
             )
         if report is not None:
             self._handle(report)
@@ -402,7 +444,9 @@ def _build(settings: OmsSettings, market: MarketDataCache) -> BinanceSpotVenue:
         recv_window_ms=settings.binance_recv_window_ms,
         timeout_s=settings.binance_request_timeout_s,
     )
-    return BinanceSpotVenue(rest, settings.binance_ws_url)
+    return BinanceSpotVenue(
+        rest, settings.binance_ws_url, clock_skew_margin_ms=settings.binance_clock_skew_margin_ms
+    )
 
 
 PLUGIN = VenuePlugin(VENUE, _build, _check)

@@ -75,17 +75,33 @@ class BinanceRestClient:
             await self._session.close()
             self._session = None
 
-    def signed_query(self, params: dict[str, Any]) -> str:
-        """The query string with timestamp, recvWindow and signature appended."""
-        full = {**params, "recvWindow": self.recv_window_ms, "timestamp": int(time.time() * 1000)}
+    @staticmethod
+    def now_ms() -> int:
+        """The local clock as Binance's `timestamp` counts it."""
+        return int(time.time() * 1000)
+
+    def signed_query(self, params: dict[str, Any], timestamp_ms: int | None = None) -> str:
+        """The query string with timestamp (now unless given), recvWindow and signature appended. Binance
+        refuses a signed request that reaches it (the API and, for orders, the matching engine) after
+        timestamp + recvWindow by its clock."""
+        stamp = self.now_ms() if timestamp_ms is None else timestamp_ms
+        full = {**params, "recvWindow": self.recv_window_ms, "timestamp": stamp}
         query = urlencode({k: v for k, v in full.items() if v is not None})
         return f"{query}&signature={sign(self._secret, query)}"
 
-    async def _call(self, method: str, path: str, params: dict[str, Any], *, signed: bool = True) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        *,
+        signed: bool = True,
+        timestamp_ms: int | None = None,
+    ) -> Any:
         """The answer's JSON. A 4xx is Binance's definite refusal (BinanceApiError); no answer, a broken
         connection, an unreadable body or a 5xx leave the outcome unknown (VenueUnavailableError): Binance
         documents that a 5xx request may or may not have been executed."""
-        query = self.signed_query(params) if signed else urlencode(params)
+        query = self.signed_query(params, timestamp_ms) if signed else urlencode(params)
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         try:
             async with self._http().request(method, url) as response:
@@ -103,8 +119,10 @@ class BinanceRestClient:
             raise BinanceApiError(response.status, code, message)
         return body
 
-    async def new_order(self, params: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("POST", "/api/v3/order", params)
+    async def new_order(self, params: dict[str, Any], *, timestamp_ms: int | None = None) -> dict[str, Any]:
+        """POST /api/v3/order, signed with `timestamp_ms` when given (the caller keeps it: until
+        timestamp + recvWindow the request may still reach the venue)."""
+        result: dict[str, Any] = await self._call("POST", "/api/v3/order", params, timestamp_ms=timestamp_ms)
         return result
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> dict[str, Any]:
@@ -127,6 +145,14 @@ class BinanceRestClient:
             if exc.code == NO_SUCH_ORDER:
                 return None
             raise
+        return result
+
+    async def my_trades(self, symbol: str, order_id: str) -> list[dict[str, Any]]:
+        """GET /api/v3/myTrades of one venue order: each trade's id, price, qty, commission, commissionAsset,
+        isMaker and time."""
+        result: list[dict[str, Any]] = await self._call(
+            "GET", "/api/v3/myTrades", {"symbol": symbol, "orderId": order_id}
+        )
         return result
 
     async def open_orders(self) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
 """The user-data stream: executionReport events -> ExecutionReports; outboundAccountPosition and the account
-endpoint's answer -> balances."""
+endpoint's answer -> balances; the trades endpoint's answer (GET /api/v3/myTrades) -> fill reports."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from aipx.money import parse_decimal
-from aipx.numbers import epoch_ms_to_ns
+from aipx.numbers import epoch_ms_to_ns, parse_int
 
 from aipx_oms.domain.model import Liquidity, RejectReason
 from aipx_oms.venues.base import ExecutionReport, ReportKind
@@ -35,6 +35,52 @@ def parse_account_position(message: dict[str, Any]) -> dict[str, Decimal] | None
 def parse_account(body: dict[str, Any]) -> dict[str, Decimal]:
     """GET /api/v3/account: every asset's free + locked."""
     return _totals(body.get("balances"), "asset", "free", "locked")
+
+
+def account_position_time_ns(message: dict[str, Any]) -> int | None:
+    """An outboundAccountPosition's time of the last account update ("u"), epoch ns; None when absent."""
+    return epoch_ms_to_ns(message["u"], field="outboundAccountPosition.u") if "u" in message else None
+
+
+def account_time_ns(body: dict[str, Any]) -> int | None:
+    """GET /api/v3/account's time of its last change ("updateTime"), epoch ns; None when absent or 0."""
+    stamp = epoch_ms_to_ns(body.get("updateTime", 0), field="account.updateTime")
+    return stamp or None
+
+
+def parse_trades(order_id: str, venue_order_id: str, trades: Any) -> list[ExecutionReport]:
+    """GET /api/v3/myTrades of one venue order -> one FILL per trade, in trade id order, each with its own
+    price, fee, fee asset and liquidity, and the trade id as venue fill id (as on the stream: a trade seen on
+    both is one fill). The cumulative quantity and quote up to each trade are what the stream's z/Z say after
+    it, so the OMS stores only what it has not stored yet."""
+    if not isinstance(trades, list):
+        raise ValueError(f"trades must be a list, got {type(trades).__name__}")
+    ordered = sorted(trades, key=lambda t: parse_int(t["id"], field="myTrades.id", minimum=0))
+    reports: list[ExecutionReport] = []
+    cumulative = cumulative_quote = Decimal(0)
+    for trade in ordered:
+        quantity = parse_decimal(trade["qty"], field="myTrades.qty")
+        price = parse_decimal(trade["price"], field="myTrades.price")
+        cumulative += quantity
+        cumulative_quote += quantity * price
+        reports.append(
+            ExecutionReport(
+                ReportKind.FILL,
+                order_id,
+                VENUE,
+                venue_order_id=venue_order_id,
+                quantity=quantity,
+                price=price,
+                fee=parse_decimal(trade.get("commission") or "0", field="myTrades.commission"),
+                fee_currency=str(trade.get("commissionAsset") or ""),
+                liquidity=Liquidity.MAKER if trade.get("isMaker") is True else Liquidity.TAKER,
+                venue_fill_id=str(trade["id"]),
+                time_ns=epoch_ms_to_ns(trade.get("time", 0), field="myTrades.time"),
+                cumulative_quantity=cumulative,
+                cumulative_quote=cumulative_quote,
+            )
+        )
+    return reports
 
 
 def _optional(message: dict[str, Any], key: str) -> Decimal | None:
