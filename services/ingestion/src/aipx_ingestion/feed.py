@@ -217,17 +217,14 @@ class VenueFeed:
             return
         key = self._keys[normalizer.venue_symbol]
         held = self._held
-        if held:
-            held.extend(self._outgoing(key, envelope) for envelope in envelopes)
-            return
-        offer = self.sink.offer
         # Serialized here, at once: the normalizer keeps one envelope per kind and overwrites it next time.
-        for i, envelope in enumerate(envelopes):
-            if not offer(self._outgoing(key, envelope)):
-                # `envelopes[i]` was serialized and refused: serialize it again into the held list.
-                held.extend(self._outgoing(key, envelope) for envelope in envelopes[i:])
+        for envelope in envelopes:
+            item = self._outgoing(key, envelope)
+            if held:
+                held.append(item)
+            elif not self.sink.offer(item):
+                held.append(item)
                 self._hold()
-                return
 
     def _bookkeeping(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
         if outcome.dropped is Drop.DUPLICATE:
@@ -254,11 +251,13 @@ class VenueFeed:
 
     async def _drain(self) -> None:
         held = self._held
-        started = time.perf_counter()
+        sink = self.sink
         try:
             while held:
-                await self.sink.put(held[0])
-                held.popleft()
+                if sink.offer(held[0]):
+                    held.popleft()
+                else:
+                    await sink.room()
         except asyncio.CancelledError:
             # Cancelled while waiting for buffer space (shutdown past its grace): count, never silent.
             self.sink.count_dropped("cancelled", len(held))
@@ -266,7 +265,6 @@ class VenueFeed:
             raise
         finally:
             self._drainer = None
-            self.metrics.backpressure_seconds.inc(time.perf_counter() - started)
             for connection in self.connections:
                 connection.resume_reading()
 
