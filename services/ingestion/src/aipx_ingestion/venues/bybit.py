@@ -23,12 +23,11 @@ from aipx_ingestion.domain.events import (
     ControlEvent,
     DepthDiff,
     DepthSnapshot,
-    Level,
     TradeEvent,
     VenueEvent,
 )
 from aipx_ingestion.domain.normalizer import Stream
-from aipx_ingestion.venues._fields import decimal_text, integer, levels, ms_to_ns, obj, text
+from aipx_ingestion.venues._fields import PlainDecimal, decimal_text, integer, levels, ms_to_ns, obj, text
 from aipx_ingestion.venues.base import FeedAdapter, ParsedFrame
 
 _PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
@@ -41,7 +40,7 @@ _BOOK_DEPTHS = ("1", "50", "200", "1000")
 
 # -- fast path: typed msgspec Structs for the high-rate topics (publicTrade, orderbook) ---------------------
 # The same checks as the general parser below, declared: ids non-negative int64s (never bools), times epoch
-# milliseconds whose nanoseconds fit an int64, texts non-empty; decimal strings go through decimal_text. A
+# milliseconds whose nanoseconds fit an int64, texts non-empty, decimal strings plain non-negative text. A
 # frame the Structs refuse (or a topic they do not cover) is parsed again by the general parser, which names
 # the reason: errors are rare, and reported exactly as before.
 _Id = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
@@ -60,16 +59,16 @@ class _Trade(msgspec.Struct):
     s: _Text
     T: _Ms
     i: _Text
-    p: str
-    v: str
+    p: PlainDecimal
+    v: PlainDecimal
     S: str
 
 
 class _Book(msgspec.Struct):
     s: _Text
     u: _Id
-    b: list[tuple[str, str]]
-    a: list[tuple[str, str]]
+    b: list[tuple[PlainDecimal, PlainDecimal]]
+    a: list[tuple[PlainDecimal, PlainDecimal]]
 
 
 _FRAME = msgspec.json.Decoder(_Frame)
@@ -80,11 +79,6 @@ _BOOK_KINDS: dict[str | None, Literal["snapshot", "delta"]] = {"snapshot": "snap
 
 class _Unhandled(Exception):
     """A frame the fast path does not cover (klines, replies, odd shapes): the general parser takes it."""
-
-
-def _fast_levels(pairs: list[tuple[str, str]], field: str) -> tuple[Level, ...]:
-    price, quantity = f"{field}.price", f"{field}.quantity"
-    return tuple((decimal_text(p, price), decimal_text(q, quantity)) for p, q in pairs)
 
 
 class BybitFeed(FeedAdapter):
@@ -174,8 +168,8 @@ class BybitFeed(FeedAdapter):
                     t.T * 1_000_000,
                     t.i,
                     None,
-                    decimal_text(t.p, "p"),
-                    decimal_text(t.v, "v"),
+                    t.p,
+                    t.v,
                     _SIDES.get(t.S, SIDE_UNSPECIFIED),
                 )
                 for t in trades
@@ -187,7 +181,7 @@ class BybitFeed(FeedAdapter):
             if depth_label not in _BOOK_DEPTHS or kind is None:
                 raise _Unhandled
             d = _BOOK.decode(f.data)
-            bids, asks = _fast_levels(d.b, "b"), _fast_levels(d.a, "a")
+            bids, asks = tuple(d.b), tuple(d.a)
             bbo = depth_label == "1"
             event: VenueEvent
             if kind == "snapshot":
