@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +60,11 @@ class ConnectionPolicy:
     """A connection that ended sooner counts as a failed attempt (the backoff keeps growing)."""
     ssl_context: ssl.SSLContext | None = None
     """For wss:// URLs: the TLS context (None: the system's trusted CAs, hostname checked)."""
+    receive_buffer_bytes: int = 256 * 1024
+    """The socket's kernel receive buffer (SO_RCVBUF). Frames are handled synchronously, a whole read at a
+    time: with the kernel's autotuned buffer (megabytes) one read at full speed held tens of thousands of
+    frames, blocked the event loop (and the producer) for a quarter of a second and all went to the held
+    list. This bounds one read, and what a paused connection can still deliver."""
 
 
 def equal_jitter(initial_s: float, cap_s: float) -> wait_base:
@@ -298,6 +304,7 @@ class FeedConnection:
                 auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
                 enable_auto_pong=True,
                 max_frame_size=policy.max_frame_bytes,
+                socket_factory=self._socket,
             )
         messages = self.adapter.subscribe_messages(self.streams)
         session.expected_replies = len(messages)
@@ -313,6 +320,23 @@ class FeedConnection:
             log.warning("%s: %d/%d subscriptions acknowledged after %.0fs; continuing", self.name,
                         session.replies, len(messages), policy.open_timeout_s)  # fmt: skip
         return session
+
+    async def _socket(self, url: picows.WSParsedURL) -> socket.socket:
+        """A TCP socket connected to the venue, its receive buffer bounded (picows wraps it, TLS included)."""
+        loop = asyncio.get_running_loop()
+        family, kind, proto, _, address = (
+            await loop.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.policy.receive_buffer_bytes)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     @property
     def _sessions(self) -> list[_Session]:
