@@ -55,10 +55,9 @@ class Outgoing:
 class KafkaSink:
     """Bounded, backpressured, at-least-once publishing of envelopes to one topic.
 
-    One task takes everything buffered (up to `max_batch` envelopes; while the previous batch is still
-    unacknowledged it waits for that, at most `linger_s`, for more to gather) and publishes it as one record
-    batch per partition (`aipx.kafka.BatchPublisher`): a coroutine and a delivery future per batch, not per
-    record.
+    One task takes everything buffered (up to `max_batch` envelopes; after the first one it waits `linger_s`
+    for more, as a producer lingers) and publishes it as one record batch per partition
+    (`aipx.kafka.BatchPublisher`): a coroutine and a delivery future per batch, not per record.
     Acknowledgements are accounted in bulk: batch futures queue up in send order and a reaper settles the
     completed ones every few milliseconds. Latency histograms observe every `latency_sample`-th batch (its
     first record) at its exact acknowledgement time.
@@ -161,13 +160,9 @@ class KafkaSink:
             if not buffer:
                 self._idle.set()
                 await self._ready.wait()
-            if self.linger_s and len(buffer) < max_batch and self._pending:
-                last = self._pending[-1][1]
-                if not last.done():
-                    # A request is in flight: let the next batch gather until it is acknowledged, at most the
-                    # linger (the producer's, moved here: the batches go out closed, at once). With nothing in
-                    # flight a batch goes at once: the linger costs latency only when it saves requests.
-                    await asyncio.wait({last}, timeout=self.linger_s)
+            if self.linger_s and len(buffer) < max_batch:
+                # Let a batch gather (the producer's linger, moved here: the batches go out closed, at once).
+                await asyncio.sleep(self.linger_s)
             items = buffer[:max_batch]
             del buffer[:max_batch]
             if not buffer:
