@@ -289,3 +289,54 @@ def test_binance_fast_path_agrees_with_the_general_parser(index: int, key: str, 
         assert feed.parse(raw) == general if not isinstance(general, str) else True
         return
     assert fast == general
+
+
+BYBIT_FRAMES = [f for f in FIXTURE_FRAMES if isinstance(f, dict) and "topic" in f]
+BYBIT_FRAME_KEYS = ["topic", "ts", "type", "data"]
+BYBIT_DATA_KEYS = ["s", "T", "i", "p", "v", "S", "u", "b", "a", "seq"]
+
+
+@SETTINGS
+@given(
+    index=st.integers(0, len(BYBIT_FRAMES) - 1),
+    key=st.sampled_from(BYBIT_FRAME_KEYS + BYBIT_DATA_KEYS),
+    value=json_values | st.integers(2**62, 2**64 - 1) | st.sampled_from(ISSUE_DECIMALS),
+)
+@example(index=0, key="T", value=2**53)
+@example(index=0, key="p", value="1e400")
+def test_bybit_fast_path_agrees_with_the_general_parser(index: int, key: str, value: Any) -> None:
+    """The typed Structs (publicTrade, orderbook) accept exactly what the general parser accepts, with the
+    same events; whatever they refuse, the general parser reports with its reason."""
+    frame = json.loads(json.dumps(BYBIT_FRAMES[index]))
+    if key in BYBIT_FRAME_KEYS:
+        frame[key] = value
+    else:
+        data = frame["data"]
+        target = data[0] if isinstance(data, list) and data else data
+        if isinstance(target, dict):
+            target[key] = value
+    if not _encodable(frame):
+        return
+    raw = orjson.dumps(frame)
+    feed = ADAPTERS[1]
+    assert isinstance(feed, BybitFeed)
+    try:
+        general: Any = feed._parse_general(raw)
+    except MalformedFrameError as exc:
+        general = exc.reason
+    try:
+        fast: Any = feed._parse_fast(raw)
+    except Exception:  # refused or not covered: parse() falls back to the general parser
+        assert feed.parse(raw) == general if not isinstance(general, str) else True
+        return
+    assert fast == general
+
+
+def test_bybit_fixture_frames_take_the_fast_path() -> None:
+    feed = ADAPTERS[1]
+    assert isinstance(feed, BybitFeed)
+    covered = [f for f in BYBIT_FRAMES if f["topic"].startswith(("publicTrade.", "orderbook."))]
+    assert covered
+    for frame in covered:
+        raw = orjson.dumps(frame)
+        assert feed._parse_fast(raw) == feed._parse_general(raw)

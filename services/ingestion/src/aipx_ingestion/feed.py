@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections import deque
 
 from aipx.aio import cancel_and_wait
 from aipx.logs import SampledLogger
@@ -31,7 +30,6 @@ from aipx_ingestion.domain.events import (
     DepthSnapshot,
     QuoteEvent,
     TradeEvent,
-    VenueEvent,
 )
 from aipx_ingestion.domain.normalizer import Drop, InstrumentNormalizer, Outcome, Stream
 from aipx_ingestion.metrics import IngestionMetrics
@@ -51,6 +49,7 @@ _REPLIES = frozenset({"response", "subscribe", "unsubscribe"})
 _RESYNC_RETRY_S = 10.0
 _MAINTENANCE_S = 1.0
 _SNAPSHOT_BACKOFF_CAP_S = 30.0
+_HELD_GRACE_S = 5.0
 
 
 class VenueFeed:
@@ -104,11 +103,13 @@ class VenueFeed:
         self._resyncing: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
-        # Held from sequencing an event to buffering its envelopes: with several producers of envelopes
-        # (connections overlapping during rotation, snapshot tasks) a full buffer must not reorder them.
-        self._order = asyncio.Lock()
-        self._in: dict[str, Any] = {}
-        self._dup: dict[str, Any] = {}
+        # Envelopes the full sink could not take yet, in order (reading is paused meanwhile), and the task
+        # moving them into the sink.
+        self._held: deque[Outgoing] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+        # Events and duplicates counted per kind, added to the metrics once a second.
+        self._in: dict[str, int] = dict.fromkeys(_EVENT_TYPES.values(), 0)
+        self._dup: dict[str, int] = dict.fromkeys(_EVENT_TYPES.values(), 0)
 
     def _plan_connections(self, streams_per_connection: int) -> list[FeedConnection]:
         """Group streams into connections, all streams of one symbol on the same connection."""
@@ -157,6 +158,11 @@ class VenueFeed:
         await cancel_and_wait(*background, what="feed maintenance")
         await asyncio.gather(*self._tasks, return_exceptions=True)  # the connections end by themselves
         self._tasks.clear()
+        drainer = self._drainer
+        if drainer is not None:  # envelopes held back by a full sink: a grace to move them, then counted
+            await asyncio.wait({drainer}, timeout=_HELD_GRACE_S)
+            await cancel_and_wait(drainer, what="held envelopes")
+        self._flush_counts()
 
     @property
     def connected(self) -> bool:
@@ -164,8 +170,9 @@ class VenueFeed:
 
     # -- frames ------------------------------------------------------------------------------------------
 
-    async def on_frame(self, frame: str | bytes, recv_ns: int) -> bool:
-        """Handle one frame from any of this venue's connections; True if it answered a (un)subscribe."""
+    def on_frame(self, frame: bytes, recv_ns: int) -> bool:
+        """Handle one frame from any of this venue's connections, synchronously (in the connection's
+        callback); True if it answered a (un)subscribe request."""
         try:
             parsed = self.adapter.parse(frame)
         except MalformedFrameError as exc:
@@ -173,12 +180,8 @@ class VenueFeed:
             return False
         if parsed.stream is not None:
             self._last_seen[parsed.stream] = time.monotonic()
-        async with self._order:
-            return await self._process(parsed.events, frame, recv_ns)
-
-    async def _process(self, events: Sequence[VenueEvent], frame: str | bytes, recv_ns: int) -> bool:
         reply = False
-        for event in events:
+        for event in parsed.events:
             if isinstance(event, ControlEvent):
                 reply = reply or event.kind in _REPLIES
                 if not event.ok:
@@ -189,15 +192,9 @@ class VenueFeed:
                 self._malformed("unknown_symbol", f"symbol {event.venue_symbol[:40]!r} not subscribed", frame)
                 continue
             kind = _EVENT_TYPES[type(event)]
-            counter = self._in.get(kind)
-            if counter is None:
-                counter = self._in[kind] = self.metrics.messages_in.labels(self.venue, kind)
-            counter.inc()
+            self._in[kind] += 1  # added to the metric once a second (_flush_counts)
             outcome = normalizer.on_event(event, recv_ns)
-            # Synchronous while the buffer has room; waits (in order) only for what did not fit.
-            waiting = self._offer(normalizer, outcome, kind)
-            if waiting:
-                await self._put(waiting)
+            self._emit(normalizer, outcome, kind)
             if outcome.resync is not None:
                 self._start_resync(normalizer, outcome.resync, after_gap=bool(outcome.gaps))
         return reply
@@ -208,19 +205,30 @@ class VenueFeed:
             "%s: skipped frame (%s): %s; frame starts %r", self.venue, reason, detail, frame[:120]
         )
 
-    async def _publish(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
-        waiting = self._offer(normalizer, outcome, kind)
-        if waiting:
-            await self._put(waiting)
+    def _emit(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
+        """Count what the outcome says and buffer its envelopes, in order: straight into the sink while it
+        has room; otherwise into the held list, and every connection of this venue stops reading until the
+        held envelopes are in the sink (_drain). Whatever comes meanwhile (the rest of a read, a snapshot)
+        queues behind them, so no instrument's envelopes are reordered."""
+        envelopes = outcome.envelopes
+        if outcome.dropped is not None or outcome.gaps or outcome.snapshot_applied:
+            self._bookkeeping(normalizer, outcome, kind)
+        if not envelopes:
+            return
+        key = self._keys[normalizer.venue_symbol]
+        held = self._held
+        # Serialized here, at once: the normalizer keeps one envelope per kind and overwrites it next time.
+        for envelope in envelopes:
+            item = self._outgoing(key, envelope)
+            if held:
+                held.append(item)
+            elif not self.sink.offer(item):
+                held.append(item)
+                self._hold()
 
-    def _offer(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> list[Outgoing]:
-        """Count what the outcome says and buffer its envelopes while there is room; returns the ones that
-        must wait for space (in order)."""
+    def _bookkeeping(self, normalizer: InstrumentNormalizer, outcome: Outcome, kind: str) -> None:
         if outcome.dropped is Drop.DUPLICATE:
-            counter = self._dup.get(kind)
-            if counter is None:
-                counter = self._dup[kind] = self.metrics.duplicates.labels(self.venue, kind)
-            counter.inc()
+            self._dup[kind] += 1
         elif outcome.dropped is Drop.UNSYNCED:
             self.metrics.unsynced.labels(self.venue).inc()
         for stream in outcome.gaps:
@@ -228,32 +236,51 @@ class VenueFeed:
             log.warning("%s %s: %s gap", self.venue, normalizer.symbol, stream.value)
         if outcome.snapshot_applied:
             self._unsynced_since.pop(normalizer.venue_symbol, None)
-        envelopes = outcome.envelopes
-        if not envelopes:
-            return []
-        key = self._keys[normalizer.venue_symbol]
-        offer = self.sink.offer
-        # Serialized here, at once: the normalizer keeps one envelope per kind and overwrites it next time.
-        items = [self._outgoing(key, envelope) for envelope in envelopes]
-        for i, item in enumerate(items):
-            if not offer(item):
-                return items[i:]
-        return []
 
     def _outgoing(self, key: bytes, env: MarketDataEnvelope) -> Outgoing:
         kind = env.WhichOneof("payload") or "unknown"
         return Outgoing(key, env.SerializeToString(), env.exchange_time_ns or env.ingest_time_ns, self.venue,
                         kind, env.event_id, env.exchange_time_ns)  # fmt: skip
 
-    async def _put(self, items: list[Outgoing]) -> None:
-        """Wait for buffer space for `items`, in order (the caller holds the ordering lock)."""
-        for i, item in enumerate(items):
-            try:
-                await self.sink.put(item)
-            except asyncio.CancelledError:
-                # Cancelled while waiting for buffer space (shutdown past its grace): count, never silent.
-                self.sink.count_dropped("cancelled", len(items) - i)
-                raise
+    def _hold(self) -> None:
+        """The sink is full: stop reading and move the held envelopes into it as room frees up."""
+        for connection in self.connections:
+            connection.pause_reading()
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name=f"{self.venue}-held")
+
+    async def _drain(self) -> None:
+        held = self._held
+        sink = self.sink
+        try:
+            while held:
+                if sink.offer(held[0]):
+                    held.popleft()
+                else:
+                    await sink.room()
+        except asyncio.CancelledError:
+            # Cancelled while waiting for buffer space (shutdown past its grace): count, never silent.
+            self.sink.count_dropped("cancelled", len(held))
+            held.clear()
+            raise
+        finally:
+            self._drainer = None
+            for connection in self.connections:
+                connection.resume_reading()
+
+    async def _room(self) -> None:
+        """Wait until nothing is held back (without cancelling the drain if the caller is cancelled)."""
+        drainer = self._drainer
+        if drainer is not None:
+            await asyncio.wait({drainer})
+
+    def _flush_counts(self) -> None:
+        """Add the events counted since the last flush to the metrics (a counter per message is slow)."""
+        for counts, metric in ((self._in, self.metrics.messages_in), (self._dup, self.metrics.duplicates)):
+            for kind, n in counts.items():
+                if n:
+                    counts[kind] = 0
+                    metric.labels(self.venue, kind).inc(n)
 
     # -- resynchronisation -------------------------------------------------------------------------------
 
@@ -289,9 +316,9 @@ class VenueFeed:
         try:
             while not self._stopping:
                 snapshot = await self._fetch_snapshot(venue_symbol)
-                async with self._order:
-                    outcome = normalizer.on_event(snapshot, time.time_ns())
-                    await self._publish(normalizer, outcome, "book_snapshot")
+                outcome = normalizer.on_event(snapshot, time.time_ns())
+                self._emit(normalizer, outcome, "book_snapshot")
+                await self._room()
                 if outcome.resync is None:
                     if normalizer.book_synced:
                         log.info(
@@ -359,6 +386,7 @@ class VenueFeed:
         """Every second: resubscribe silent streams, retry resyncs that did not complete."""
         while True:
             await asyncio.sleep(_MAINTENANCE_S)
+            self._flush_counts()
             now = time.monotonic()
             stale = [
                 s

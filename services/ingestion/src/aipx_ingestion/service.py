@@ -105,7 +105,7 @@ class IngestionService:
             s.topic,
             capacity=s.buffer_size,
             metrics=self.metrics,
-            linger_s=s.kafka.linger_ms / 1000,
+            linger_s=s.batch_linger_ms / 1000,
         )
         self.sink.start()
         self._http = aiohttp.ClientSession()

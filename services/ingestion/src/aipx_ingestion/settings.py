@@ -50,6 +50,12 @@ class IngestionSettings(ComponentSettings):
     topic: str = Field(MARKET_DATA_RAW, description="target topic (tests publish to a fresh one)")
 
     buffer_size: int = Field(100_000, ge=1, description="envelopes buffered between readers and the producer")
+    batch_linger_ms: float = Field(
+        2.0,
+        ge=0,
+        description="how long the sink lets a batch gather after its first envelope (at 10,000 msg/s: p99 "
+        "9 ms at 2 ms, 11-14 ms at the producers' 5 ms; the buffer fills past a batch at full speed anyway)",
+    )
     produce_timeout_ms: int = Field(
         120_000,
         ge=1_000,

@@ -78,7 +78,15 @@ class KafkaSink:
         self.topic = topic
         self.metrics = metrics
         self.latency_sample = max(1, latency_sample)
-        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=capacity)
+        # The buffer: a list taken a batch at a time (no per-item queue operations); `_ready` is set while
+        # it holds something, `_room` while it is below capacity, `_idle` while it is empty and not sending.
+        self.capacity = capacity
+        self._buffer: list[Outgoing] = []
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.max_batch = max_batch
         self.linger_s = linger_s
         self._batches: BatchPublisher[Outgoing] = BatchPublisher(producer, topic)
@@ -90,7 +98,7 @@ class KafkaSink:
         self.delivery_errors = 0
         self.last_error: str | None = None
         metrics.buffer_capacity.set(capacity)
-        metrics.buffer_depth.set_function(self._queue.qsize)
+        metrics.buffer_depth.set_function(lambda: len(self._buffer))
         metrics.in_flight.set_function(lambda: self._in_flight)
         # Metric children cached per label set: labels() is slow on the hot path.
         self._out: dict[tuple[str, str], Any] = {}
@@ -106,7 +114,7 @@ class KafkaSink:
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._buffer)
 
     @property
     def healthy(self) -> bool:
@@ -115,40 +123,53 @@ class KafkaSink:
 
     def offer(self, item: Outgoing) -> bool:
         """Buffer an envelope if there is room (True), without waiting; False if the buffer is full."""
+        buffer = self._buffer
+        if len(buffer) >= self.capacity:
+            if self._closing:
+                self._drop("closed", 1)
+                return True
+            self._room.clear()
+            return False
         if self._closing:
             self._drop("closed", 1)
             return True
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            return False
+        buffer.append(item)
+        if len(buffer) == 1:
+            self._ready.set()
+            self._idle.clear()
         return True
 
     async def put(self, item: Outgoing) -> None:
         """Buffer an envelope; waits while the buffer is full (backpressure on the caller)."""
-        if self._closing:
-            self._drop("closed", 1)
+        while not self.offer(item):
+            await self.room()
+
+    async def room(self) -> None:
+        """Wait until the buffer has room (counted as backpressure time)."""
+        if len(self._buffer) < self.capacity:
             return
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            started = time.perf_counter()
-            await self._queue.put(item)
-            self.metrics.backpressure_seconds.inc(time.perf_counter() - started)
+        self._room.clear()
+        started = time.perf_counter()
+        await self._room.wait()
+        self.metrics.backpressure_seconds.inc(time.perf_counter() - started)
 
     async def _run(self) -> None:
-        queue = self._queue
+        buffer = self._buffer
+        max_batch = self.max_batch
         while True:
-            items = [await queue.get()]
-            if self.linger_s and queue.qsize() < self.max_batch:
+            if not buffer:
+                self._idle.set()
+                await self._ready.wait()
+            if self.linger_s and len(buffer) < max_batch:
                 # Let a batch gather (the producer's linger, moved here: the batches go out closed, at once).
                 await asyncio.sleep(self.linger_s)
-            while len(items) < self.max_batch and not queue.empty():
-                items.append(queue.get_nowait())
+            items = buffer[:max_batch]
+            del buffer[:max_batch]
+            if not buffer:
+                self._ready.clear()
+            self._room.set()
             self._current = items
             await self._send(items)
-            for _ in items:
-                queue.task_done()
 
     async def _send(self, items: list[Outgoing]) -> None:
         """Publish what the buffer held, a record batch per partition, retried until the producer takes it."""
@@ -251,7 +272,8 @@ class KafkaSink:
         deadline = time.monotonic() + timeout_s
         try:
             async with asyncio.timeout(timeout_s):
-                await self._queue.join()
+                while self._buffer or not self._idle.is_set():
+                    await self._idle.wait()
             async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
                 await self.producer.flush()
                 if self._pending:
@@ -265,7 +287,7 @@ class KafkaSink:
         await cancel_and_wait(*self._tasks, what="kafka sink")
         self._reap()
         # Taken from the buffer and not submitted: not yet added to a batch (_current), or in an open batch.
-        left = self._queue.qsize() + len(self._current) + self._batches.discard()
+        left = len(self._buffer) + len(self._current) + self._batches.discard()
         if left:
             self._drop("shutdown", left)
         if self._in_flight:

@@ -61,6 +61,12 @@ class Outcome:
     snapshot_applied: bool = False
 
 
+# Enum members read once: `Kind.TRADE` through the class is a descriptor lookup on every access (Python 3.11).
+_TRADE, _AGG_TRADE, _QUOTE = Kind.TRADE, Kind.AGG_TRADE, Kind.QUOTE
+_DUPLICATE, _GAP = Verdict.DUPLICATE, Verdict.GAP
+_DROP_DUPLICATE = Drop.DUPLICATE
+
+
 def _levels(levels: tuple[Level, ...]) -> list[BookLevel]:
     return [BookLevel(price=PbDecimal(value=p), quantity=PbDecimal(value=q)) for p, q in levels]
 
@@ -91,7 +97,7 @@ class InstrumentNormalizer:
         self.sequencer = SourceSequencer(sequence_start)
         self.snapshot_interval_ns = snapshot_interval_ns
         self.snapshot_depth = snapshot_depth
-        self._id_prefix = f"{venue}:{symbol}:"
+        self._id_prefixes = {kind: f"{venue}:{symbol}:{kind.value}:" for kind in Kind}
         self._trade_ids = {Kind.TRADE: ContiguousIds(), Kind.AGG_TRADE: ContiguousIds()}
         self._recent_trades = RecentIds()
         self._last_quote_id = 0
@@ -110,7 +116,7 @@ class InstrumentNormalizer:
             exchange_time_ns=exchange_ns,
             ingest_time_ns=ingest_ns,
             source_sequence=self.sequencer.next(),
-            event_id=f"{self._id_prefix}{kind.value}:{venue_id}",
+            event_id=f"{self._id_prefixes[kind]}{venue_id}",
         )
 
     def _kept_envelope(
@@ -125,7 +131,7 @@ class InstrumentNormalizer:
         env.exchange_time_ns = exchange_ns
         env.ingest_time_ns = ingest_ns
         env.source_sequence = self.sequencer.next()
-        env.event_id = f"{self._id_prefix}{kind.value}:{venue_id}"
+        env.event_id = f"{self._id_prefixes[kind]}{venue_id}"
         return env
 
     def _gap(
@@ -201,13 +207,14 @@ class InstrumentNormalizer:
 
     def _on_trade(self, ev: TradeEvent, ingest_ns: int) -> Outcome:
         out = Outcome()
-        kind = Kind.AGG_TRADE if ev.aggregated else Kind.TRADE
+        kind = _AGG_TRADE if ev.aggregated else _TRADE
         if ev.sequence_id is not None:
             check = self._trade_ids[kind].check(ev.sequence_id)
-            if check.verdict is Verdict.DUPLICATE:
-                out.dropped = Drop.DUPLICATE
+            verdict = check.verdict
+            if verdict is _DUPLICATE:
+                out.dropped = _DROP_DUPLICATE
                 return out
-            if check.verdict is Verdict.GAP:
+            if verdict is _GAP:
                 stream = Stream.AGG_TRADE if ev.aggregated else Stream.TRADE
                 self._gap(
                     out,
@@ -235,7 +242,7 @@ class InstrumentNormalizer:
 
     def _quote_envelope(self, out: Outcome, ev: QuoteEvent, ingest_ns: int, *, reuse: bool = False) -> None:
         make = self._kept_envelope if reuse and self._reuse else self._envelope
-        env = make(Kind.QUOTE, ev.update_id or ev.exchange_time_ns, ev.exchange_time_ns, ingest_ns)
+        env = make(_QUOTE, ev.update_id or ev.exchange_time_ns, ev.exchange_time_ns, ingest_ns)
         quote: Quote = env.quote  # every field set below
         quote.bid_price.value = ev.bid_price
         quote.bid_size.value = ev.bid_size

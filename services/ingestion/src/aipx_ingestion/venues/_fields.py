@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from aipx.money import InvalidDecimalError, format_decimal, is_plain_decimal, parse_decimal
 from aipx.numbers import INT64_MAX, MAX_EPOCH_MS
 
 from aipx_ingestion.domain.errors import MalformedFrameError
 from aipx_ingestion.domain.events import Level
+
+PlainDecimal = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}(?:\.[0-9]{1,18})?\Z")]
+"""For the msgspec fast paths: the non-negative plain decimal text that decimal_text passes unchanged
+(aipx.money's plain form without the sign), checked by msgspec while decoding. Anything else (exponents,
+more digits, a sign) is refused there, and the general parser canonicalises or reports it."""
 
 
 def decimal_text(value: Any, field: str) -> str:

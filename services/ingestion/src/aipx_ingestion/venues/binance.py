@@ -26,16 +26,16 @@ from aipx_ingestion.domain.events import (
     TradeEvent,
     VenueEvent,
 )
-from aipx_ingestion.venues._fields import decimal_text, integer, levels, ms_to_ns, obj, text
+from aipx_ingestion.venues._fields import PlainDecimal, decimal_text, integer, levels, ms_to_ns, obj, text
 from aipx_ingestion.venues.base import FeedAdapter, ParsedFrame
 
 _PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 # -- fast path: typed msgspec Structs for the high-rate streams --------------------------------------------
 # The same checks as the general parser below, declared: ids are non-negative int64s (never bools), times
-# epoch milliseconds whose nanoseconds fit an int64, texts non-empty, flags true/false; decimal strings go
-# through decimal_text (the fast plain-text check first). A frame the Structs refuse is parsed again by the
-# general parser, which names the reason: errors are rare, and reported exactly as before.
+# epoch milliseconds whose nanoseconds fit an int64, texts non-empty, flags true/false; decimal strings plain
+# non-negative text (PlainDecimal: what decimal_text passes unchanged). A frame the Structs refuse is parsed
+# again by the general parser, which canonicalises or names the reason: errors are rare, reported as before.
 _Id = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 _Ms = Annotated[int, msgspec.Meta(ge=0, le=MAX_EPOCH_MS)]
 _Text = Annotated[str, msgspec.Meta(min_length=1)]
@@ -50,8 +50,8 @@ class _Trade(msgspec.Struct):
     e: Literal["trade"]
     s: _Text
     t: _Id
-    p: str
-    q: str
+    p: PlainDecimal
+    q: PlainDecimal
     T: _Ms
     m: bool
 
@@ -60,8 +60,8 @@ class _AggTrade(msgspec.Struct):
     e: Literal["aggTrade"]
     s: _Text
     a: _Id
-    p: str
-    q: str
+    p: PlainDecimal
+    q: PlainDecimal
     f: _Id
     l: _Id  # noqa: E741 - Binance's field name
     T: _Ms
@@ -71,10 +71,10 @@ class _AggTrade(msgspec.Struct):
 class _BookTicker(msgspec.Struct):
     u: _Id
     s: _Text
-    b: str
-    B: str
-    a: str
-    A: str
+    b: PlainDecimal
+    B: PlainDecimal
+    a: PlainDecimal
+    A: PlainDecimal
     e: Literal["bookTicker"] | None = None
     E: _Ms | msgspec.UnsetType = msgspec.UNSET  # spot has none; null is refused, as by the general parser
 
@@ -179,19 +179,15 @@ class BinanceFeed(FeedAdapter):
         if stream.endswith("@aggTrade"):
             a = _AGG_TRADE.decode(combined.data)
             side = SIDE_SELL if a.m else SIDE_BUY
-            price, quantity = decimal_text(a.p, "p"), decimal_text(a.q, "q")
-            event = TradeEvent(a.s, a.T * 1_000_000, str(a.a), a.a, price, quantity, side, True, a.f, a.l)
+            event = TradeEvent(a.s, a.T * 1_000_000, str(a.a), a.a, a.p, a.q, side, True, a.f, a.l)
         elif stream.endswith("@bookTicker"):
             b = _BOOK_TICKER.decode(combined.data)
             time_ns = 0 if b.E is msgspec.UNSET else b.E * 1_000_000
-            bid, bid_size = decimal_text(b.b, "b"), decimal_text(b.B, "B")
-            ask, ask_size = decimal_text(b.a, "a"), decimal_text(b.A, "A")
-            event = QuoteEvent(b.s, time_ns, b.u, bid, bid_size, ask, ask_size)
+            event = QuoteEvent(b.s, time_ns, b.u, b.b, b.B, b.a, b.A)
         elif stream.endswith("@trade"):
             t = _TRADE.decode(combined.data)
             side = SIDE_SELL if t.m else SIDE_BUY
-            price, quantity = decimal_text(t.p, "p"), decimal_text(t.q, "q")
-            event = TradeEvent(t.s, t.T * 1_000_000, str(t.t), t.t, price, quantity, side)
+            event = TradeEvent(t.s, t.T * 1_000_000, str(t.t), t.t, t.p, t.q, side)
         else:
             raise _Unhandled
         return ParsedFrame(stream, (event,))

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
+import msgspec
 import orjson
+from aipx.numbers import INT64_MAX, MAX_EPOCH_MS
 from aipx.v1.common_pb2 import SIDE_BUY, SIDE_SELL, SIDE_UNSPECIFIED
 
 from aipx_ingestion.domain.book import BookSync, SnapshotDeltaSync
@@ -25,7 +27,7 @@ from aipx_ingestion.domain.events import (
     VenueEvent,
 )
 from aipx_ingestion.domain.normalizer import Stream
-from aipx_ingestion.venues._fields import decimal_text, integer, levels, ms_to_ns, obj, text
+from aipx_ingestion.venues._fields import PlainDecimal, decimal_text, integer, levels, ms_to_ns, obj, text
 from aipx_ingestion.venues.base import FeedAdapter, ParsedFrame
 
 _PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
@@ -35,6 +37,48 @@ _INTERVALS = {
     "360": "6h", "720": "12h", "D": "1d", "W": "1w", "M": "1M",
 }  # fmt: skip
 _BOOK_DEPTHS = ("1", "50", "200", "1000")
+
+# -- fast path: typed msgspec Structs for the high-rate topics (publicTrade, orderbook) ---------------------
+# The same checks as the general parser below, declared: ids non-negative int64s (never bools), times epoch
+# milliseconds whose nanoseconds fit an int64, texts non-empty, decimal strings plain non-negative text. A
+# frame the Structs refuse (or a topic they do not cover) is parsed again by the general parser, which names
+# the reason: errors are rare, and reported exactly as before.
+_Id = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+_Ms = Annotated[int, msgspec.Meta(ge=0, le=MAX_EPOCH_MS)]
+_Text = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Frame(msgspec.Struct):
+    topic: _Text
+    ts: _Ms
+    data: msgspec.Raw
+    type: str | None = None
+
+
+class _Trade(msgspec.Struct):
+    s: _Text
+    T: _Ms
+    i: _Text
+    p: PlainDecimal
+    v: PlainDecimal
+    S: str
+
+
+class _Book(msgspec.Struct):
+    s: _Text
+    u: _Id
+    b: list[tuple[PlainDecimal, PlainDecimal]]
+    a: list[tuple[PlainDecimal, PlainDecimal]]
+
+
+_FRAME = msgspec.json.Decoder(_Frame)
+_TRADES = msgspec.json.Decoder(list[_Trade])
+_BOOK = msgspec.json.Decoder(_Book)
+_BOOK_KINDS: dict[str | None, Literal["snapshot", "delta"]] = {"snapshot": "snapshot", "delta": "delta"}
+
+
+class _Unhandled(Exception):
+    """A frame the fast path does not cover (klines, replies, odd shapes): the general parser takes it."""
 
 
 class BybitFeed(FeedAdapter):
@@ -102,6 +146,52 @@ class BybitFeed(FeedAdapter):
         return []
 
     def parse(self, frame: str | bytes) -> ParsedFrame:
+        try:
+            return self._parse_fast(frame)
+        except (msgspec.ValidationError, msgspec.DecodeError, MalformedFrameError, _Unhandled):
+            return self._parse_general(frame)
+
+    @staticmethod
+    def _parse_fast(frame: str | bytes) -> ParsedFrame:
+        """publicTrade and orderbook frames through typed Structs."""
+        f = _FRAME.decode(frame)
+        topic = f.topic
+        channel, _, _ = topic.rpartition(".")
+        ts = f.ts * 1_000_000
+        if channel == "publicTrade":
+            trades = _TRADES.decode(f.data)
+            if not trades:
+                raise _Unhandled
+            events = tuple(
+                TradeEvent(
+                    t.s,
+                    t.T * 1_000_000,
+                    t.i,
+                    None,
+                    t.p,
+                    t.v,
+                    _SIDES.get(t.S, SIDE_UNSPECIFIED),
+                )
+                for t in trades
+            )
+            return ParsedFrame(topic, events)
+        if channel.startswith("orderbook."):
+            depth_label = channel[10:]
+            kind = _BOOK_KINDS.get(f.type)
+            if depth_label not in _BOOK_DEPTHS or kind is None:
+                raise _Unhandled
+            d = _BOOK.decode(f.data)
+            bids, asks = tuple(d.b), tuple(d.a)
+            bbo = depth_label == "1"
+            event: VenueEvent
+            if kind == "snapshot":
+                event = DepthSnapshot(d.s, ts, d.u, bids, asks, int(depth_label), bbo=bbo)
+            else:
+                event = DepthDiff(d.s, ts, d.u, d.u, 0, bids, asks, bbo=bbo)
+            return ParsedFrame(topic, (event,))
+        raise _Unhandled
+
+    def _parse_general(self, frame: str | bytes) -> ParsedFrame:
         try:
             msg = orjson.loads(frame)
         except orjson.JSONDecodeError:
