@@ -393,7 +393,9 @@ class ExchangeSimulator:
                 if client.out:
                     transport = client.ws.transport
                     if not transport.is_closing():
-                        transport.write(b"".join(client.out))
+                        # A client going away may have half-closed (write_eof) without closing yet.
+                        with contextlib.suppress(RuntimeError):
+                            transport.write(b"".join(client.out))
                     client.out.clear()
                     # A slow reader slows the feed down (TCP backpressure), as the queues do in normal mode;
                     # the transport's buffer offers no public awaitable, so it is polled.
