@@ -86,6 +86,7 @@ class BinanceStub:
         app.router.add_delete("/api/v3/order", self._cancel)
         app.router.add_get("/api/v3/order", self._query)
         app.router.add_get("/api/v3/openOrders", self._open_orders)
+        app.router.add_get("/api/v3/allOrders", self._all_orders)
         app.router.add_get("/api/v3/myTrades", self._my_trades)
         app.router.add_get("/api/v3/account", self._account)
         app.router.add_post("/api/v3/order/cancelReplace", self._cancel_replace)
@@ -163,7 +164,7 @@ class BinanceStub:
             "symbol": o["symbol"], "orderId": o["orderId"], "clientOrderId": o["clientOrderId"],
             "price": str(o["price"]), "origQty": str(o["origQty"]), "executedQty": str(o["executedQty"]),
             "cummulativeQuoteQty": str(o["cummulativeQuoteQty"]), "status": o["status"],
-            "timeInForce": o["timeInForce"], "type": o["type"], "side": o["side"],
+            "timeInForce": o["timeInForce"], "type": o["type"], "side": o["side"], "time": o["time"],
         }  # fmt: skip
 
     def add_order(self, params: dict[str, str]) -> dict[str, Any]:
@@ -179,6 +180,7 @@ class BinanceStub:
             "executedQty": Decimal(0),
             "cummulativeQuoteQty": Decimal(0),
             "status": "NEW",
+            "time": int(time.time() * 1000),
         }
         self.orders[order["clientOrderId"]] = order
         self.by_id[order["orderId"]] = order
@@ -277,6 +279,16 @@ class BinanceStub:
         return web.json_response(
             [self._view(o) for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")]
         )
+
+    async def _all_orders(self, request: web.Request) -> web.Response:
+        params = self._check(request)
+        start = int(params.get("startTime", "0"))
+        rows = [
+            self._view(o)
+            for o in sorted(self.by_id.values(), key=lambda o: o["orderId"])
+            if o["symbol"] == params.get("symbol") and o["time"] >= start
+        ]
+        return web.json_response(rows[: int(params.get("limit", "500"))])
 
     async def _cancel_replace(self, request: web.Request) -> web.Response:
         params = self._check(request)

@@ -325,3 +325,42 @@ async def test_fills_of_a_replaced_order_found_by_the_resync_after_a_stream_gap(
         assert Decimal(done.filled_quantity.value) == Decimal("2")
         expected += _venue_fills([("0.25", "1489")])
         assert await _fills(oms_env, order.order_id) == expected
+
+
+@pytest.mark.integration
+async def test_chain_of_a_replaced_order_rebuilt_after_a_restart(
+    oms_env: OmsEnv, stub: tuple[BinanceStub, tuple[str, str]]
+) -> None:
+    """After a restart the chain of an order replaced before it is rebuilt from allOrders: a fill of its new
+    Binance order made while the OMS was down, and the next one on the stream, are recorded exactly."""
+    server, urls = stub
+    await oms_env.start(**_binance(urls))
+    await eventually(lambda: _true(server.connected > 0), what="the user-data stream connected")
+    async with oms_env.client() as c:
+        order = (
+            await c.submit("ETH-USDT", BUY, "3", price="1500", venue="binance", client_order_id="r3")
+        ).order
+        first = await _wait(c, order.order_id, lambda o: o.venue_order_id != "", "acknowledged")
+        await server.fill(order.order_id, Decimal("1"), Decimal("1499"))
+        await wait_status(c, order.order_id, S.ORDER_STATUS_PARTIALLY_FILLED, "1 of 3 filled")
+        await c.replace(order_id=order.order_id, price="1495")
+        await _wait(
+            c,
+            order.order_id,
+            lambda o: o.venue_order_id not in ("", first.venue_order_id),
+            "the new order id",
+        )
+    await oms_env.stop()
+    await server.fill(order.order_id, Decimal("1"), Decimal("1495"), push=False)
+    await oms_env.start(**_binance(urls))
+    async with oms_env.client() as c:
+        await _wait(
+            c, order.order_id, lambda o: Decimal(o.filled_quantity.value or "0") == 2, "the reconciled fill"
+        )
+        assert any(path == "/api/v3/allOrders" for _, path, _ in server.requests)
+        await eventually(lambda: _true(server.connected > 0), what="the user-data stream connected")
+        await server.fill(order.order_id, Decimal("1"), Decimal("1494"))
+        done = await wait_status(c, order.order_id, S.ORDER_STATUS_FILLED, "the last fill on the stream")
+        assert Decimal(done.filled_quantity.value) == 3
+        expected = _venue_fills([("1", "1499"), ("1", "1495"), ("1", "1494")])
+        assert await _fills(oms_env, order.order_id) == expected

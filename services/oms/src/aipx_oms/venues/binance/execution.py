@@ -13,6 +13,7 @@ from typing import Any
 import websockets
 from aipx.aio import cancel_and_wait
 from aipx.money import format_decimal, parse_decimal
+from aipx.numbers import parse_int
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from aipx_oms import metrics
@@ -308,7 +309,7 @@ class BinanceSpotVenue:
             self._working[order.order_id] = order
         chain = self._chains.get(order.order_id)
         if chain is None:
-            chain = self._chains[order.order_id] = Chain(Leg(venue_order_id))
+            chain = self._chains[order.order_id] = await self._rebuild(order, remote)
         elif chain.leg(venue_order_id) is None:
             # A Binance order of ours the chain lacks (a cancelReplace whose answer was lost): its base is
             # unknown, its figures cannot be translated (README, known limits).
@@ -323,6 +324,43 @@ class BinanceSpotVenue:
                 )
             )
         await self._catch_up(order.order_id, venue_symbol(order.symbol), order.filled_quantity, remote)
+
+    async def _rebuild(self, order: Order, remote: dict[str, Any]) -> Chain:
+        """The chain of an order this process has not placed nor replaced (after a restart). When the Binance
+        order `remote` may not be its first (its quantity is not the order's, or the OMS has more filled than
+        it executed), from GET /api/v3/allOrders: the symbol's orders since the order was created with our
+        order id as client id, in orderId order, each one's base what the earlier ones executed."""
+        venue_order_id = str(remote["orderId"])
+        original = parse_decimal(remote.get("origQty", "0"), field="order.origQty")
+        executed = parse_decimal(remote.get("executedQty", "0"), field="order.executedQty")
+        if original == order.quantity and order.filled_quantity <= executed:
+            return Chain(Leg(venue_order_id))
+        try:
+            rows = await self.rest.all_orders(
+                venue_symbol(order.symbol), order.created_time_ns // 1_000_000 - self.clock_skew_margin_ms
+            )
+            ours = sorted(
+                (row for row in rows if str(row.get("clientOrderId")) == order.order_id),
+                key=lambda row: parse_int(row["orderId"], field="allOrders.orderId", minimum=0),
+            )
+            legs = [str(row["orderId"]) for row in ours]
+            if venue_order_id not in legs:
+                raise ValueError(f"allOrders lacks Binance order {venue_order_id}")
+            last = legs.index(venue_order_id)
+            chain = Chain(Leg(legs[0]))
+            for row, next_id in zip(ours[:last], legs[1 : last + 1], strict=True):
+                chain.replaced(
+                    chain.current,
+                    parse_decimal(row["executedQty"], field="allOrders.executedQty"),
+                    parse_decimal(row["cummulativeQuoteQty"], field="allOrders.cummulativeQuoteQty"),
+                    next_id,
+                )
+        except (BinanceApiError, VenueUnavailableError, ValueError, KeyError, TypeError) as exc:
+            metrics.VENUE_ERRORS.labels(self.name, "chain_rebuild").inc()
+            log.error("Binance orders of %s not rebuilt (%s): counted from order %s", order.order_id, exc,
+                      venue_order_id)  # fmt: skip
+            return Chain(Leg(venue_order_id))
+        return chain
 
     async def reconcile(self, open_orders: Sequence[Order]) -> list[Order]:
         """Compare the OMS's open orders with the venue: report missed acknowledgements, fills and terminal
