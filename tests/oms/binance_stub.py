@@ -42,7 +42,8 @@ class BinanceStub:
     def __init__(self, api_key: str, secret: str) -> None:
         self.api_key = api_key
         self.secret = secret
-        self.orders: dict[str, dict[str, Any]] = {}
+        self.orders: dict[str, dict[str, Any]] = {}  # by client order id: the latest with that id
+        self.by_id: dict[int, dict[str, Any]] = {}  # every order by its orderId (a replaced one included)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.market_price = Decimal("100")
         self._ids = itertools.count(1000)
@@ -85,6 +86,7 @@ class BinanceStub:
         app.router.add_delete("/api/v3/order", self._cancel)
         app.router.add_get("/api/v3/order", self._query)
         app.router.add_get("/api/v3/openOrders", self._open_orders)
+        app.router.add_get("/api/v3/allOrders", self._all_orders)
         app.router.add_get("/api/v3/myTrades", self._my_trades)
         app.router.add_get("/api/v3/account", self._account)
         app.router.add_post("/api/v3/order/cancelReplace", self._cancel_replace)
@@ -162,7 +164,7 @@ class BinanceStub:
             "symbol": o["symbol"], "orderId": o["orderId"], "clientOrderId": o["clientOrderId"],
             "price": str(o["price"]), "origQty": str(o["origQty"]), "executedQty": str(o["executedQty"]),
             "cummulativeQuoteQty": str(o["cummulativeQuoteQty"]), "status": o["status"],
-            "timeInForce": o["timeInForce"], "type": o["type"], "side": o["side"],
+            "timeInForce": o["timeInForce"], "type": o["type"], "side": o["side"], "time": o["time"],
         }  # fmt: skip
 
     def add_order(self, params: dict[str, str]) -> dict[str, Any]:
@@ -178,8 +180,10 @@ class BinanceStub:
             "executedQty": Decimal(0),
             "cummulativeQuoteQty": Decimal(0),
             "status": "NEW",
+            "time": int(time.time() * 1000),
         }
         self.orders[order["clientOrderId"]] = order
+        self.by_id[order["orderId"]] = order
         return order
 
     async def _new_order(self, request: web.Request) -> web.Response:
@@ -276,19 +280,47 @@ class BinanceStub:
             [self._view(o) for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")]
         )
 
+    async def _all_orders(self, request: web.Request) -> web.Response:
+        params = self._check(request)
+        start = int(params.get("startTime", "0"))
+        rows = [
+            self._view(o)
+            for o in sorted(self.by_id.values(), key=lambda o: o["orderId"])
+            if o["symbol"] == params.get("symbol") and o["time"] >= start
+        ]
+        return web.json_response(rows[: int(params.get("limit", "500"))])
+
     async def _cancel_replace(self, request: web.Request) -> web.Response:
         params = self._check(request)
         old = self.orders.get(params.get("cancelOrigClientOrderId", ""))
         if old is None or old["status"] not in ("NEW", "PARTIALLY_FILLED"):
             return self._error(-2022, "Order cancel-replace failed.")
         old["status"] = "CANCELED"
-        await self._push(old, "CANCELED", cancel_id=f"cr-{uuid.uuid4().hex[:8]}")
+        cancel_id = params.get("cancelNewClientOrderId") or f"cr-{uuid.uuid4().hex[:8]}"
+        await self._push(old, "CANCELED", cancel_id=cancel_id)
         new = self.add_order(params)
         await self._push(new, "NEW")
+        now = int(time.time() * 1000)
+        # As Binance answers (spot REST API, "Cancel an Existing Order and Send a New Order"): the cancel's
+        # answer carries the canceled order's final executedQty and cummulativeQuoteQty.
+        cancel_response = {
+            "symbol": old["symbol"], "origClientOrderId": old["clientOrderId"], "orderId": old["orderId"],
+            "orderListId": -1, "clientOrderId": cancel_id, "transactTime": now, "price": str(old["price"]),
+            "origQty": str(old["origQty"]), "executedQty": str(old["executedQty"]),
+            "cummulativeQuoteQty": str(old["cummulativeQuoteQty"]), "status": "CANCELED",
+            "timeInForce": old["timeInForce"], "type": old["type"], "side": old["side"],
+            "selfTradePreventionMode": "NONE",
+        }  # fmt: skip
+        new_response = {
+            "symbol": new["symbol"], "orderId": new["orderId"], "orderListId": -1,
+            "clientOrderId": new["clientOrderId"], "transactTime": now, "price": str(new["price"]),
+            "origQty": str(new["origQty"]), "executedQty": "0", "cummulativeQuoteQty": "0", "status": "NEW",
+            "timeInForce": new["timeInForce"], "type": new["type"], "side": new["side"], "fills": [],
+            "selfTradePreventionMode": "NONE",
+        }  # fmt: skip
         return web.json_response(
-            {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
-             "cancelResponse": self._view(old), "newOrderResponse": {"orderId": new["orderId"],
-                                                                     "clientOrderId": new["clientOrderId"]}}
+            {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS", "cancelResponse": cancel_response,
+             "newOrderResponse": new_response}
         )  # fmt: skip
 
     async def _account(self, request: web.Request) -> web.Response:
@@ -329,12 +361,14 @@ class BinanceStub:
         fee: tuple[Decimal, str] | None = None,
         balances_first: dict[str, tuple[Decimal, Decimal]] | None = None,
         report_delay_s: float = 0.0,
-    ) -> None:
-        """Execute part of an order: one trade (fee: 0.1% of the quote in USDT unless given as (amount,
-        asset)); pushes the TRADE executionReport unless push=False (a missed event). `balances_first`: the
-        balances the trade leaves, pushed (outboundAccountPosition, its "u" the trade's time) before the
-        executionReport (`report_delay_s` earlier), as Binance may."""
-        order = self.orders[client_order_id]
+        venue_order_id: int | None = None,
+    ) -> str:
+        """Execute part of an order (the latest with that client id, or the order `venue_order_id`): one
+        trade (fee: 0.1% of the quote in USDT unless given as (amount, asset)); pushes the TRADE
+        executionReport unless push=False (a missed event, or one to `push_raw` later: it is returned).
+        `balances_first`: the balances the trade leaves, pushed (outboundAccountPosition, its "u" the trade's
+        time) before the executionReport (`report_delay_s` earlier), as Binance may."""
+        order = self.orders[client_order_id] if venue_order_id is None else self.by_id[venue_order_id]
         order["executedQty"] += quantity
         order["cummulativeQuoteQty"] += quantity * price
         order["status"] = "FILLED" if order["executedQty"] == order["origQty"] else "PARTIALLY_FILLED"
@@ -350,8 +384,10 @@ class BinanceStub:
         if balances_first is not None:
             await self.push_balances(balances_first, at_ms=now)
             await asyncio.sleep(report_delay_s)
+        event = self._event(order, "TRADE", trade=trade)
         if push:
-            await self._push(order, "TRADE", trade=trade)
+            await self.push_raw(event)
+        return event
 
     async def push_balances(
         self, changed: dict[str, tuple[Decimal, Decimal]], *, at_ms: int | None = None
@@ -386,6 +422,15 @@ class BinanceStub:
         trade: dict[str, Any] | None = None,
         cancel_id: str = "",
     ) -> None:
+        event = self._event(order, execution, trade=trade, cancel_id=cancel_id)
+        for ws in list(self._sockets):
+            await ws.send_str(event)
+        await asyncio.sleep(0)
+
+    @staticmethod
+    def _event(
+        order: dict[str, Any], execution: str, *, trade: dict[str, Any] | None = None, cancel_id: str = ""
+    ) -> str:
         canceled = execution == "CANCELED"
         now = int(time.time() * 1000)
         t = trade or {"qty": "0", "price": "0", "commission": "0", "commissionAsset": "USDT", "time": now,
@@ -401,6 +446,4 @@ class BinanceStub:
             "n": t["commission"], "N": t["commissionAsset"], "T": t["time"], "t": t["id"],
             "m": t["isMaker"], "Z": str(order["cummulativeQuoteQty"]),
         }  # fmt: skip
-        for ws in list(self._sockets):
-            await ws.send_str(json.dumps(event))
-        await asyncio.sleep(0)
+        return json.dumps(event)

@@ -13,6 +13,7 @@ from typing import Any
 import websockets
 from aipx.aio import cancel_and_wait
 from aipx.money import format_decimal, parse_decimal
+from aipx.numbers import parse_int
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from aipx_oms import metrics
@@ -30,6 +31,7 @@ from aipx_oms.venues.base import (
     VenueUnavailableError,
     always_room,
 )
+from aipx_oms.venues.binance.chain import Chain, Leg, in_order_terms
 from aipx_oms.venues.binance.http import (
     ORDER_REJECTED,
     UNKNOWN_ORDER,
@@ -108,7 +110,11 @@ class BinanceSpotVenue:
         self._room: RoomWaiter = always_room
         self._connections = 0
         self._working: dict[str, Order] = {}
-        self._venue_ids: dict[str, str] = {}
+        # Per OMS order, its Binance orders (a cancelReplace makes a new one): see chain.py.
+        self._chains: dict[str, Chain] = {}
+        # Stream reports about an order whose cancelReplace is unanswered, held until the answer says which
+        # Binance order is which (then handled in their order).
+        self._replacing: dict[str, list[ExecutionReport]] = {}
         self._task: asyncio.Task[None] | None = None
         self._on_balances: BalanceHandler | None = None
         self._balances_every_s = 60.0
@@ -204,7 +210,7 @@ class BinanceSpotVenue:
             return
         self._undecided_until_ms.pop(order.order_id, None)
         venue_order_id = str(answer.get("orderId", ""))
-        self._venue_ids[order.order_id] = venue_order_id
+        self._chains[order.order_id] = Chain(Leg(venue_order_id))
         self._report(
             ExecutionReport(ReportKind.ACKNOWLEDGED, order.order_id, self.name, venue_order_id=venue_order_id)
         )
@@ -238,14 +244,42 @@ class BinanceSpotVenue:
         params = order_params(order, order.quantity - order.filled_quantity)
         params.pop("newOrderRespType")
         params.update({"cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrigClientOrderId": order.order_id})
-        answer = await self.rest.cancel_replace(params)
-        new_id = str(answer.get("newOrderResponse", {}).get("orderId", ""))
-        if new_id:
-            self._venue_ids[order.order_id] = new_id
-            self._working[order.order_id] = order
-            self._report(
-                ExecutionReport(ReportKind.ACKNOWLEDGED, order.order_id, self.name, venue_order_id=new_id)
-            )
+        held = self._replacing.setdefault(order.order_id, [])
+        try:
+            answer = await self.rest.cancel_replace(params)
+            self._replaced(order, answer)
+        finally:
+            if self._replacing.get(order.order_id) is held:
+                del self._replacing[order.order_id]
+            for report in held:  # after a failure, about the Binance order as it was (a cancel included)
+                self._handle(report)
+
+    def _replaced(self, order: Order, answer: dict[str, Any]) -> None:
+        """A cancelReplace's answer: the new Binance order continues the chain, its base what the canceled
+        one and its predecessors executed (cancelResponse's executedQty and cummulativeQuoteQty)."""
+        canceled, new = answer.get("cancelResponse") or {}, answer.get("newOrderResponse") or {}
+        new_id = str(new.get("orderId", ""))
+        if not new_id:
+            return
+        canceled_id = str(canceled["orderId"])
+        executed = parse_decimal(canceled["executedQty"], field="cancelResponse.executedQty")
+        executed_quote = parse_decimal(
+            canceled["cummulativeQuoteQty"], field="cancelResponse.cummulativeQuoteQty"
+        )
+        chain = self._chains.get(order.order_id)
+        leg = chain.leg(canceled_id) if chain is not None else None
+        if chain is None or leg is None:
+            # Not placed or replaced since this process started: what earlier Binance orders of this OMS
+            # order executed is unknown (README, known limits); taken as nothing.
+            log.warning("Binance order %s of %s: its chain is unknown, base taken as 0", canceled_id,
+                        order.order_id)  # fmt: skip
+            leg = Leg(canceled_id)
+            chain = self._chains[order.order_id] = Chain(leg)
+        chain.replaced(leg, executed, executed_quote, new_id)
+        self._working[order.order_id] = order
+        self._report(
+            ExecutionReport(ReportKind.ACKNOWLEDGED, order.order_id, self.name, venue_order_id=new_id)
+        )
 
     async def query(self, order: Order) -> bool:
         """GET /api/v3/order by origClientOrderId (our order id): report what the OMS missed. "Order does
@@ -273,7 +307,16 @@ class BinanceSpotVenue:
         venue_order_id = str(remote["orderId"])
         if str(remote.get("status")) in ("NEW", "PARTIALLY_FILLED"):
             self._working[order.order_id] = order
-        self._venue_ids[order.order_id] = venue_order_id
+        chain = self._chains.get(order.order_id)
+        if chain is None:
+            chain = self._chains[order.order_id] = await self._rebuild(order, remote)
+        elif chain.leg(venue_order_id) is None:
+            # A Binance order of ours the chain lacks (a cancelReplace whose answer was lost): its base is
+            # unknown, its figures cannot be translated (README, known limits).
+            metrics.VENUE_ERRORS.labels(self.name, "unknown_venue_order").inc()
+            log.error("Binance order %s of %s is not in its chain: not reconciled", venue_order_id,
+                      order.order_id)  # fmt: skip
+            return
         if order.venue_order_id != venue_order_id:
             self._report(
                 ExecutionReport(
@@ -281,6 +324,43 @@ class BinanceSpotVenue:
                 )
             )
         await self._catch_up(order.order_id, venue_symbol(order.symbol), order.filled_quantity, remote)
+
+    async def _rebuild(self, order: Order, remote: dict[str, Any]) -> Chain:
+        """The chain of an order this process has not placed nor replaced (after a restart). When the Binance
+        order `remote` may not be its first (its quantity is not the order's, or the OMS has more filled than
+        it executed), from GET /api/v3/allOrders: the symbol's orders since the order was created with our
+        order id as client id, in orderId order, each one's base what the earlier ones executed."""
+        venue_order_id = str(remote["orderId"])
+        original = parse_decimal(remote.get("origQty", "0"), field="order.origQty")
+        executed = parse_decimal(remote.get("executedQty", "0"), field="order.executedQty")
+        if original == order.quantity and order.filled_quantity <= executed:
+            return Chain(Leg(venue_order_id))
+        try:
+            rows = await self.rest.all_orders(
+                venue_symbol(order.symbol), order.created_time_ns // 1_000_000 - self.clock_skew_margin_ms
+            )
+            ours = sorted(
+                (row for row in rows if str(row.get("clientOrderId")) == order.order_id),
+                key=lambda row: parse_int(row["orderId"], field="allOrders.orderId", minimum=0),
+            )
+            legs = [str(row["orderId"]) for row in ours]
+            if venue_order_id not in legs:
+                raise ValueError(f"allOrders lacks Binance order {venue_order_id}")
+            last = legs.index(venue_order_id)
+            chain = Chain(Leg(legs[0]))
+            for row, next_id in zip(ours[:last], legs[1 : last + 1], strict=True):
+                chain.replaced(
+                    chain.current,
+                    parse_decimal(row["executedQty"], field="allOrders.executedQty"),
+                    parse_decimal(row["cummulativeQuoteQty"], field="allOrders.cummulativeQuoteQty"),
+                    next_id,
+                )
+        except (BinanceApiError, VenueUnavailableError, ValueError, KeyError, TypeError) as exc:
+            metrics.VENUE_ERRORS.labels(self.name, "chain_rebuild").inc()
+            log.error("Binance orders of %s not rebuilt (%s): counted from order %s", order.order_id, exc,
+                      venue_order_id)  # fmt: skip
+            return Chain(Leg(venue_order_id))
+        return chain
 
     async def reconcile(self, open_orders: Sequence[Order]) -> list[Order]:
         """Compare the OMS's open orders with the venue: report missed acknowledgements, fills and terminal
@@ -315,29 +395,43 @@ class BinanceSpotVenue:
         return unknown
 
     async def _catch_up(self, order_id: str, symbol: str, filled: Decimal, remote: dict[str, Any]) -> None:
-        """Report the venue order's trades (`symbol`: Binance's) when it has executed more than `filled`
-        (each trade as its own fill, its id the stream's: the OMS stores each once), then its final state."""
+        """Report the venue order's trades (`symbol`: Binance's) when the OMS order has executed more than
+        `filled` (each trade as its own fill, its id the stream's, its cumulative figures the OMS order's: the
+        OMS stores each once), first those of the Binance orders a replace superseded that the OMS may lack,
+        then its final state."""
         venue_order_id = str(remote["orderId"])
         executed = parse_decimal(remote.get("executedQty", "0"), field="order.executedQty")
-        if executed > filled:
-            fills = parse_trades(order_id, venue_order_id, await self.rest.my_trades(symbol, venue_order_id))
-            traded = fills[-1].cumulative_quantity if fills else Decimal(0)
-            if traded != executed:  # the trades endpoint lags the order: the next query finds the rest
-                metrics.VENUE_ERRORS.labels(self.name, "trades_lag").inc()
-                log.warning("Binance order %s: executedQty %s, its trades sum to %s", venue_order_id,
-                            executed, traded)  # fmt: skip
-            for fill in fills:
-                self._report(fill)
+        chain = self._chains.get(order_id)
+        leg = (chain.leg(venue_order_id) if chain is not None else None) or Leg(venue_order_id)
+        for old, end in chain.earlier(leg) if chain is not None else []:
+            if end > filled:
+                await self._report_trades(order_id, symbol, old, end - old.base_quantity)
+        if leg.base_quantity + executed > filled:
+            await self._report_trades(order_id, symbol, leg, executed)
         kind = _TERMINAL.get(str(remote.get("status")))
         if kind is not None:
             self._report(ExecutionReport(kind, order_id, self.name, venue_order_id=venue_order_id))
+
+    async def _report_trades(self, order_id: str, symbol: str, leg: Leg, executed: Decimal) -> None:
+        """Report the trades of the Binance order `leg` (which executed `executed`) as fills."""
+        trades = await self.rest.my_trades(symbol, leg.venue_order_id)
+        fills = parse_trades(order_id, leg.venue_order_id, trades)
+        traded = fills[-1].cumulative_quantity if fills else Decimal(0)
+        if traded != executed:  # the trades endpoint lags the order: the next query finds the rest
+            metrics.VENUE_ERRORS.labels(self.name, "trades_lag").inc()
+            log.warning("Binance order %s: executedQty %s, its trades sum to %s", leg.venue_order_id,
+                        executed, traded)  # fmt: skip
+        for fill in fills:
+            self._report(in_order_terms(fill, leg))
 
     async def _resync(self) -> None:
         """After a stream gap: ask the venue about every order we have working there."""
         for order in list(self._working.values()):
             try:
                 remote = await self.rest.query_order(venue_symbol(order.symbol), order.order_id)
-                if remote is not None and str(remote["orderId"]) == self._venue_ids.get(order.order_id):
+                chain = self._chains.get(order.order_id)
+                current = chain.current.venue_order_id if chain is not None else None
+                if remote is not None and str(remote["orderId"]) == current:
                     await self._catch_up(
                         order.order_id, venue_symbol(order.symbol), order.filled_quantity, remote
                     )
@@ -421,9 +515,23 @@ class BinanceSpotVenue:
     def _handle(self, report: ExecutionReport) -> None:
         if report.kind is ReportKind.ACKNOWLEDGED:
             return  # acknowledgements come from the REST answer
-        current = self._venue_ids.get(report.order_id)
-        if current is not None and report.venue_order_id and report.venue_order_id != current:
-            return  # about a venue order this one replaced (cancelReplace)
+        held = self._replacing.get(report.order_id)
+        if held is not None:  # which Binance order is which: the cancelReplace's answer says
+            held.append(report)
+            return
+        chain = self._chains.get(report.order_id)
+        if chain is not None and report.venue_order_id:
+            leg = chain.leg(report.venue_order_id)
+            if leg is None:
+                metrics.VENUE_ERRORS.labels(self.name, "unknown_venue_order").inc()
+                log.error("%s report about Binance order %s, not in the chain of %s: skipped", report.kind,
+                          report.venue_order_id, report.order_id)  # fmt: skip
+                return
+            if leg is not chain.current:  # a Binance order a cancelReplace superseded
+                if report.kind is ReportKind.FILL:  # executed before the cancel: recorded
+                    self._report(in_order_terms(report, leg))
+                return  # its cancel is the replace's
+            report = in_order_terms(report, leg)
         if report.kind is ReportKind.CANCELED and report.order_id not in self._working:
             return  # already reported from the cancel's REST answer
         self._report(report)

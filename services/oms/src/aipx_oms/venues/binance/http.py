@@ -155,6 +155,13 @@ class BinanceRestClient:
         )
         return result
 
+    async def all_orders(self, symbol: str, start_ms: int) -> list[dict[str, Any]]:
+        """GET /api/v3/allOrders: the symbol's orders (any status) placed from `start_ms` on, at most 1000."""
+        result: list[dict[str, Any]] = await self._call(
+            "GET", "/api/v3/allOrders", {"symbol": symbol, "startTime": start_ms, "limit": 1000}
+        )
+        return result
+
     async def open_orders(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._call("GET", "/api/v3/openOrders", {})
         return result
