@@ -17,6 +17,19 @@ PlainDecimal = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}(?:\.[0-9]{1,18
 more digits, a sign) is refused there, and the general parser canonicalises or reports it."""
 
 
+class NotOnFastPath(Exception):
+    """A frame a venue's msgspec fast path does not cover (depth, klines, replies, odd shapes)."""
+
+
+# What sends a frame from a venue's fast path to its general parser (which parses it or says why not).
+FAST_PATH_MISSES: tuple[type[Exception], ...] = (
+    msgspec.ValidationError,
+    msgspec.DecodeError,
+    MalformedFrameError,
+    NotOnFastPath,
+)
+
+
 def decimal_text(value: Any, field: str) -> str:
     """A non-negative decimal number given as text, returned in canonical positional form.
 

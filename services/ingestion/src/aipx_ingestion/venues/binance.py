@@ -26,7 +26,17 @@ from aipx_ingestion.domain.events import (
     TradeEvent,
     VenueEvent,
 )
-from aipx_ingestion.venues._fields import PlainDecimal, decimal_text, integer, levels, ms_to_ns, obj, text
+from aipx_ingestion.venues._fields import (
+    FAST_PATH_MISSES,
+    NotOnFastPath,
+    PlainDecimal,
+    decimal_text,
+    integer,
+    levels,
+    ms_to_ns,
+    obj,
+    text,
+)
 from aipx_ingestion.venues.base import FeedAdapter, ParsedFrame
 
 _PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
@@ -167,7 +177,7 @@ class BinanceFeed(FeedAdapter):
     def parse(self, frame: str | bytes) -> ParsedFrame:
         try:
             return self._parse_fast(frame)
-        except (msgspec.ValidationError, msgspec.DecodeError, MalformedFrameError, _Unhandled):
+        except FAST_PATH_MISSES:
             return self._parse_general(frame)
 
     @staticmethod
@@ -189,7 +199,7 @@ class BinanceFeed(FeedAdapter):
             side = SIDE_SELL if t.m else SIDE_BUY
             event = TradeEvent(t.s, t.T * 1_000_000, str(t.t), t.t, t.p, t.q, side)
         else:
-            raise _Unhandled
+            raise NotOnFastPath
         return ParsedFrame(stream, (event,))
 
     def _parse_general(self, frame: str | bytes) -> ParsedFrame:
@@ -283,10 +293,6 @@ class BinanceFeed(FeedAdapter):
                 ask_size=decimal_text(d["A"], "A"),
             )
         raise MalformedFrameError("unknown_type", f"unknown event type {str(event)[:40]!r}")
-
-
-class _Unhandled(Exception):
-    """A frame the fast path does not cover (depth, klines, replies): the general parser takes it."""
 
 
 def _flag(value: Any, field: str) -> bool:

@@ -27,7 +27,17 @@ from aipx_ingestion.domain.events import (
     VenueEvent,
 )
 from aipx_ingestion.domain.normalizer import Stream
-from aipx_ingestion.venues._fields import PlainDecimal, decimal_text, integer, levels, ms_to_ns, obj, text
+from aipx_ingestion.venues._fields import (
+    FAST_PATH_MISSES,
+    NotOnFastPath,
+    PlainDecimal,
+    decimal_text,
+    integer,
+    levels,
+    ms_to_ns,
+    obj,
+    text,
+)
 from aipx_ingestion.venues.base import FeedAdapter, ParsedFrame
 
 _PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
@@ -75,10 +85,6 @@ _FRAME = msgspec.json.Decoder(_Frame)
 _TRADES = msgspec.json.Decoder(list[_Trade])
 _BOOK = msgspec.json.Decoder(_Book)
 _BOOK_KINDS: dict[str | None, Literal["snapshot", "delta"]] = {"snapshot": "snapshot", "delta": "delta"}
-
-
-class _Unhandled(Exception):
-    """A frame the fast path does not cover (klines, replies, odd shapes): the general parser takes it."""
 
 
 class BybitFeed(FeedAdapter):
@@ -148,7 +154,7 @@ class BybitFeed(FeedAdapter):
     def parse(self, frame: str | bytes) -> ParsedFrame:
         try:
             return self._parse_fast(frame)
-        except (msgspec.ValidationError, msgspec.DecodeError, MalformedFrameError, _Unhandled):
+        except FAST_PATH_MISSES:
             return self._parse_general(frame)
 
     @staticmethod
@@ -161,7 +167,7 @@ class BybitFeed(FeedAdapter):
         if channel == "publicTrade":
             trades = _TRADES.decode(f.data)
             if not trades:
-                raise _Unhandled
+                raise NotOnFastPath
             events = tuple(
                 TradeEvent(
                     t.s,
@@ -179,7 +185,7 @@ class BybitFeed(FeedAdapter):
             depth_label = channel[10:]
             kind = _BOOK_KINDS.get(f.type)
             if depth_label not in _BOOK_DEPTHS or kind is None:
-                raise _Unhandled
+                raise NotOnFastPath
             d = _BOOK.decode(f.data)
             bids, asks = tuple(d.b), tuple(d.a)
             bbo = depth_label == "1"
@@ -189,7 +195,7 @@ class BybitFeed(FeedAdapter):
             else:
                 event = DepthDiff(d.s, ts, d.u, d.u, 0, bids, asks, bbo=bbo)
             return ParsedFrame(topic, (event,))
-        raise _Unhandled
+        raise NotOnFastPath
 
     def _parse_general(self, frame: str | bytes) -> ParsedFrame:
         try:
