@@ -47,17 +47,7 @@ def _via(dsn: str, port: int) -> str:
 
 
 async def test_orders_whose_commit_outcome_was_unknown_reach_the_venue(oms_env: OmsEnv) -> None:
-    upstream = urlsplit(oms_env.dsn)
-    proxy = CuttableProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432)
-    port = await proxy.start()
-    app = await oms_env.start(
-        postgres=PostgresSettings(dsn=_via(oms_env.dsn, port), min_pool_size=1, max_pool_size=8),
-        send_sweep_interval_s=0.2,
-        send_sweep_grace_s=0.5,
-        reconcile_interval_s=0,  # the send sweep alone (reconciliation would find them too, later)
-    )
-    paper = app.venues["paper"]
-    assert isinstance(paper, PaperVenue)
+    paper, proxy = await _behind_proxy(oms_env)
     failed: list[str] = []  # client order ids whose submit answered an error (outcome unknown to the client)
     ok: list[str] = []
     stop = asyncio.Event()
@@ -80,12 +70,7 @@ async def test_orders_whose_commit_outcome_was_unknown_reach_the_venue(oms_env: 
     try:
         await _until(_progress(ok, 100), "load running")
         for attempt in range(20):  # until a commit's answer was lost (usually the first time)
-            if attempt % 2:
-                await _terminate_backends(oms_env.dsn)
-            else:
-                cuts = proxy.cuts_after_request
-                proxy.cut_after_next_request()
-                await _until(lambda: proxy.cuts_after_request > cuts, "the link cut after a request")  # noqa: B023
+            await _lose_an_answer(oms_env, proxy, attempt)
             await _until(_progress(ok, 20), "the OMS writing again", 30)
             rows = await oms_env.sql(
                 "SELECT client_order_id FROM orders WHERE client_order_id = ANY($1::text[])", failed
@@ -113,6 +98,34 @@ async def test_orders_whose_commit_outcome_was_unknown_reach_the_venue(oms_env: 
     await proxy.stop()
 
 
+async def _behind_proxy(oms_env: OmsEnv) -> tuple[PaperVenue, CuttableProxy]:
+    """The OMS with its PostgreSQL behind a cuttable proxy, and its paper venue; the send sweep alone finds
+    what the fast path missed (reconciliation, which would find it too, later, is off)."""
+    upstream = urlsplit(oms_env.dsn)
+    proxy = CuttableProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432)
+    port = await proxy.start()
+    app = await oms_env.start(
+        postgres=PostgresSettings(dsn=_via(oms_env.dsn, port), min_pool_size=1, max_pool_size=8),
+        send_sweep_interval_s=0.2,
+        send_sweep_grace_s=0.5,
+        reconcile_interval_s=0,
+    )
+    paper = app.venues["paper"]
+    assert isinstance(paper, PaperVenue)
+    return paper, proxy
+
+
+async def _lose_an_answer(oms_env: OmsEnv, proxy: CuttableProxy, attempt: int) -> None:
+    """Cut the OMS's sessions under load: pg_terminate_backend on odd attempts, else the proxy's link right
+    after it forwarded a request (the statement may commit; its answer is lost)."""
+    if attempt % 2:
+        await _terminate_backends(oms_env.dsn)
+        return
+    cuts = proxy.cuts_after_request
+    proxy.cut_after_next_request()
+    await _until(lambda: proxy.cuts_after_request > cuts, "the link cut after a request")
+
+
 def _progress(ok: list[str], more: int) -> Callable[[], bool]:
     mark = len(ok)
     return lambda: len(ok) >= mark + more
@@ -129,17 +142,7 @@ async def test_cancels_whose_commit_outcome_was_unknown_reach_the_venue(oms_env:
     """The same cut while cancels commit: a cancel whose PENDING_CANCEL committed but whose answer the client
     never got is still sent to the venue (by the send sweep, without a restart); every order whose cancel
     committed ends CANCELED and no longer rests at the venue; the others still rest there."""
-    upstream = urlsplit(oms_env.dsn)
-    proxy = CuttableProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432)
-    port = await proxy.start()
-    app = await oms_env.start(
-        postgres=PostgresSettings(dsn=_via(oms_env.dsn, port), min_pool_size=1, max_pool_size=8),
-        send_sweep_interval_s=0.2,
-        send_sweep_grace_s=0.5,
-        reconcile_interval_s=0,
-    )
-    paper = app.venues["paper"]
-    assert isinstance(paper, PaperVenue)
+    paper, proxy = await _behind_proxy(oms_env)
     resting: list[str] = []
     async with oms_env.client() as c:
         for i in range(400):
@@ -171,12 +174,7 @@ async def test_cancels_whose_commit_outcome_was_unknown_reach_the_venue(oms_env:
         for attempt in range(12):
             if not queue:
                 break
-            if attempt % 2:
-                await _terminate_backends(oms_env.dsn)
-            else:
-                cuts = proxy.cuts_after_request
-                proxy.cut_after_next_request()
-                await _until(lambda: proxy.cuts_after_request > cuts, "the link cut after a request")  # noqa: B023
+            await _lose_an_answer(oms_env, proxy, attempt)
             await _until(lambda: bool(not queue or (ok and len(ok) > 0)), "cancelling again", 30)
             await asyncio.sleep(0.2)
             rows = await oms_env.sql(
