@@ -129,7 +129,9 @@ class OutboxRelay:
                     for task in done:
                         task.result()
                 finally:
-                    await cancel_and_wait(publishing, pruning, what="outbox relay loops")
+                    # The one that ended was looked at above (its error is this attempt's); stop the other.
+                    running = [t for t in (publishing, pruning) if not t.done()]
+                    await cancel_and_wait(*running, what="outbox relay loops")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
