@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aipx.procs import set_parent_death_signal
+from aipx.procs import die_with_parent
 
 log = logging.getLogger("aipx.platform")
 
@@ -147,8 +147,7 @@ def main(argv: list[str]) -> None:
     """`python -m aipx_stack.lifeline PARENT_PID -- PROGRAM ARGS...`: exec PROGRAM, dying with PARENT_PID."""
     if len(argv) < 3 or argv[1] != "--" or not argv[0].isdigit():
         sys.exit("usage: python -m aipx_stack.lifeline PARENT_PID -- PROGRAM [ARGS...]")
-    set_parent_death_signal(signal.SIGKILL)
-    if os.getppid() != int(argv[0]):
+    if not die_with_parent(int(argv[0]), signal.SIGKILL):
         sys.exit(f"lifeline: the supervisor (pid {argv[0]}) is already gone; not starting {argv[2]}")
     os.execv(argv[2], argv[2:])
 
