@@ -119,6 +119,10 @@ class KafkaSettings(_Section):
     linger_ms: int = Field(5, ge=0)
     max_batch_size: int = Field(256 * 1024, ge=16 * 1024)
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = "lz4"
+    # LZ4's level when compression_type is lz4: 0 is LZ4's fast mode (librdkafka's default); aiokafka's own
+    # default, 9, is the high-compression mode the broker uses when it recompresses: ~5x the CPU per record
+    # for ~2-4% fewer bytes on market data (bench/RESULTS.md, 2026-12-05). Process-wide (aiokafka's codec).
+    lz4_level: int = Field(0, ge=0, le=16)
     request_timeout_ms: int = Field(30_000, ge=1_000)
     # Replication factor used by the topic bootstrap; None = the catalogue's (cloud) value.
     replication_factor: int | None = None

@@ -8,6 +8,8 @@ what they have processed.
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import inspect
 import logging
 import os
@@ -18,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import aiokafka
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, codec
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -201,13 +203,50 @@ class NodeDrainingAccumulator(MessageAccumulator):  # type: ignore[misc]
         return drained
 
 
+# aiokafka compresses a record batch with its module-level `lz4_encode(data)` at level 9 and has no setting
+# for the level: the record batch builders (the Cython one and the pure-Python fallback) look the function
+# up in their module's globals, so the level is set there. The output is the same LZ4 frame format (blocks
+# independent, no content checksum: what Kafka's KIP-57 framing requires); only the compressor's effort
+# differs. Process-wide: every producer of the process compresses at the last level installed.
+_LZ4_BUILDER_MODULES = ("aiokafka.record.default_records", "aiokafka.record._crecords.default_records")
+_lz4_level: int | None = None
+
+
+def install_lz4_level(level: int) -> bool:
+    """Make aiokafka's record batches compress with LZ4 at `level`; False (and a warning) if the seam does
+    not fit this aiokafka, which then keeps its own level."""
+    global _lz4_level
+    if level == _lz4_level:
+        return True
+    if aiokafka.__version__ != AIOKAFKA_VERIFIED:
+        log.warning("LZ4 stays at aiokafka's level: aiokafka %s is not the verified %s",
+                    aiokafka.__version__, AIOKAFKA_VERIFIED)  # fmt: skip
+        return False
+    modules = [importlib.import_module(name) for name in _LZ4_BUILDER_MODULES]
+    unfit = [m.__name__ for m in modules if getattr(m, "lz4_encode", None) is None]
+    if unfit or inspect.signature(codec.lz4_encode).parameters.keys() != {"payload", "level"}:
+        log.warning("LZ4 stays at aiokafka's level: its codec changed (%s)", ", ".join(unfit) or "lz4_encode")
+        return False
+    if _lz4_level is not None:
+        log.warning("LZ4 level changed from %d to %d for every producer of this process", _lz4_level, level)
+    encode_at_level = functools.partial(codec.lz4_encode, level=level)
+    for module in modules:
+        module.lz4_encode = encode_at_level  # type: ignore[attr-defined]
+    _lz4_level = level
+    return True
+
+
 def create_producer(
     settings: KafkaSettings | None = None, *, client_id: str, **overrides: Any
 ) -> AIOKafkaProducer:
-    """A producer configured from the settings (call `await producer.start()`), draining per broker."""
-    config = producer_config(settings or KafkaSettings(), client_id=client_id, **overrides)
+    """A producer configured from the settings (call `await producer.start()`), draining per broker, with
+    LZ4 at the settings' level."""
+    settings = settings or KafkaSettings()
+    config = producer_config(settings, client_id=client_id, **overrides)
     producer = AIOKafkaProducer(**config)
     install_node_draining(producer)
+    if config["compression_type"] == "lz4":
+        install_lz4_level(settings.lz4_level)
     return producer
 
 
