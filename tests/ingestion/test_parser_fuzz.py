@@ -19,6 +19,7 @@ from aipx_ingestion.domain.events import ControlEvent, DepthDiff, DepthSnapshot,
 from aipx_ingestion.domain.normalizer import InstrumentNormalizer
 from aipx_ingestion.domain.symbols import SymbolMap
 from aipx_ingestion.venues import BinanceFeed, BybitFeed, FeedAdapter, VenueConfig
+from aipx_ingestion.venues._fields import FAST_PATH_MISSES
 from aipx_ingestion.venues._template import TemplateFeed
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -289,6 +290,41 @@ def test_binance_fast_path_agrees_with_the_general_parser(index: int, key: str, 
         assert feed.parse(raw) == general if not isinstance(general, str) else True
         return
     assert fast == general
+
+
+@pytest.mark.parametrize("value", ["1 2", " 1", "1 ", "1\n", "\u0661", "1.", ".5", "0" * 21, "1." + "0" * 19])
+def test_binance_fast_path_checks_every_decimal_of_a_frame_in_one_call(value: str) -> None:
+    """The fast path checks a frame's decimals joined by spaces in one regex call: a value holding a space
+    (or anything else not plain) cannot make the joined text pass; each such frame is refused by the fast
+    path and reported as the general parser reports it."""
+    feed = ADAPTERS[0]
+    assert isinstance(feed, BinanceFeed)
+    checked = 0
+    for original in BINANCE_FRAMES:
+        for key in ("p", "q", "b", "B", "a", "A"):
+            if not isinstance(original["data"].get(key), str):
+                continue
+            frame = json.loads(json.dumps(original))
+            frame["data"][key] = value
+            raw = orjson.dumps(frame)
+            with pytest.raises(FAST_PATH_MISSES):
+                feed._parse_fast(raw)
+            if value.strip(" \n") != value or " " in value or not value.isascii():
+                with pytest.raises(MalformedFrameError) as caught:
+                    feed.parse(raw)
+                assert caught.value.reason == "bad_decimal", (key, value)
+            else:  # "1.", ".5", many digits: as the general parser canonicalises or refuses them
+                try:
+                    general: Any = feed._parse_general(raw)
+                except MalformedFrameError as exc:
+                    general = exc.reason
+                try:
+                    parsed: Any = feed.parse(raw)
+                except MalformedFrameError as exc:
+                    parsed = exc.reason
+                assert parsed == general
+            checked += 1
+    assert checked >= 6  # trades' p, q and quotes' b, B, a, A at least
 
 
 BYBIT_FRAMES = [f for f in FIXTURE_FRAMES if isinstance(f, dict) and "topic" in f]

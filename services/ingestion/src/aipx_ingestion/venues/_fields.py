@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import msgspec
@@ -11,10 +12,17 @@ from aipx.numbers import INT64_MAX, MAX_EPOCH_MS
 from aipx_ingestion.domain.errors import MalformedFrameError
 from aipx_ingestion.domain.events import Level
 
-PlainDecimal = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}(?:\.[0-9]{1,18})?\Z")]
+_PLAIN = r"[0-9]{1,20}(?:\.[0-9]{1,18})?"
+PlainDecimal = Annotated[str, msgspec.Meta(pattern=rf"^{_PLAIN}\Z")]
 """For the msgspec fast paths: the non-negative plain decimal text that decimal_text passes unchanged
 (aipx.money's plain form without the sign), checked by msgspec while decoding. Anything else (exponents,
 more digits, a sign) is refused there, and the general parser canonicalises or reports it."""
+
+# The same check for the two or four decimals of a frame in one regex call, on the values joined by single
+# spaces (no plain decimal contains one, so the join matches only if every value does): msgspec checks each
+# pattern-constrained field in a call of its own (~0.45 us each), the highest-rate frames carry 2-4 of them.
+PLAIN_PAIR = re.compile(rf"{_PLAIN} {_PLAIN}").fullmatch
+PLAIN_QUAD = re.compile(rf"{_PLAIN} {_PLAIN} {_PLAIN} {_PLAIN}").fullmatch
 
 
 class NotOnFastPath(Exception):

@@ -28,8 +28,9 @@ from aipx_ingestion.domain.events import (
 )
 from aipx_ingestion.venues._fields import (
     FAST_PATH_MISSES,
+    PLAIN_PAIR,
+    PLAIN_QUAD,
     NotOnFastPath,
-    PlainDecimal,
     decimal_text,
     integer,
     levels,
@@ -44,7 +45,8 @@ _PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 # -- fast path: typed msgspec Structs for the high-rate streams --------------------------------------------
 # The same checks as the general parser below, declared: ids are non-negative int64s (never bools), times
 # epoch milliseconds whose nanoseconds fit an int64, texts non-empty, flags true/false; decimal strings plain
-# non-negative text (PlainDecimal: what decimal_text passes unchanged). A frame the Structs refuse is parsed
+# non-negative text (what decimal_text passes unchanged; checked after decoding, a frame's decimals in one
+# regex call: PLAIN_PAIR, PLAIN_QUAD). A frame the Structs refuse is parsed
 # again by the general parser, which canonicalises or names the reason: errors are rare, reported as before.
 _Id = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 _Ms = Annotated[int, msgspec.Meta(ge=0, le=MAX_EPOCH_MS)]
@@ -60,8 +62,8 @@ class _Trade(msgspec.Struct):
     e: Literal["trade"]
     s: _Text
     t: _Id
-    p: PlainDecimal
-    q: PlainDecimal
+    p: str  # p, q: PLAIN_PAIR
+    q: str
     T: _Ms
     m: bool
 
@@ -70,8 +72,8 @@ class _AggTrade(msgspec.Struct):
     e: Literal["aggTrade"]
     s: _Text
     a: _Id
-    p: PlainDecimal
-    q: PlainDecimal
+    p: str  # p, q: PLAIN_PAIR
+    q: str
     f: _Id
     l: _Id  # noqa: E741 - Binance's field name
     T: _Ms
@@ -81,10 +83,10 @@ class _AggTrade(msgspec.Struct):
 class _BookTicker(msgspec.Struct):
     u: _Id
     s: _Text
-    b: PlainDecimal
-    B: PlainDecimal
-    a: PlainDecimal
-    A: PlainDecimal
+    b: str  # b, B, a, A: PLAIN_QUAD
+    B: str
+    a: str
+    A: str
     e: Literal["bookTicker"] | None = None
     E: _Ms | msgspec.UnsetType = msgspec.UNSET  # spot has none; null is refused, as by the general parser
 
@@ -188,14 +190,20 @@ class BinanceFeed(FeedAdapter):
         event: VenueEvent
         if stream.endswith("@aggTrade"):
             a = _AGG_TRADE.decode(combined.data)
+            if PLAIN_PAIR(f"{a.p} {a.q}") is None:
+                raise NotOnFastPath
             side = SIDE_SELL if a.m else SIDE_BUY
             event = TradeEvent(a.s, a.T * 1_000_000, str(a.a), a.a, a.p, a.q, side, True, a.f, a.l)
         elif stream.endswith("@bookTicker"):
             b = _BOOK_TICKER.decode(combined.data)
+            if PLAIN_QUAD(f"{b.b} {b.B} {b.a} {b.A}") is None:
+                raise NotOnFastPath
             time_ns = 0 if b.E is msgspec.UNSET else b.E * 1_000_000
             event = QuoteEvent(b.s, time_ns, b.u, b.b, b.B, b.a, b.A)
         elif stream.endswith("@trade"):
             t = _TRADE.decode(combined.data)
+            if PLAIN_PAIR(f"{t.p} {t.q}") is None:
+                raise NotOnFastPath
             side = SIDE_SELL if t.m else SIDE_BUY
             event = TradeEvent(t.s, t.T * 1_000_000, str(t.t), t.t, t.p, t.q, side)
         else:
