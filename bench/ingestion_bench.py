@@ -65,8 +65,10 @@ from aipx.topics import MARKET_DATA_RAW, catalogue
 from aipx.v1.common_pb2 import SIDE_BUY, SIDE_SELL
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx_stack import scratch
+from aipx_stack.errors import StackError
 from aipx_stack.ports import free_port
-from aipx_stack.procstat import cpu_seconds
+from aipx_stack.procstat import cpu_seconds, pin, unpin
+from aipx_stack.select import open_stack
 
 ROOT = Path(__file__).resolve().parent
 BASES = (
@@ -329,6 +331,13 @@ async def stop(
 
 
 SIM_FAST = True  # set from --sim-mode
+PUBLISHER_CPUS: set[int] | None = None  # set from --pin: the CPU of the publisher under test
+
+
+def place_publisher(pid: int) -> None:
+    """Put a publisher under test (with the threads and children it starts later) on its own CPU."""
+    if PUBLISHER_CPUS is not None:
+        pin([pid], PUBLISHER_CPUS)
 
 
 def ingestion_command(
@@ -378,6 +387,7 @@ async def run_ingestion(
         assert sim.proc is not None
         cmd, env = command(symbols, sim, topic, extra_env or {})
         proc = await asyncio.create_subprocess_exec(*cmd, env=env)
+        place_publisher(proc.pid)
         try:
             start = time.time()
             await asyncio.sleep(warmup)
@@ -455,6 +465,7 @@ async def run_cryptofeed(bootstrap: str, symbols: list[str], seconds: float, war
         proc = await asyncio.create_subprocess_exec(
             *cmd, env=clean_env(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
         )
+        place_publisher(proc.pid)
         try:
             # The isolated environment is installed on first use: start the clock at its first record.
             first = await first_record(bootstrap, topics, within_s=180.0)
@@ -677,6 +688,9 @@ async def main() -> None:
     parser.add_argument("--curve", default="20,200,1000", help="symbol counts of the CPU-per-message curve")
     parser.add_argument("--curve-rate", type=float, default=5_000, help="messages/s of the curve's runs")
     parser.add_argument("--sim-mode", choices=("fast", "normal"), default="fast")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None,
+                        help="give the publisher under test a CPU of its own (default: on with 2 or more "
+                             "CPUs)")  # fmt: skip
     parser.add_argument("--bare-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ws", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
@@ -686,6 +700,40 @@ async def main() -> None:
         await bare_worker(args.ws, args.topic, args.symbols)
         return
     SIM_FAST = args.sim_mode == "fast"
+    placed = place(args.pin)
+    try:
+        await measure(args)
+    finally:
+        unpin(placed)
+
+
+def place(wanted: bool | None) -> list[tuple[int, set[int]]]:
+    """As bench/oms_bench.py places its servers: with --pin (the default on 2+ CPUs) each publisher under test
+    (this tree's service, a baseline's, the bare worker, cryptofeed) runs on the last CPU, alone; the
+    simulator, the broker (the local stack) and this process (the ceilings, the read-back) share the others.
+    Without it, everything competes for every CPU and a publisher's CPU per message moves with where the
+    scheduler puts the broker (0.39-0.59 of the baseline between rounds of one run, 2026-12-05)."""
+    global PUBLISHER_CPUS
+    cpus = sorted(os.sched_getaffinity(0))
+    if not (wanted if wanted is not None else len(cpus) >= 2):
+        print("  placement: every process on every CPU (--pin: the publisher under test on a CPU of its own)")
+        return []
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs at least 2 CPUs")
+    PUBLISHER_CPUS, others = {cpus[-1]}, set(cpus[:-1])
+    try:
+        stack_pids = [c.pid for c in open_stack().status() if c.pid]
+    except StackError as exc:  # not a stack this machine runs: only this process and the publishers move
+        print(f"  (stack processes not pinned: {exc})")
+        stack_pids = []
+    placed = pin([os.getpid(), *stack_pids], others)
+    stack = "the local stack" if stack_pids else "(no local stack found)"
+    print(f"  placement: the publisher under test on CPU {sorted(PUBLISHER_CPUS)}; the simulator, this "
+          f"process and {stack} on CPU {sorted(others)}")  # fmt: skip
+    return placed
+
+
+async def measure(args: argparse.Namespace) -> None:
     bootstrap = KafkaSettings().bootstrap_servers
     symbols = symbol_names(args.symbols)
     baselines = [baseline_env(ref) for ref in args.baseline]

@@ -1,14 +1,16 @@
 """Venue-neutral events produced by the venue parsers and consumed by the normalizer.
 
 Prices and quantities stay as the venue's exact decimal text (validated by the parser), never floats.
-Not frozen: one is built per venue message, and frozen dataclasses construct several times slower.
+msgspec Structs, not dataclasses: one is built per venue message, and a Struct is built in C (~0.09 us for
+a trade against 0.25 for a slots dataclass); gc=False, as they hold only strings, numbers and tuples of them
+(no reference cycles), so the garbage collector neither tracks nor scans them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
+import msgspec
 from aipx.v1.common_pb2 import Side
 
 Level = tuple[str, str]
@@ -27,8 +29,7 @@ class Kind(StrEnum):
     GAP = "gap"
 
 
-@dataclass(slots=True)
-class TradeEvent:
+class TradeEvent(msgspec.Struct, gc=False):
     """A public trade. `sequence_id` is the venue's numeric, per-symbol contiguous id when it has one."""
 
     venue_symbol: str
@@ -43,8 +44,7 @@ class TradeEvent:
     last_trade_id: int = 0
 
 
-@dataclass(slots=True)
-class QuoteEvent:
+class QuoteEvent(msgspec.Struct, gc=False):
     """Best bid and offer; `update_id` is the venue's book update id (0 if none)."""
 
     venue_symbol: str
@@ -56,8 +56,7 @@ class QuoteEvent:
     ask_size: str
 
 
-@dataclass(slots=True)
-class DepthDiff:
+class DepthDiff(msgspec.Struct, gc=False):
     """An incremental book update covering venue update ids first_update_id..final_update_id."""
 
     venue_symbol: str
@@ -71,8 +70,7 @@ class DepthDiff:
     """True for a top-of-book-only stream (e.g. Bybit orderbook.1): it feeds quotes, not the depth book."""
 
 
-@dataclass(slots=True)
-class DepthSnapshot:
+class DepthSnapshot(msgspec.Struct, gc=False):
     """A full book consistent with update id `last_update_id` (from REST or from the stream)."""
 
     venue_symbol: str
@@ -84,8 +82,7 @@ class DepthSnapshot:
     bbo: bool = False
 
 
-@dataclass(slots=True)
-class CandleEvent:
+class CandleEvent(msgspec.Struct, gc=False):
     """An OHLCV candle update; `closed` once the interval is final."""
 
     venue_symbol: str
@@ -103,8 +100,7 @@ class CandleEvent:
     closed: bool
 
 
-@dataclass(slots=True)
-class ControlEvent:
+class ControlEvent(msgspec.Struct, gc=False):
     """A non-data frame: subscription ack, pong, venue error. `ok` is False for errors the venue reports."""
 
     kind: str

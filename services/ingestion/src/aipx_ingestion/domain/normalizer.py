@@ -7,9 +7,9 @@ envelopes, and never publishes book data while the book is known to be inconsist
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 
+import msgspec
 from aipx.v1.common_pb2 import Decimal as PbDecimal
 from aipx.v1.market_data_pb2 import (
     BookLevel,
@@ -50,13 +50,13 @@ class Drop(Enum):
     UNSYNCED = "unsynced"
 
 
-@dataclass(slots=True)
-class Outcome:
-    """The envelopes to publish for one input, in order, and what else happened."""
+class Outcome(msgspec.Struct, gc=False):
+    """The envelopes to publish for one input, in order, and what else happened (a Struct: one per input,
+    see events.py; its lists are tracked by the collector as usual, nothing refers back to it)."""
 
-    envelopes: list[MarketDataEnvelope] = field(default_factory=list)
+    envelopes: list[MarketDataEnvelope] = msgspec.field(default_factory=list)
     dropped: Drop | None = None
-    gaps: list[Stream] = field(default_factory=list)
+    gaps: list[Stream] = msgspec.field(default_factory=list)
     resync: Stream | None = None
     snapshot_applied: bool = False
 
