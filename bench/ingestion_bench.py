@@ -65,10 +65,9 @@ from aipx.topics import MARKET_DATA_RAW, catalogue
 from aipx.v1.common_pb2 import SIDE_BUY, SIDE_SELL
 from aipx.v1.market_data_pb2 import MarketDataEnvelope
 from aipx_stack import scratch
-from aipx_stack.errors import StackError
 from aipx_stack.ports import free_port
 from aipx_stack.procstat import cpu_seconds, pin, unpin
-from aipx_stack.select import open_stack
+from aipx_stack.select import pin_with_stack
 
 ROOT = Path(__file__).resolve().parent
 BASES = (
@@ -721,13 +720,7 @@ def place(wanted: bool | None) -> list[tuple[int, set[int]]]:
     if len(cpus) < 2:
         raise SystemExit("--pin needs at least 2 CPUs")
     PUBLISHER_CPUS, others = {cpus[-1]}, set(cpus[:-1])
-    try:
-        stack_pids = [c.pid for c in open_stack().status() if c.pid]
-    except StackError as exc:  # not a stack this machine runs: only this process and the publishers move
-        print(f"  (stack processes not pinned: {exc})")
-        stack_pids = []
-    placed = pin([os.getpid(), *stack_pids], others)
-    stack = "the local stack" if stack_pids else "(no local stack found)"
+    placed, stack = pin_with_stack(others)
     print(f"  placement: the publisher under test on CPU {sorted(PUBLISHER_CPUS)}; the simulator, this "
           f"process and {stack} on CPU {sorted(others)}")  # fmt: skip
     return placed

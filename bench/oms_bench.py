@@ -51,10 +51,9 @@ import uvloop
 from aipx.settings import KafkaSettings, PostgresSettings, RedisSettings
 from aipx.v1 import common_pb2, oms_pb2, oms_pb2_grpc, orders_pb2
 from aipx_stack import scratch
-from aipx_stack.errors import StackError
 from aipx_stack.ports import free_port
 from aipx_stack.procstat import cpu_seconds, pin, unpin
-from aipx_stack.select import open_stack
+from aipx_stack.select import pin_with_stack
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
@@ -450,13 +449,7 @@ async def main_async(args: argparse.Namespace) -> int:
         # Production runs PostgreSQL, Kafka and the clients on other hosts than the OMS: here the servers
         # under test (measured one at a time) get a CPU of their own, and the load generator (a child of
         # this process) and the local stack share the others.
-        try:
-            stack_pids = [c.pid for c in open_stack().status() if c.pid]
-        except StackError as exc:  # not a stack this machine runs: only this process and the servers move
-            print(f"(stack processes not pinned: {exc})")
-            stack_pids = []
-        placed = pin([os.getpid(), *stack_pids], others_cpus)
-        stack_note = "the local stack" if stack_pids else "(no local stack processes found to pin)"
+        placed, stack_note = pin_with_stack(others_cpus)
         print(
             f"placement: servers under test on CPU {sorted(servers_cpus)}; load generator and {stack_note}"
             f" on CPU {sorted(others_cpus)} (--no-pin: all share every CPU)"

@@ -12,6 +12,7 @@ from aipx_stack.errors import StackError
 from aipx_stack.external import ExternalStack, endpoints_from_env
 from aipx_stack.native import NativeStack
 from aipx_stack.native.stack import native_endpoints
+from aipx_stack.procstat import pin
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +41,15 @@ def open_stack(mode: str | None = None, config: StackConfig | None = None) -> St
         log.info("a Docker engine answers: using the containers stack")
         return ContainersStack(cfg)
     return NativeStack(cfg)
+
+
+def pin_with_stack(cpus: set[int]) -> tuple[list[tuple[int, set[int]]], str]:
+    """For a benchmark that gives the component under test CPUs of its own: confine this process (and the
+    children it starts later) and the local stack's processes to `cpus`. Returns what to hand to
+    `procstat.unpin`, and a phrase naming what moved besides this process."""
+    try:
+        stack_pids = [c.pid for c in open_stack().status() if c.pid]
+    except StackError as exc:  # not a stack this machine runs: only this process moves
+        return pin([os.getpid()], cpus), f"(stack processes not pinned: {exc})"
+    moved = "the local stack" if stack_pids else "(no local stack processes found to pin)"
+    return pin([os.getpid(), *stack_pids], cpus), moved
